@@ -1,0 +1,33 @@
+# InPars Lab: `make demo` (set up + main job) and `make test` (set up + tests).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# Datasets: ../shared/datasets when it exists (offline machines), else data/datasets (downloads).
+export INPARS_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && realpath ../shared/datasets || echo $(CURDIR)/data/datasets)
+DEMO_OUT ?= runs/scifact-bm25
+
+.PHONY: setup demo test test-slow lint bench
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/inpars index --dataset scifact --fields flat --out $(DEMO_OUT)/index-flat
+	$(BIN)/inpars retrieve --dataset scifact --index $(DEMO_OUT)/index-flat --split test --k 1000 --out $(DEMO_OUT)/bm25-flat.run
+	$(BIN)/inpars index --dataset scifact --fields multifield --out $(DEMO_OUT)/index-multifield
+	$(BIN)/inpars retrieve --dataset scifact --index $(DEMO_OUT)/index-multifield --split test --k 1000 --out $(DEMO_OUT)/bm25-multifield.run
+	$(BIN)/inpars evaluate --dataset scifact --split test --run $(DEMO_OUT)/bm25-flat.run --out $(DEMO_OUT)/eval-flat
+	$(BIN)/inpars compare --dataset scifact --split test --runs $(DEMO_OUT)/bm25-flat.run $(DEMO_OUT)/bm25-multifield.run --baseline bm25-flat --measure nDCG@10 --out $(DEMO_OUT)/compare
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no slow test collected
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python benchmarks/bench_bm25.py

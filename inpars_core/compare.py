@@ -1,0 +1,242 @@
+"""Compare runs on the same qrels: per-query deltas, win/tie/loss, paired tests, Holm correction."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from inpars_core.errors import ConfigError
+from inpars_core.evaluation import Evaluation
+
+TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One run against the baseline on one measure."""
+
+    run: str
+    mean: float
+    delta: float
+    wins: int
+    ties: int
+    losses: int
+    t_p: float
+    wilcoxon_p: float
+    t_p_holm: float
+    wilcoxon_p_holm: float
+
+    @property
+    def significant(self) -> bool:
+        """Both Holm-corrected paired tests below 0.05."""
+        return self.t_p_holm < 0.05 and self.wilcoxon_p_holm < 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A table of runs compared to one baseline on one measure."""
+
+    measure: str
+    baseline: str
+    baseline_mean: float
+    queries: int
+    rows: tuple[ComparisonRow, ...]
+    alpha: float = 0.05
+
+
+def holm_bonferroni(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for position, index in enumerate(order):
+        value = min(1.0, (m - position) * p_values[index])
+        running = max(running, value)
+        adjusted[index] = running
+    return adjusted
+
+
+def paired_tests(before: Sequence[float], after: Sequence[float]) -> tuple[float, float]:
+    """Two-sided paired t-test and Wilcoxon signed-rank p-values (1.0 when all deltas are 0)."""
+    from scipy import stats
+
+    deltas = [a - b for a, b in zip(after, before, strict=True)]
+    if len(deltas) < 2 or all(abs(d) <= TIE_TOLERANCE for d in deltas):
+        return 1.0, 1.0
+    t_p = float(stats.ttest_rel(after, before).pvalue)
+    if math.isnan(t_p):
+        t_p = 1.0
+    wilcoxon_p = float(stats.wilcoxon(after, before, zero_method="wilcox").pvalue)
+    return t_p, wilcoxon_p
+
+
+def compare(evaluations: Mapping[str, Evaluation], baseline: str, measure: str) -> Comparison:
+    """Compare every run in ``evaluations`` with ``baseline`` on ``measure``."""
+    if baseline not in evaluations:
+        raise ConfigError(f"baseline {baseline!r} is not among the runs: {list(evaluations)}")
+    base = evaluations[baseline]
+    if measure not in base.measures:
+        raise ConfigError(f"measure {measure!r} was not evaluated; evaluated: {base.measures}")
+    base_values = base.values(measure)
+    query_ids = sorted(base_values)
+    partial = []
+    for name, evaluation in evaluations.items():
+        if name == baseline:
+            continue
+        values = evaluation.values(measure)
+        if sorted(values) != query_ids:
+            raise ConfigError(f"run {name!r} was evaluated on other queries than {baseline!r}")
+        before = [base_values[q] for q in query_ids]
+        after = [values[q] for q in query_ids]
+        deltas = [a - b for a, b in zip(after, before, strict=True)]
+        t_p, w_p = paired_tests(before, after)
+        partial.append((name, sum(after) / len(after), deltas, t_p, w_p))
+    t_holm = holm_bonferroni([row[3] for row in partial])
+    w_holm = holm_bonferroni([row[4] for row in partial])
+    base_mean = sum(base_values.values()) / len(base_values) if base_values else 0.0
+    rows = tuple(
+        ComparisonRow(
+            run=name,
+            mean=mean,
+            delta=mean - base_mean,
+            wins=sum(d > TIE_TOLERANCE for d in deltas),
+            ties=sum(abs(d) <= TIE_TOLERANCE for d in deltas),
+            losses=sum(d < -TIE_TOLERANCE for d in deltas),
+            t_p=t_p,
+            wilcoxon_p=w_p,
+            t_p_holm=th,
+            wilcoxon_p_holm=wh,
+        )
+        for (name, mean, deltas, t_p, w_p), th, wh in zip(partial, t_holm, w_holm, strict=True)
+    )
+    return Comparison(
+        measure=measure,
+        baseline=baseline,
+        baseline_mean=base_mean,
+        queries=len(query_ids),
+        rows=rows,
+    )
+
+
+HEADER = ("run", "mean", "delta", "win", "tie", "loss", "t p (Holm)", "Wilcoxon p (Holm)", "sig")
+
+
+def _cells(comparison: Comparison) -> list[list[str]]:
+    base = [comparison.baseline, f"{comparison.baseline_mean:.4f}", "", "", "", "", "", "", "base"]
+    rows = [base]
+    for r in comparison.rows:
+        rows.append(
+            [
+                r.run,
+                f"{r.mean:.4f}",
+                f"{r.delta:+.4f}",
+                str(r.wins),
+                str(r.ties),
+                str(r.losses),
+                f"{r.t_p:.4f} ({r.t_p_holm:.4f})",
+                f"{r.wilcoxon_p:.4f} ({r.wilcoxon_p_holm:.4f})",
+                "*" if r.significant else "",
+            ]
+        )
+    return rows
+
+
+def to_markdown(comparison: Comparison) -> str:
+    """The comparison as a Markdown table with a caption line."""
+    lines = [
+        f"{comparison.measure} on {comparison.queries} queries, baseline {comparison.baseline}; "
+        "* = both paired tests significant at 0.05 after Holm–Bonferroni",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join("---" for _ in HEADER) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in _cells(comparison)]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(comparison: Comparison) -> str:
+    """The comparison as CSV with raw (unrounded) numbers."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "run",
+            "measure",
+            "mean",
+            "delta",
+            "wins",
+            "ties",
+            "losses",
+            "t_p",
+            "t_p_holm",
+            "wilcoxon_p",
+            "wilcoxon_p_holm",
+            "significant",
+        ]
+    )
+    writer.writerow(
+        [
+            comparison.baseline,
+            comparison.measure,
+            comparison.baseline_mean,
+            0.0,
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    for r in comparison.rows:
+        writer.writerow(
+            [
+                r.run,
+                comparison.measure,
+                r.mean,
+                r.delta,
+                r.wins,
+                r.ties,
+                r.losses,
+                r.t_p,
+                r.t_p_holm,
+                r.wilcoxon_p,
+                r.wilcoxon_p_holm,
+                r.significant,
+            ]
+        )
+    return out.getvalue()
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def to_latex(comparison: Comparison) -> str:
+    """The comparison as a LaTeX ``tabular`` (booktabs rules)."""
+    lines = [
+        r"\begin{tabular}{lrrrrrrrl}",
+        r"\toprule",
+        " & ".join(_latex_escape(h) for h in HEADER) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(_latex_escape(c) for c in row) + r" \\" for row in _cells(comparison)]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"

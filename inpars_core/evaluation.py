@@ -1,0 +1,101 @@
+"""Evaluation with ir-measures: aggregate and per-query values, written as artifacts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ir_measures
+
+from inpars_core.artifacts import (
+    META_FILE,
+    StageMeta,
+    atomic_path,
+    atomic_text,
+    finish_meta,
+    write_json,
+)
+from inpars_core.errors import ConfigError
+from inpars_core.records import Qrel, Qrels, Run
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
+
+
+def parse_measures(names: Sequence[str]) -> list[ir_measures.Measure]:
+    """Parse measure strings such as ``nDCG@10``; a bad one names itself and the fix."""
+    measures = []
+    for name in names:
+        try:
+            measures.append(ir_measures.parse_measure(name))
+        except (ValueError, NameError, SyntaxError, TypeError) as exc:
+            raise ConfigError(
+                f"measure {name!r} is not an ir-measures measure ({exc}); "
+                "examples: nDCG@10, RR@10, R@100, AP, P@5"
+            ) from None
+    return measures
+
+
+def qrels_records(qrels: Qrels) -> list[Qrel]:
+    """Qrels as ir-measures records."""
+    return [Qrel(q, d, rel) for q, judged in qrels.items() for d, rel in judged.items()]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Aggregate and per-query values of some measures for one run."""
+
+    measures: tuple[str, ...]
+    aggregate: dict[str, float]
+    per_query: dict[str, dict[str, float]]  # query_id -> measure -> value
+
+    def values(self, measure: str) -> dict[str, float]:
+        """Per-query values of one measure."""
+        return {q: values[measure] for q, values in self.per_query.items()}
+
+
+def evaluate(run: Run, qrels: Qrels, measures: Sequence[str]) -> Evaluation:
+    """Evaluate ``run`` on ``qrels``.
+
+    Like ``trec_eval -c``: a judged query (with at least one relevant document) that the run
+    does not answer counts as 0, and the aggregate is the mean over judged queries. Queries the
+    qrels do not judge are ignored.
+    """
+    parsed = parse_measures(measures)
+    names = tuple(str(m) for m in parsed)
+    judged = [q for q, docs in qrels.items() if any(rel > 0 for rel in docs.values())]
+    per_query: dict[str, dict[str, float]] = {q: {} for q in judged}
+    scored = [doc for q in judged for doc in run.get(q, [])]
+    for metric in ir_measures.iter_calc(parsed, qrels_records(qrels), scored):
+        if metric.query_id in per_query:
+            per_query[metric.query_id][str(metric.measure)] = float(metric.value)
+    missing = [q for q in judged if q not in run or not run[q]]
+    if missing:
+        logger.warning(
+            "%d judged queries have no ranking in the run; they count as 0", len(missing)
+        )
+    for values in per_query.values():
+        for name in names:
+            values.setdefault(name, 0.0)
+    aggregate = {
+        name: (sum(v[name] for v in per_query.values()) / len(per_query) if per_query else 0.0)
+        for name in names
+    }
+    return Evaluation(measures=names, aggregate=aggregate, per_query=per_query)
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: Path, meta: StageMeta) -> None:
+    """Write ``aggregate.json``, ``per_query.tsv`` and ``meta.json`` into ``out_dir``."""
+    with atomic_path(Path(out_dir)) as staged:
+        staged.mkdir()
+        write_json(staged / "aggregate.json", evaluation.aggregate)
+        with atomic_text(staged / "per_query.tsv") as handle:
+            handle.write("query_id\t" + "\t".join(evaluation.measures) + "\n")
+            for query_id, values in evaluation.per_query.items():
+                row = "\t".join(f"{values[m]:.6f}" for m in evaluation.measures)
+                handle.write(f"{query_id}\t{row}\n")
+        meta.counts.setdefault("queries", len(evaluation.per_query))
+        finish_meta(meta, staged / META_FILE)

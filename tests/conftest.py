@@ -1,0 +1,70 @@
+"""Shared fixtures: the SciFact copy in ../shared/datasets, tiny BEIR folders, loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = (ROOT.parent / "shared" / "datasets").resolve()
+
+# Tests read datasets from ../shared/datasets unless told otherwise, and never reach the network.
+if "INPARS_DATA_DIR" not in os.environ and SHARED_DATASETS.is_dir():
+    os.environ["INPARS_DATA_DIR"] = str(SHARED_DATASETS)
+os.environ.setdefault("INPARS_BEIR_BASE_URL", "http://127.0.0.1:9/unreachable")
+os.environ.pop("OPENAI_API_KEY", None)
+
+
+@pytest.fixture(scope="session")
+def scifact_dir() -> Path:
+    """The SciFact folder (BEIR layout)."""
+    path = Path(os.environ["INPARS_DATA_DIR"]) / "scifact"
+    if not (path / "corpus.jsonl").is_file():
+        pytest.fail(f"SciFact not found at {path}; set INPARS_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def scifact(scifact_dir: Path):
+    """SciFact loaded once per session."""
+    from inpars_core.datasets import load_beir_folder
+
+    return load_beir_folder(scifact_dir, name="scifact")
+
+
+def write_beir(
+    folder: Path, corpus: list[dict], queries: list[dict], qrels: dict[str, str]
+) -> Path:
+    """Write a tiny BEIR folder; ``qrels`` maps split -> TSV body (header added)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (folder / "qrels").mkdir(exist_ok=True)
+    for split, body in qrels.items():
+        (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + body)
+    return folder
+
+
+TINY_CORPUS = [
+    {"_id": "d1", "title": "Aspirin", "text": "Aspirin reduces the risk of heart attack."},
+    {"_id": "d2", "title": "Statins", "text": "Statins lower cholesterol in adults."},
+    {"_id": "d3", "title": "Vitamin D", "text": "Vitamin D deficiency is common in winter."},
+    # d4 and d0 are identical: every query scores them equally (a tie to break by doc id).
+    {"_id": "d4", "title": "Coffee", "text": "Coffee drinking and heart rhythm."},
+    {"_id": "d0", "title": "Coffee", "text": "Coffee drinking and heart rhythm."},
+]
+TINY_QUERIES = [
+    {"_id": "q1", "text": "aspirin heart attack"},
+    {"_id": "q2", "text": "cholesterol statins"},
+    {"_id": "q3", "text": "coffee heart"},
+]
+TINY_QRELS = {"test": "q1\td1\t1\nq2\td2\t1\nq3\td4\t1\n"}
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path) -> Path:
+    """A five-document BEIR folder with three judged queries."""
+    return write_beir(tmp_path / "tiny", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
