@@ -143,6 +143,12 @@ def read_meta(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def read_meta_file(path: Path) -> dict[str, Any] | None:
+    """A meta JSON file's content, or None when it does not exist."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def sidecar_meta_path(file_path: Path) -> Path:
     """Where the meta of a single-file artifact (a run file) lives: ``<file>.meta.json``."""
     file_path = Path(file_path)

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 
 from ir_measures import Qrel, ScoredDoc
 
-__all__ = ["Document", "Qrel", "Qrels", "Query", "Run", "ScoredDoc"]
+__all__ = [
+    "Document",
+    "FilterVerdict",
+    "Qrel",
+    "Qrels",
+    "Query",
+    "Run",
+    "ScoredDoc",
+    "SyntheticQuery",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +48,35 @@ Run = dict[str, list[ScoredDoc]]
 
 #: Relevance judgements: query_id -> doc_id -> relevance.
 Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticQuery:
+    """One LLM-written query for one document (a row of ``queries.jsonl`` from generation)."""
+
+    query_id: str
+    doc_id: str
+    text: str
+    raw_output: str
+    prompt_id: str
+    prompt_hash: str
+    backend: str
+    model: str
+    seed: int
+    mean_logprob: float | None = None
+    sum_logprob: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FilterVerdict:
+    """Whether one synthetic query survived a filter, and why not when it did not."""
+
+    query_id: str
+    filter: str
+    kept: bool
+    reason: str = ""
+    value: float | None = None
