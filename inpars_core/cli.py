@@ -279,6 +279,129 @@ def _filter(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("encode")
+def _encode(args: argparse.Namespace) -> int:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from inpars_core.models import resolve_model_path
+    from inpars_core.reranking.encoding import EncodingConfig, explain_encoding
+
+    path = resolve_model_path(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    type_vocab_size = int(getattr(AutoConfig.from_pretrained(path), "type_vocab_size", 1) or 1)
+    config = EncodingConfig(mode=args.pair_encoding, max_length=args.max_length)
+    explained = explain_encoding(tokenizer, args.query, args.doc, config, type_vocab_size)
+    if args.json:
+        print(json.dumps(explained))
+    else:
+        for token, segment in zip(explained["tokens"], explained["token_type_ids"], strict=True):
+            print(f"{segment} {token}")
+        for problem in explained["problems"]:
+            print(f"problem: {problem}")
+    return 0
+
+
+@command("rerank")
+def _rerank(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
+    from inpars_core.reranking.encoding import EncodingConfig
+    from inpars_core.reranking.scoring import ScoringConfig, load_reranker
+    from inpars_core.reranking.stage import RerankConfig, ScoreCache, rerank
+    from inpars_core.runs import read_trec_run, run_size, top_k, write_trec_run
+
+    dataset = _dataset(args)
+    config = RerankConfig(
+        depth=args.depth,
+        chunk_pairs=args.chunk_pairs,
+        encoding=EncodingConfig(mode=args.pair_encoding, max_length=args.max_length),
+        scoring=ScoringConfig(
+            batch_size=args.batch_size, device=args.device, precision=args.precision
+        ),
+    )
+    run = read_trec_run(Path(args.run))
+    queries = dataset.split_queries(args.split)
+    reranker = load_reranker(args.model, config.scoring)
+    cache = None if args.no_cache else ScoreCache.for_model(reranker, config)
+    meta = StageMeta(
+        stage="rerank",
+        config=vars_of(config),
+        inputs={
+            "dataset": dataset.name,
+            "split": args.split,
+            "run": args.run,
+            "model": args.model,
+            "model_fingerprint": reranker.fingerprint,
+        },
+    )
+    started = time.perf_counter()
+    total = run_size({q: d for q, d in top_k(run, args.depth).items() if q in queries})
+    with tqdm(total=total, desc="rerank", unit="pair") as bar:
+        reranked, report = rerank(
+            reranker, queries, run, dataset.corpus, config, cache, progress=bar.update
+        )
+    meta.timings["rerank_s"] = round(time.perf_counter() - started, 3)
+    meta.counts.update(
+        queries=len(reranked), pairs=report.pairs, scored=report.scored, cached=report.cached
+    )
+    write_trec_run(reranked, Path(args.out), tag=f"rerank-{Path(args.model).name}")
+    finish_meta(meta, sidecar_meta_path(Path(args.out)))
+    print(
+        f"reranked {report.pairs} pairs ({report.cached} from cache) in "
+        f"{meta.timings['rerank_s']:.1f} s -> {args.out}"
+    )
+    return 0
+
+
+def _window(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise InparsError(
+            f"--window must look like A:B (1-based BM25 ranks), got {text!r}"
+        ) from None
+    return first, last
+
+
+@command("triples")
+def _triples(args: argparse.Namespace) -> int:
+    from inpars_core.generation.stage import read_queries
+    from inpars_core.negatives import (
+        NegativesConfig,
+        mine_triples,
+        positives_from_qrels,
+        positives_from_synthetic,
+        write_triples,
+    )
+    from inpars_core.runs import read_trec_run
+
+    dataset = _dataset(args)
+    if bool(args.queries) == bool(args.split):
+        raise InparsError("give exactly one of --queries (synthetic) or --split (qrels)")
+    if args.queries:
+        texts, positives = positives_from_synthetic(read_queries(Path(args.queries)))
+    else:
+        positives = positives_from_qrels(dataset.qrels(args.split))
+        texts = {q: dataset.queries[q].text for q in positives if q in dataset.queries}
+    config = NegativesConfig(
+        negatives=args.negatives,
+        window=_window(args.window),
+        random_negatives=args.random_negatives,
+        balanced=args.balanced,
+        seed=args.seed,
+    )
+    triples, report = mine_triples(
+        texts, positives, read_trec_run(Path(args.run)), sorted(dataset.corpus), config
+    )
+    write_triples(triples, Path(args.out), config=config, report=report)
+    print(
+        f"{report.triples} triples for {report.queries} queries -> {args.out} "
+        f"(shortfall {report.shortfall}, queries without run {report.queries_without_run})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="inpars", description=__doc__)
@@ -362,6 +485,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--example-copy-jaccard", type=float, default=0.8)
     p.add_argument("--keep-example-copies", action="store_true")
     p.add_argument("--out", required=True, help="kept queries JSONL")
+
+    p = sub.add_parser("encode", help="show how a (query, document) pair is encoded")
+    p.add_argument("--model", required=True, help="hub id, path, or minilm")
+    p.add_argument("--query", required=True)
+    p.add_argument("--doc", required=True)
+    p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("rerank", help="rerank the top-k of a run with a cross-encoder")
+    with_dataset(p)
+    p.add_argument("--split", default="test")
+    p.add_argument("--run", required=True)
+    p.add_argument("--model", required=True, help="hub id, path, or a model we trained")
+    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
+    p.add_argument("--chunk-pairs", type=int, default=256, help="pairs scored between cache writes")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("triples", help="mine BM25 negatives: (query, positive, negative)")
+    with_dataset(p)
+    p.add_argument("--queries", help="synthetic queries JSONL (positive = source document)")
+    p.add_argument("--split", help="or a qrels split (e.g. train): supervised triples")
+    p.add_argument("--run", required=True, help="BM25 run of those queries")
+    p.add_argument("--negatives", type=int, default=5)
+    p.add_argument("--window", default="1:100", help="BM25 rank window A:B to sample from")
+    p.add_argument("--random-negatives", type=int, default=0)
+    p.add_argument("--balanced", action="store_true", help="one negative per positive")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
 
     p = sub.add_parser("compare", help="paired comparison of runs against a baseline")
     with_dataset(p)

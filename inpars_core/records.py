@@ -18,6 +18,7 @@ __all__ = [
     "Run",
     "ScoredDoc",
     "SyntheticQuery",
+    "Triple",
 ]
 
 
@@ -80,3 +81,19 @@ class FilterVerdict:
     kept: bool
     reason: str = ""
     value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Triple:
+    """A training example: a query, one positive and one negative document, and where the
+    negative came from (``bm25`` with its rank and window, or ``random``)."""
+
+    query_id: str
+    query_text: str
+    pos_doc_id: str
+    neg_doc_id: str
+    neg_source: str
+    neg_rank: int | None = None
+    window: tuple[int, int] | None = None
+    teacher_pos_score: float | None = None
+    teacher_neg_score: float | None = None

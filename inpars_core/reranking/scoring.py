@@ -1,0 +1,153 @@
+"""Load a sequence-classification reranker and score (query, document) pairs in batches.
+
+Length-sorted batches (less padding), device auto (cuda, mps, cpu), fp16/bf16 on GPU, bf16
+autocast and dynamic int8 on CPU. Scores are the single logit (or, for two-label heads, the
+log-odds of label 1), returned in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from inpars_core.errors import ConfigError
+from inpars_core.models import resolve_model_path
+from inpars_core.reranking.encoding import EncodingConfig, encode_pairs
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Inference settings."""
+
+    batch_size: int = 32
+    device: str = "auto"
+    precision: Precision = "fp32"
+
+
+def pick_device(device: str = "auto") -> str:
+    """cuda, then mps, then cpu, unless one is named."""
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass
+class LoadedReranker:
+    """A model, its tokenizer and a fingerprint of its weights and name."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    fingerprint: str
+    device: str
+    precision: str
+
+    @property
+    def type_vocab_size(self) -> int:
+        """Segment vocabulary of the model (2 for BERT/MiniLM, 1 for RoBERTa)."""
+        return int(getattr(self.model.config, "type_vocab_size", 1) or 1)
+
+
+def _fingerprint(path: str) -> str:
+    """sha256 over the weight files of a local model (or the hub id when remote)."""
+    folder = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    if not files:
+        digest.update(path.encode())
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    config = folder / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_reranker(
+    model: str, config: ScoringConfig = ScoringConfig(), num_labels: int | None = None
+) -> LoadedReranker:
+    """Load a reranker by hub id, path, or ``minilm`` (the packaged backbone: a new 1-logit
+    head is initialised, which is only useful for training)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_path(model)
+    kwargs: dict[str, Any] = {}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    elif model == "minilm":
+        kwargs["num_labels"] = 1
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    network = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    device = pick_device(config.device)
+    precision = config.precision
+    if precision == "int8":
+        if device != "cpu":
+            raise ConfigError("int8 (dynamic quantisation) runs on the CPU only")
+        network = torch.ao.quantization.quantize_dynamic(
+            network, {torch.nn.Linear}, dtype=torch.qint8
+        )
+    elif precision == "fp16" and device == "cpu":
+        raise ConfigError("fp16 is for GPUs; use bf16 or int8 on the CPU")
+    network.to(device).eval()
+    return LoadedReranker(network, tokenizer, model, _fingerprint(path), device, precision)
+
+
+def logits_to_scores(logits: Any) -> Any:
+    """One score per pair: the logit, or log-odds of label 1 for two-label heads."""
+    if logits.shape[-1] == 1:
+        return logits[:, 0]
+    return logits[:, 1] - logits[:, 0]
+
+
+def score_pairs(
+    reranker: LoadedReranker,
+    pairs: Sequence[tuple[str, str]],
+    encoding: EncodingConfig | None = None,
+    config: ScoringConfig | None = None,
+) -> list[float]:
+    """Scores of (query, document text) pairs, in input order, batched by length."""
+    import torch
+
+    encoding = encoding or EncodingConfig()
+    config = config or ScoringConfig()
+    if not pairs:
+        return []
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    scores = [0.0] * len(pairs)
+    device = reranker.device
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(reranker.precision)
+    with torch.inference_mode():
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            batch = encode_pairs(
+                reranker.tokenizer,
+                [pairs[i][0] for i in index],
+                [pairs[i][1] for i in index],
+                encoding,
+            ).to(device)
+            if autocast_dtype is not None:
+                with torch.autocast(device_type=device.split(":")[0], dtype=autocast_dtype):
+                    logits = reranker.model(**batch).logits
+            else:
+                logits = reranker.model(**batch).logits
+            for i, value in zip(index, logits_to_scores(logits.float()).tolist(), strict=True):
+                scores[i] = float(value)
+    return scores

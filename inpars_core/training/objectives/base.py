@@ -1,0 +1,113 @@
+"""What every training objective shares: the batch it receives and the small interface it has.
+
+An objective decides how a group of triples is laid out as encoded pairs (:meth:`make_batch`),
+how many output labels the model needs, how the model is prepared (``problem_type``), and turns a
+batch into a loss. It receives the model; it owns no optimiser, schedule or loop (that is the
+trainer's job), like sentence-transformers' loss modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from inpars_core.records import Triple
+from inpars_core.reranking.encoding import EncodingConfig, encode_pairs
+
+#: Scores (query text, document text) pairs with the model as it is now (eval mode, no grad).
+PairScorer = Callable[[Sequence[tuple[str, str]]], list[float]]
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """Encoded (query, document) pairs for a group of triples.
+
+    ``features`` is the tokenizer output of :func:`encode_pairs`; ``labels`` holds one float per
+    pair (1.0 positive, 0.0 negative); ``groups`` lists, for listwise objectives, the pair indices
+    of each (query, positive) group, positive first; ``teacher_margins`` holds one teacher
+    ``pos - neg`` score margin per triple when pairs are laid out ``pos, neg, pos, neg, ...``.
+    """
+
+    features: Any
+    labels: Any
+    triples: tuple[Triple, ...]
+    groups: tuple[tuple[int, ...], ...] = ()
+    teacher_margins: Any | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Number of pairs."""
+        return int(self.labels.shape[0])
+
+    def to(self, device: str) -> PairBatch:
+        """The same batch with its tensors on ``device``."""
+        margins = self.teacher_margins
+        return replace(
+            self,
+            features=self.features.to(device),
+            labels=self.labels.to(device),
+            teacher_margins=margins.to(device) if margins is not None else None,
+        )
+
+
+def pointwise_pairs(
+    triples: Sequence[Triple], documents: Mapping[str, str]
+) -> tuple[list[str], list[str], list[float]]:
+    """Queries, documents and labels laid out ``pos, neg`` for every triple."""
+    queries: list[str] = []
+    texts: list[str] = []
+    labels: list[float] = []
+    for triple in triples:
+        queries += [triple.query_text, triple.query_text]
+        texts += [documents[triple.pos_doc_id], documents[triple.neg_doc_id]]
+        labels += [1.0, 0.0]
+    return queries, texts, labels
+
+
+class Objective:
+    """Base class of the training objectives (one module each, registered by name)."""
+
+    #: Registry name.
+    name: str = ""
+    #: Output labels the model's head must have.
+    num_labels: int = 1
+    #: Whether batches must keep all triples of one (query, positive) together (listwise).
+    keep_groups: bool = False
+    #: Whether :meth:`loss` hands the labels to the model (so ``problem_type`` picks the loss).
+    labels_to_model: bool = False
+
+    def prepare_model(self, model: Any) -> list[str]:
+        """Configure ``model`` for this objective (e.g. ``config.problem_type``); returns notes
+        for meta.json."""
+        return []
+
+    def prepare(
+        self, triples: Sequence[Triple], documents: Mapping[str, str], scorer: PairScorer
+    ) -> list[str]:
+        """Run once before the first update, with the starting model (e.g. teacher scores).
+        Returns notes for meta.json."""
+        return []
+
+    def make_batch(
+        self,
+        triples: Sequence[Triple],
+        documents: Mapping[str, str],
+        tokenizer: Any,
+        encoding: EncodingConfig,
+    ) -> PairBatch:
+        """Encode ``triples`` as ``pos, neg`` pairs with 1.0/0.0 labels (pointwise layout)."""
+        import torch
+
+        queries, texts, labels = pointwise_pairs(triples, documents)
+        features = encode_pairs(tokenizer, queries, texts, encoding)
+        return PairBatch(features, torch.tensor(labels, dtype=torch.float32), tuple(triples))
+
+    def loss(self, model: Any, batch: PairBatch) -> Any:
+        """The loss of ``model`` on ``batch`` (a scalar tensor with a graph)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Name and settings, for meta.json."""
+        return {"name": self.name, "num_labels": self.num_labels}
