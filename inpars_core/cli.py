@@ -402,6 +402,62 @@ def _triples(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("train")
+def _train(args: argparse.Namespace) -> int:
+    from inpars_core.negatives import read_triples
+    from inpars_core.runs import read_trec_run
+    from inpars_core.training.trainer import DevSet, TrainingConfig, train_reranker
+
+    dataset = _dataset(args)
+    documents = {doc_id: doc.contents for doc_id, doc in dataset.corpus.items()}
+    config = TrainingConfig(
+        objective=args.objective,
+        lr=args.lr,
+        warmup_ratio=args.warmup_ratio,
+        epochs=args.epochs,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        bf16=args.bf16,
+        pair_encoding=args.pair_encoding,
+        device=args.device,
+    )
+    dev = None
+    if args.dev_run:
+        run = read_trec_run(Path(args.dev_run))
+        qrels = dataset.qrels(args.dev_split)
+        query_ids = [q for q in run if q in qrels][: args.dev_max_queries]
+        dev = DevSet(
+            queries={q: dataset.queries[q].text for q in query_ids},
+            run={q: run[q] for q in query_ids},
+            qrels={q: qrels[q] for q in query_ids},
+            documents=documents,
+            depth=args.dev_depth,
+        )
+    result = train_reranker(
+        read_triples(Path(args.triples)),
+        documents,
+        config,
+        Path(args.out),
+        dev=dev,
+        base_model=args.base_model,
+    )
+    step0 = "n/a" if result.step0_dev_ndcg10 is None else f"{result.step0_dev_ndcg10:.4f}"
+    best = "n/a" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
+    print(
+        f"trained {result.final_step} steps; dev nDCG@10 step 0 {step0}, best {best} at step "
+        f"{result.best_step}"
+        + (" (the starting model: fine-tuning did not help)" if result.best_at_step0 else "")
+        + f"; model -> {result.model_dir}"
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="inpars", description=__doc__)
@@ -520,6 +576,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balanced", action="store_true", help="one negative per positive")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+
+    p = sub.add_parser("train", help="fine-tune a cross-encoder reranker on triples")
+    with_dataset(p)
+    p.add_argument("--triples", required=True)
+    p.add_argument("--base-model", required=True, help="hub id, path, or minilm (new head)")
+    p.add_argument(
+        "--objective", choices=["hf-default", "bce", "ce2", "lce", "margin-mse"], required=True
+    )
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
+    group.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=16, help="triples per step")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for training")
+    p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dev-run", help="first-stage run of dev queries to rerank at every eval")
+    p.add_argument("--dev-split", default="test", help="qrels split of the dev queries")
+    p.add_argument("--dev-depth", type=int, default=30)
+    p.add_argument("--dev-max-queries", type=int, default=100)
+    p.add_argument("--out", required=True, help="model folder to create")
 
     p = sub.add_parser("compare", help="paired comparison of runs against a baseline")
     with_dataset(p)

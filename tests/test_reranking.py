@@ -91,6 +91,15 @@ def test_separate_encoding_reproduces_the_bug(reranker, caplog) -> None:
     assert all(abs(a - b) > 1e-4 for a, b in zip(pair_scores, separate_scores, strict=True))
 
 
+def test_rerank_warns_for_separate_encoding(scifact, reranker, caplog) -> None:
+    from inpars_core.reranking.stage import validate_encoding
+
+    problems = validate_encoding(reranker, EncodingConfig("separate", 48))
+    assert any("all token_type_ids are 0" in p for p in problems)
+    assert "all token_type_ids are 0" in caplog.text
+    assert validate_encoding(reranker, EncodingConfig("pair", 48)) == ()
+
+
 def test_scores_equal_sentence_transformers_cross_encoder(
     tiny_reranker_dir: Path, reranker
 ) -> None:

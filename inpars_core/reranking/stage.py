@@ -95,6 +95,36 @@ class RerankReport:
     cached: int = 0
 
 
+def validate_encoding(reranker: LoadedReranker, encoding: EncodingConfig) -> tuple[str, ...]:
+    """Encode a probe pair and check its segments: refuse a broken ``pair`` encoding, warn
+    loudly for ``separate`` (the seed's bug, reproduced on purpose)."""
+    from inpars_core.errors import ConfigError
+    from inpars_core.reranking.encoding import check_segments, encode_pairs
+
+    probe = encode_pairs(
+        reranker.tokenizer, ["probe query"], ["probe document text"], encoding, return_tensors=None
+    )
+    types = probe.get("token_type_ids")
+    check = check_segments(
+        probe["input_ids"][0],
+        types[0] if types else None,
+        reranker.tokenizer,
+        reranker.type_vocab_size,
+    )
+    if check.problems and encoding.mode == "pair":
+        raise ConfigError(
+            f"model {reranker.name}: pair encoding is broken: {'; '.join(check.problems)}"
+        )
+    if check.problems:
+        logger.warning(
+            "model %s with '%s' encoding: %s",
+            reranker.name,
+            encoding.mode,
+            "; ".join(check.problems),
+        )
+    return check.problems
+
+
 def rerank(
     reranker: LoadedReranker,
     queries: Mapping[str, Query],
@@ -105,6 +135,7 @@ def rerank(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Run, RerankReport]:
     """Cross-encoder scores for the top ``depth`` documents of each query in ``run``."""
+    validate_encoding(reranker, config.encoding)
     shallow = top_k(run, config.depth)
     report = RerankReport()
     wanted: list[tuple[str, str, str]] = []  # (cache key, query text, doc id)

@@ -1,0 +1,398 @@
+"""Encode a corpus with a sentence-transformers model into a cached ``DenseIndex`` artifact.
+
+The model's own modules decide pooling and normalisation (``SentenceTransformer(path)`` reads
+``modules.json``; a plain Hugging Face model gets mean pooling). A document is encoded as
+``Document.contents`` (title + " " + text), truncated to ``max_length`` word-pieces. With the
+``cosine`` similarity the stored embeddings (and the query embeddings at search time) are
+L2-normalised, so cosine is an inner product; ``dot`` keeps the model's raw output.
+
+An index folder, written atomically (``meta.json`` present means complete)::
+
+    <out_dir>/embeddings.npy   float32, one row per document, in doc_ids order
+    <out_dir>/doc_ids.json     the document ids, in row order
+    <out_dir>/meta.json        model, model fingerprint, dataset, documents, max_length,
+                               similarity, encode seconds (and the usual stage fields)
+
+:func:`cached_dense_index` keys such a folder by the model fingerprint, the dataset name, a hash
+of the corpus and ``max_length`` (and the similarity), so a corpus is encoded once per model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta, stable_hash
+from inpars_core.datasets.beir import Dataset
+from inpars_core.errors import ConfigError, DependencyError, InputFormatError
+from inpars_core.models import resolve_model_path
+from inpars_core.records import Document
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Similarity = Literal["cosine", "dot"]
+SIMILARITIES: tuple[str, ...] = ("cosine", "dot")
+
+EMBEDDINGS_FILE = "embeddings.npy"
+DOC_IDS_FILE = "doc_ids.json"
+#: Sub-folder of a cache root that holds dense indexes, one per key.
+CACHE_STAGE = "dense_index"
+
+#: Files that hold weights, and the module configs that change what the weights produce.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_CONFIG_NAMES = ("config.json", "modules.json", "sentence_bert_config.json")
+#: Sub-folders of a model folder that never feed the torch backend.
+_SKIPPED_DIRS = ("onnx", "openvino")
+
+_fingerprints: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+
+
+def check_similarity(similarity: str) -> None:
+    """Raise ConfigError unless ``similarity`` is ``cosine`` or ``dot``."""
+    if similarity not in SIMILARITIES:
+        raise ConfigError(f"similarity must be one of {list(SIMILARITIES)}, got {similarity!r}")
+
+
+def _check_max_length(max_length: int) -> None:
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 8:
+        raise ConfigError(f"max_length must be an integer >= 8, got {max_length!r}")
+
+
+def model_folder(model: str) -> Path:
+    """The local folder of ``model`` (``minilm``, a folder, or a hub id already downloaded or
+    downloadable)."""
+    path = resolve_model_path(model)
+    if Path(path).is_dir():
+        return Path(path)
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - comes with sentence-transformers
+        raise DependencyError(
+            "hub models need huggingface_hub: pip install huggingface_hub"
+        ) from exc
+    try:
+        return Path(snapshot_download(path))
+    except Exception as exc:  # the hub client raises many kinds; name the model and the fix
+        raise ConfigError(
+            f"model {model!r} is neither a local folder nor a reachable hub id ({exc}); "
+            "give the path of a sentence-transformers folder or 'minilm'"
+        ) from None
+
+
+def _fingerprint_files(folder: Path) -> list[Path]:
+    files = []
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if not path.is_file() or any(
+            part.startswith(".") or part in _SKIPPED_DIRS or part.startswith("checkpoint-")
+            for part in relative.parts
+        ):
+            continue
+        if path.suffix in _WEIGHT_SUFFIXES or path.name in _CONFIG_NAMES:
+            files.append(path)
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def model_fingerprint(model: str) -> str:
+    """sha256 (hex) over the weight files of ``model`` and its module configs (pooling,
+    normalisation, dense layers), by relative path: equal fingerprints encode alike.
+
+    Computed once per process for unchanged files.
+    """
+    folder = model_folder(model)
+    files = _fingerprint_files(folder)
+    if not any(f.suffix in _WEIGHT_SUFFIXES for f in files):
+        raise InputFormatError(
+            folder,
+            "holds no weight files (*.safetensors, *.bin)",
+            fix="give a sentence-transformers or Hugging Face model folder",
+        )
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    key = (str(folder), stamp)
+    if key not in _fingerprints:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
+            with open(file, "rb") as handle:
+                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _fingerprints[key] = digest.hexdigest()
+    return _fingerprints[key]
+
+
+def corpus_hash(corpus: Mapping[str, Document]) -> str:
+    """sha256 (hex) over the documents in order (id, title, text): the corpus as encoded."""
+    digest = hashlib.sha256()
+    for doc in corpus.values():
+        for part in (doc.doc_id, doc.title, doc.text):
+            digest.update(part.encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def load_encoder(model: str, max_length: int = 256, device: str | None = None) -> Any:
+    """A ``SentenceTransformer`` for ``model`` (``minilm``, a folder or a hub id) truncating at
+    ``max_length`` word-pieces; pooling and normalisation as the model's modules say."""
+    _check_max_length(max_length)
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise DependencyError(
+            "dense retrieval needs sentence-transformers: pip install sentence-transformers"
+        ) from exc
+    encoder = SentenceTransformer(resolve_model_path(model), device=device)
+    network = getattr(encoder, "transformers_model", None)
+    limit = getattr(getattr(network, "config", None), "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise ConfigError(
+            f"max_length {max_length} exceeds what model {model!r} can encode ({limit} positions)"
+        )
+    encoder.max_seq_length = max_length
+    return encoder
+
+
+def _normalise(embeddings: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return (embeddings / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+
+
+def _encode(
+    encoder: Any, texts: Sequence[str], kind: str, batch_size: int, similarity: str
+) -> np.ndarray:
+    import numpy as np
+
+    check_similarity(similarity)
+    if not texts:
+        dimension = encoder.get_sentence_embedding_dimension()
+        return np.zeros((0, dimension or 0), dtype=np.float32)
+    method = encoder.encode_query if kind == "query" else encoder.encode_document
+    embeddings = method(
+        list(texts), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
+    )
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    return _normalise(embeddings) if similarity == "cosine" else embeddings
+
+
+def encode_queries(
+    encoder: Any, texts: Sequence[str], batch_size: int = 64, similarity: str = "cosine"
+) -> np.ndarray:
+    """Query embeddings (float32, one row per text); L2-normalised for ``cosine``. The model's
+    ``query`` prompt, if it defines one, is applied."""
+    return _encode(encoder, texts, "query", batch_size, similarity)
+
+
+def encode_documents(
+    encoder: Any,
+    documents: Sequence[Document],
+    batch_size: int = 64,
+    similarity: str = "cosine",
+) -> np.ndarray:
+    """Document embeddings of ``Document.contents`` (title + " " + text), float32, one row per
+    document; L2-normalised for ``cosine``. The model's ``document`` prompt, if any, is applied."""
+    return _encode(encoder, [d.contents for d in documents], "document", batch_size, similarity)
+
+
+@dataclass
+class DenseIndexMeta(StageMeta):
+    """``meta.json`` of a dense index: the stage fields plus what identifies the embeddings."""
+
+    model: str = ""
+    model_fingerprint: str = ""
+    dataset: str = ""
+    corpus_hash: str = ""
+    documents: int = 0
+    dimension: int = 0
+    max_length: int = 256
+    similarity: str = "cosine"
+    encode_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class DenseIndex:
+    """A loaded dense index: the embedding matrix (rows in ``doc_ids`` order) and its meta."""
+
+    path: Path
+    embeddings: np.ndarray
+    doc_ids: list[str]
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path, mmap: bool = True) -> DenseIndex:
+        """Load a complete index folder (memory-mapped unless ``mmap`` is False)."""
+        import numpy as np
+
+        path = Path(path)
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            raise InputFormatError(
+                meta_path,
+                "not found (the dense index is missing or incomplete)",
+                fix="build it with build_dense_index or cached_dense_index",
+            )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r" if mmap else None)
+        doc_ids = json.loads((path / DOC_IDS_FILE).read_text(encoding="utf-8"))
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(doc_ids):
+            raise InputFormatError(
+                path / EMBEDDINGS_FILE,
+                f"shape {embeddings.shape} does not match {len(doc_ids)} document ids",
+                fix="rebuild the index",
+            )
+        return cls(path=path, embeddings=embeddings, doc_ids=doc_ids, meta=meta)
+
+    @property
+    def model(self) -> str:
+        """The model name the documents were encoded with."""
+        return str(self.meta["model"])
+
+    @property
+    def model_fingerprint(self) -> str:
+        """Fingerprint of that model's weights."""
+        return str(self.meta["model_fingerprint"])
+
+    @property
+    def similarity(self) -> str:
+        """``cosine`` (normalised embeddings) or ``dot``."""
+        return str(self.meta["similarity"])
+
+    @property
+    def max_length(self) -> int:
+        """Truncation length the documents were encoded with (queries use the same)."""
+        return int(self.meta["max_length"])
+
+    @property
+    def encode_seconds(self) -> float:
+        """Seconds spent encoding the corpus."""
+        return float(self.meta["encode_s"])
+
+
+def build_dense_index(
+    dataset: Dataset,
+    model: str,
+    out_dir: Path,
+    max_length: int = 256,
+    batch_size: int = 64,
+    similarity: str = "cosine",
+    *,
+    encoder: Any | None = None,
+) -> DenseIndex:
+    """Encode every document of ``dataset`` with ``model`` and write the index folder
+    ``out_dir`` atomically (see the module docstring). ``encoder``: an already loaded
+    ``SentenceTransformer`` for ``model`` (its ``max_seq_length`` is set to ``max_length``)."""
+    import numpy as np
+
+    check_similarity(similarity)
+    _check_max_length(max_length)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    out_dir = Path(out_dir)
+    fingerprint = model_fingerprint(model)
+    documents = list(dataset.corpus.values())
+    meta = DenseIndexMeta(
+        stage="dense_index",
+        config={
+            "model": model,
+            "max_length": max_length,
+            "batch_size": batch_size,
+            "similarity": similarity,
+        },
+        inputs={"dataset": dataset.name, "dataset_path": str(dataset.path)},
+        model=model,
+        model_fingerprint=fingerprint,
+        dataset=dataset.name,
+        corpus_hash=corpus_hash(dataset.corpus),
+        documents=len(documents),
+        max_length=max_length,
+        similarity=similarity,
+    )
+    started = time.perf_counter()
+    if encoder is None:
+        encoder = load_encoder(model, max_length)
+    else:
+        encoder.max_seq_length = max_length
+    meta.timings["load_s"] = round(time.perf_counter() - started, 3)
+    logger.info(
+        "encoding %d documents of %s with %s (max_length %d, %s)",
+        len(documents),
+        dataset.name,
+        model,
+        max_length,
+        similarity,
+    )
+    started = time.perf_counter()
+    embeddings = encode_documents(encoder, documents, batch_size, similarity)
+    meta.encode_s = round(time.perf_counter() - started, 3)
+    meta.timings["encode_s"] = meta.encode_s
+    meta.dimension = int(embeddings.shape[1])
+    meta.counts.update(documents=len(documents), dimension=meta.dimension)
+    with atomic_path(out_dir) as staged:
+        staged.mkdir()
+        np.save(staged / EMBEDDINGS_FILE, embeddings)
+        (staged / DOC_IDS_FILE).write_text(
+            json.dumps([d.doc_id for d in documents], ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        finish_meta(meta, staged / META_FILE)
+    logger.info("encoded %d documents in %.1f s into %s", len(documents), meta.encode_s, out_dir)
+    return DenseIndex.load(out_dir)
+
+
+def dense_cache_key(
+    dataset: Dataset, model: str, max_length: int, similarity: str = "cosine"
+) -> tuple[str, dict[str, Any]]:
+    """The folder name under ``<cache_root>/dense_index/`` and the values it is a hash of."""
+    values = {
+        "model_fingerprint": model_fingerprint(model),
+        "dataset": dataset.name,
+        "corpus_hash": corpus_hash(dataset.corpus),
+        "documents": len(dataset.corpus),
+        "max_length": max_length,
+        "similarity": similarity,
+    }
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.name) or "dataset"
+    return f"{name}-L{max_length}-{similarity}-{stable_hash(values)}", values
+
+
+def cached_dense_index(
+    dataset: Dataset,
+    model: str,
+    cache_root: Path,
+    max_length: int = 256,
+    batch_size: int = 64,
+    similarity: str = "cosine",
+) -> DenseIndex:
+    """The dense index of ``dataset`` under ``model``, encoded once and then reused.
+
+    The folder ``<cache_root>/dense_index/<dataset>-L<max_length>-<similarity>-<hash>/`` is keyed
+    by the model fingerprint (its weights, not its name), the dataset name, a hash of the corpus,
+    ``max_length`` and the similarity. A complete folder is loaded (logged at INFO as
+    ``reusing dense index``); otherwise the corpus is encoded and the folder written atomically.
+    """
+    check_similarity(similarity)
+    _check_max_length(max_length)
+    name, values = dense_cache_key(dataset, model, max_length, similarity)
+    folder = Path(cache_root) / CACHE_STAGE / name
+    if (folder / META_FILE).is_file():
+        index = DenseIndex.load(folder)
+        stored = {key: index.meta.get(key) for key in values}
+        if stored == values:
+            logger.info(
+                "reusing dense index %s (%s, %d documents, encoded in %.1f s)",
+                folder,
+                model,
+                len(index.doc_ids),
+                index.encode_seconds,
+            )
+            return index
+        logger.warning("dense index %s does not match its key; rebuilding it", folder)
+    return build_dense_index(dataset, model, folder, max_length, batch_size, similarity)

@@ -1,0 +1,595 @@
+"""Fine-tuning a cross-encoder reranker on triples, with the checks the pitfalls call for.
+
+One loop: seeded shuffles, AdamW with linear warm-up then linear decay, gradient clipping, a JSON
+line per step (loss, lr, gradient norm, parameter drift ‖θ−θ₀‖/‖θ₀‖), an evaluation at step 0
+(before any update), every ``eval_every`` steps and at the end (nDCG@10 of the reranked dev run,
+score mean/std on a fixed probe set), and the best checkpoint kept — which may be step 0 (P5).
+Pairs are encoded by :func:`inpars_core.reranking.encoding.encode_pairs` for training and scored
+by :func:`inpars_core.reranking.scoring.score_pairs` for evaluation, with the same encoding.
+
+The output folder is written through :func:`inpars_core.artifacts.atomic_path`::
+
+    <out_dir>/model/            best checkpoint (or the final one without a dev set)
+    <out_dir>/train_log.jsonl   one line per update
+    <out_dir>/eval_log.jsonl    one line per evaluation, step 0 first
+    <out_dir>/meta.json         config, base model, objective, results, notes, timings
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta
+from inpars_core.errors import ConfigError, InputFormatError, UnknownNameError
+from inpars_core.evaluation import evaluate
+from inpars_core.records import Qrels, Run, ScoredDoc, Triple
+from inpars_core.reranking.encoding import PAIR_ENCODINGS, EncodingConfig
+from inpars_core.runs import sort_ranking
+from inpars_core.training.loading import load_for_training
+from inpars_core.training.objectives import OBJECTIVES, Objective, get_objective
+from inpars_core.training.objectives.base import pointwise_pairs
+
+logger = logging.getLogger(__name__)
+
+#: The dev measure that picks the best checkpoint.
+MEASURE = "nDCG@10"
+#: A first-batch loss above this is reported (MSE onto 0/1 labels of a ±8-logit model: tens).
+LARGE_FIRST_LOSS = 5.0
+MODEL_DIR = "model"
+TRAIN_LOG = "train_log.jsonl"
+EVAL_LOG = "eval_log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to fine-tune.
+
+    ``batch_size`` counts triples per update (each gives two pairs, or one negative pair for
+    listwise objectives). ``max_steps`` overrides ``epochs`` when set (the data is re-shuffled
+    and repeated as needed). ``bf16`` turns on bf16 autocast for the training forward pass;
+    evaluation always scores in fp32 so step 0 equals the zero-shot scores.
+    """
+
+    objective: str = "bce"
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 16
+    max_length: int = 256
+    weight_decay: float = 0.01
+    seed: int = 0
+    eval_every: int = 50
+    bf16: bool = False
+    probe_size: int = 64
+    pair_encoding: str = "pair"
+    max_grad_norm: float = 1.0
+    eval_batch_size: int = 32
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise UnknownNameError("objective", self.objective, list(OBJECTIVES))
+        checks = [
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (
+                0 <= self.warmup_ratio < 1,
+                f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}",
+            ),
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (
+                self.max_steps is None or self.max_steps >= 1,
+                f"max_steps must be at least 1 (or None), got {self.max_steps}",
+            ),
+            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.eval_every >= 1, f"eval_every must be at least 1, got {self.eval_every}"),
+            (self.probe_size >= 0, f"probe_size must be >= 0, got {self.probe_size}"),
+            (self.max_grad_norm > 0, f"max_grad_norm must be positive, got {self.max_grad_norm}"),
+            (
+                self.eval_batch_size >= 1,
+                f"eval_batch_size must be >= 1, got {self.eval_batch_size}",
+            ),
+            (
+                self.pair_encoding in PAIR_ENCODINGS,
+                f"pair_encoding must be one of {PAIR_ENCODINGS}, got {self.pair_encoding!r}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"training: {message}")
+        self.encoding()  # validates max_length
+
+    def encoding(self) -> EncodingConfig:
+        """The pair encoding shared by training and evaluation."""
+        return EncodingConfig(self.pair_encoding, self.max_length)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DevSet:
+    """What the dev evaluation reranks: query texts, a first-stage run (e.g. BM25), its qrels,
+    document texts (doc_id -> text) and the reranking depth."""
+
+    queries: Mapping[str, str]
+    run: Run
+    qrels: Qrels
+    documents: Mapping[str, str]
+    depth: int = 100
+
+    def __post_init__(self) -> None:
+        if self.depth < 1:
+            raise ConfigError(f"dev set: depth must be at least 1, got {self.depth}")
+
+    def validate(self) -> None:
+        """Every reranked query has a text and every reranked document a text."""
+        for query_id, docs in self.run.items():
+            if query_id not in self.queries:
+                raise InputFormatError(
+                    "dev run",
+                    f"query {query_id!r} has no text in the dev queries",
+                    field="query_id",
+                    fix="give the text of every query of the dev run",
+                )
+            for doc in docs[: self.depth]:
+                if doc.doc_id not in self.documents:
+                    raise InputFormatError(
+                        "dev run",
+                        f"document {doc.doc_id!r} (query {query_id!r}) has no text",
+                        field="doc_id",
+                        fix="give the text of every document of the dev run",
+                    )
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run produced. Without a dev set ``best_step`` is the final step and the
+    dev values are None."""
+
+    best_step: int
+    best_dev_ndcg10: float | None
+    step0_dev_ndcg10: float | None
+    final_step: int
+    model_dir: Path
+    first_loss: float | None
+    last_loss: float | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def best_at_step0(self) -> bool:
+        """Whether the starting model beat every fine-tuned checkpoint on the dev set."""
+        return self.best_dev_ndcg10 is not None and self.best_step == 0
+
+
+@dataclass
+class TrainingMeta(StageMeta):
+    """``meta.json`` of a training run: the stage fields plus objective, results and notes."""
+
+    base_model: str = ""
+    objective: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate multiplier of update ``step`` (1-based): ``step / (warmup + 1)`` during the
+    ``warmup_steps`` warm-up updates, 1 at the next, then linear decay to ``1 / (total - warmup)``
+    at the last update (no update runs at lr 0)."""
+    if step <= warmup_steps:
+        return step / (warmup_steps + 1)
+    remaining = total_steps - warmup_steps
+    return max(0.0, (total_steps - step + 1) / remaining) if remaining > 0 else 1.0
+
+
+def plan_epoch(
+    triples: Sequence[Triple], batch_size: int, rng: random.Random, keep_groups: bool
+) -> list[list[Triple]]:
+    """One epoch of batches, shuffled with ``rng``. With ``keep_groups`` the triples of one
+    (query, positive) stay in one batch (split only when a group exceeds ``batch_size``)."""
+    if not keep_groups:
+        order = list(triples)
+        rng.shuffle(order)
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    groups: dict[tuple[str, str], list[Triple]] = {}
+    for triple in triples:
+        groups.setdefault((triple.query_id, triple.pos_doc_id), []).append(triple)
+    keys = list(groups)
+    rng.shuffle(keys)
+    batches: list[list[Triple]] = []
+    current: list[Triple] = []
+    for key in keys:
+        members = groups[key]
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            if current and len(current) + len(chunk) > batch_size:
+                batches.append(current)
+                current = []
+            current = current + chunk
+    if current:
+        batches.append(current)
+    return batches
+
+
+def plan_steps(
+    triples: Sequence[Triple], config: TrainingConfig, keep_groups: bool
+) -> list[tuple[int, list[Triple]]]:
+    """(epoch, batch) for every update: ``epochs`` epochs, or ``max_steps`` updates."""
+    rng = random.Random(config.seed)
+    steps: list[tuple[int, list[Triple]]] = []
+    epoch = 0
+    while True:
+        if config.max_steps is None and epoch >= config.epochs:
+            return steps
+        for batch in plan_epoch(triples, config.batch_size, rng, keep_groups):
+            if config.max_steps is not None and len(steps) >= config.max_steps:
+                return steps
+            steps.append((epoch, batch))
+        epoch += 1
+
+
+def probe_pairs(
+    triples: Sequence[Triple], documents: Mapping[str, str], size: int
+) -> tuple[list[tuple[str, str]], list[float]]:
+    """The first ``size`` (query, positive/negative) pairs of the triples and their labels."""
+    queries, texts, labels = pointwise_pairs(triples[: (size + 1) // 2], documents)
+    return list(zip(queries, texts, strict=True))[:size], labels[:size]
+
+
+def rerank_dev(reranker: Any, dev: DevSet, encoding: EncodingConfig, scoring: Any) -> Run:
+    """The dev run's top ``depth`` documents of every query, rescored by ``reranker``."""
+    from inpars_core.reranking.scoring import score_pairs
+
+    keys: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str]] = []
+    for query_id, docs in dev.run.items():
+        for doc in docs[: dev.depth]:
+            keys.append((query_id, doc.doc_id))
+            pairs.append((dev.queries[query_id], dev.documents[doc.doc_id]))
+    scores = score_pairs(reranker, pairs, encoding, scoring)
+    run: Run = {query_id: [] for query_id in dev.run}
+    for (query_id, doc_id), score in zip(keys, scores, strict=True):
+        run[query_id].append(ScoredDoc(query_id, doc_id, score))
+    return {query_id: sort_ranking(docs) for query_id, docs in run.items()}
+
+
+def _check_triples(triples: Sequence[Triple], documents: Mapping[str, str]) -> None:
+    if not triples:
+        raise InputFormatError("triples", "no triples to train on", fix="build triples first")
+    same = 0
+    for number, triple in enumerate(triples, start=1):
+        for name in ("pos_doc_id", "neg_doc_id"):
+            doc_id = getattr(triple, name)
+            if doc_id not in documents:
+                raise InputFormatError(
+                    "triples",
+                    f"document {doc_id!r} has no text in the documents",
+                    line=number,
+                    field=name,
+                    fix="pass the corpus the triples were built from",
+                )
+        same += triple.pos_doc_id == triple.neg_doc_id
+    if same:
+        logger.warning(
+            "triples: %d of %d have the positive as their own negative (P7)", same, len(triples)
+        )
+
+
+def _save_model(model: Any, tokenizer: Any, target: Path) -> None:
+    """save_pretrained into a temporary sibling, then rename onto ``target``."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+def _write_line(handle: TextIO, record: dict[str, Any]) -> None:
+    handle.write(json.dumps(record, sort_keys=True) + "\n")
+    handle.flush()
+
+
+class _Tracker:
+    """Parameter drift ‖θ−θ₀‖/‖θ₀‖ against a copy of the starting weights."""
+
+    def __init__(self, params: list[Any]) -> None:
+        import torch
+
+        with torch.no_grad():
+            self.params = params
+            self.start = [p.detach().clone() for p in params]
+            self.norm = float(
+                torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(p.float()) for p in self.start])
+                )
+            )
+
+    def drift(self) -> float:
+        """‖θ−θ₀‖/‖θ₀‖ over all tracked parameters."""
+        import torch
+
+        with torch.no_grad():
+            norms = [
+                torch.linalg.vector_norm(p.float() - p0.float())
+                for p, p0 in zip(self.params, self.start, strict=True)
+            ]
+            total = float(torch.linalg.vector_norm(torch.stack(norms)))
+        return total / self.norm if self.norm else 0.0
+
+
+def _optimizer(model: Any, config: TrainingConfig) -> Any:
+    """AdamW; no weight decay on biases and LayerNorm weights."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lowered = name.lower()
+        (no_decay if name.endswith("bias") or "layernorm" in lowered else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _first_batch_checks(
+    objective: Objective, model: Any, labels: Any, loss: float, notes: list[str]
+) -> None:
+    """P2 (silent MSE), large first loss, P4 (loss exactly 0)."""
+    problem_type = getattr(model.config, "problem_type", None)
+    label_values = {float(v) for v in labels.unique().tolist()}
+    if objective.labels_to_model and problem_type == "regression" and label_values <= {0.0, 1.0}:
+        note = (
+            "P2: problem_type is 'regression' with 0/1 labels: the model's loss is MSE of the "
+            "logit onto 0/1, which pushes correctly ranked pairs the hardest and destroys the "
+            "score scale; use objective 'bce', 'lce' or 'margin-mse'"
+        )
+        notes.append(note)
+        logger.warning(note)
+    if math.isfinite(loss) and loss > LARGE_FIRST_LOSS:
+        note = (
+            f"first-batch loss {loss:.3f} is large (> {LARGE_FIRST_LOSS}): the loss does not "
+            "match the model's score scale (P2) or the learning target is far from it"
+        )
+        notes.append(note)
+        logger.warning(note)
+    if loss == 0.0:
+        note = (
+            "P4: first-batch loss is exactly 0: nothing can learn (e.g. num_labels=1 with "
+            "problem_type 'single_label_classification')"
+        )
+        notes.append(note)
+        logger.warning(note)
+
+
+def train_reranker(
+    triples: Sequence[Triple],
+    documents: Mapping[str, str],
+    config: TrainingConfig,
+    out_dir: Path,
+    dev: DevSet | None = None,
+    base_model: str = "minilm",
+) -> TrainingResult:
+    """Fine-tune ``base_model`` on ``triples`` (document texts in ``documents``, doc_id -> text)
+    and write the artifact folder ``out_dir`` (see the module docstring).
+
+    With ``dev``, the checkpoint with the best dev nDCG@10 is kept (ties keep the earlier step,
+    so step 0 — the starting model — wins unless training strictly improves on it); without, the
+    final model is kept.
+    """
+    import torch
+
+    from inpars_core.reranking.scoring import (
+        LoadedReranker,
+        ScoringConfig,
+        pick_device,
+        score_pairs,
+    )
+
+    out_dir = Path(out_dir)
+    _check_triples(triples, documents)
+    if dev is not None:
+        dev.validate()
+    objective = get_objective(config.objective)
+    encoding = config.encoding()
+    timings: dict[str, float] = {}
+    meta = TrainingMeta(
+        stage="train",
+        config=asdict(config),
+        base_model=base_model,
+        inputs={"base_model": base_model},
+        counts={"triples": len(triples), "documents": len(documents)},
+    )
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model, tokenizer, notes = load_for_training(base_model, objective)
+    device = pick_device(config.device)
+    model.to(device)
+    timings["load_s"] = round(time.perf_counter() - started, 3)
+    reranker = LoadedReranker(model, tokenizer, base_model, "in-training", device, "fp32")
+    scoring = ScoringConfig(batch_size=config.eval_batch_size, device=device)
+
+    def scorer(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        model.eval()
+        return score_pairs(reranker, pairs, encoding, scoring)
+
+    started = time.perf_counter()
+    notes.extend(objective.prepare(triples, documents, scorer))
+    timings["prepare_s"] = round(time.perf_counter() - started, 3)
+
+    steps = plan_steps(triples, config, objective.keep_groups)
+    total = len(steps)
+    warmup = math.ceil(config.warmup_ratio * total) if config.warmup_ratio > 0 else 0
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda index: lr_factor(index + 1, warmup, total)
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    tracker = _Tracker(params)
+    probe, probe_labels = probe_pairs(triples, documents, config.probe_size)
+    device_type = device.split(":")[0]
+
+    evals: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"step": None, "value": None}
+    eval_seconds = 0.0
+    first_loss: float | None = None
+    last_loss: float | None = None
+    final_step = 0
+    pairs_seen = 0
+
+    with atomic_path(out_dir) as staged:
+        staged.mkdir()
+        model_dir = staged / MODEL_DIR
+
+        def run_eval(step: int, eval_log: TextIO) -> None:
+            nonlocal eval_seconds
+            began = time.perf_counter()
+            record: dict[str, Any] = {"step": step}
+            if probe:
+                scores = scorer(probe)
+                pos = [s for s, y in zip(scores, probe_labels, strict=True) if y == 1.0]
+                neg = [s for s, y in zip(scores, probe_labels, strict=True) if y == 0.0]
+                record["probe_mean"] = statistics.fmean(scores)
+                record["probe_std"] = statistics.pstdev(scores)
+                record["probe_pos_mean"] = statistics.fmean(pos) if pos else None
+                record["probe_neg_mean"] = statistics.fmean(neg) if neg else None
+            if dev is not None:
+                evaluation = evaluate(
+                    rerank_dev(reranker, dev, encoding, scoring), dev.qrels, [MEASURE]
+                )
+                value = evaluation.aggregate[MEASURE]
+                record[MEASURE] = value
+                if best["value"] is None or value > best["value"]:
+                    best.update(step=step, value=value)
+                    _save_model(model, tokenizer, model_dir)
+                    record["saved"] = True
+            record["seconds"] = round(time.perf_counter() - began, 3)
+            eval_seconds += record["seconds"]
+            evals.append(record)
+            _write_line(eval_log, record)
+            logger.info("eval step %d: %s", step, record)
+            model.train()
+
+        train_started = time.perf_counter()
+        with (
+            open(staged / TRAIN_LOG, "w", encoding="utf-8") as train_log,
+            open(staged / EVAL_LOG, "w", encoding="utf-8") as eval_log,
+        ):
+            run_eval(0, eval_log)
+            model.train()
+            for step, (epoch, triples_batch) in enumerate(steps, start=1):
+                began = time.perf_counter()
+                batch = objective.make_batch(triples_batch, documents, tokenizer, encoding)
+                batch = batch.to(device)
+                with torch.autocast(
+                    device_type=device_type, dtype=torch.bfloat16, enabled=config.bf16
+                ):
+                    loss = objective.loss(model, batch)
+                value = float(loss.detach().float())
+                if step == 1:
+                    first_loss = value
+                    _first_batch_checks(objective, model, batch.labels, value, notes)
+                if not math.isfinite(value):
+                    note = f"loss is {value} at step {step}: training stopped before that update"
+                    notes.append(note)
+                    logger.warning(note)
+                    break
+                lr = float(optimizer.param_groups[0]["lr"])
+                loss.backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                final_step = step
+                last_loss = value
+                pairs_seen += batch.size
+                _write_line(
+                    train_log,
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": value,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "param_drift": tracker.drift(),
+                        "pairs": batch.size,
+                        "seconds": round(time.perf_counter() - began, 3),
+                    },
+                )
+                if step % config.eval_every == 0:
+                    run_eval(step, eval_log)
+            if final_step and evals[-1]["step"] != final_step:
+                run_eval(final_step, eval_log)
+        timings["train_s"] = round(time.perf_counter() - train_started - eval_seconds, 3)
+        timings["eval_s"] = round(eval_seconds, 3)
+
+        if dev is None:
+            _save_model(model, tokenizer, model_dir)
+            best.update(step=final_step)
+        elif best["step"] == 0:
+            note = (
+                f"best dev {MEASURE} is at step 0 ({best['value']:.4f}), before any update: "
+                f"fine-tuning did not improve on the starting model, so {MODEL_DIR}/ holds the "
+                "starting model (P5: lower the learning rate, train shorter, check the loss)"
+            )
+            notes.append(note)
+            logger.warning(note)
+        step0 = evals[0].get(MEASURE)
+
+        meta.objective = objective.describe()
+        meta.counts.update(
+            steps=final_step,
+            planned_steps=total,
+            warmup_steps=warmup,
+            pairs_seen=pairs_seen,
+            probe_pairs=len(probe),
+            evaluations=len(evals),
+            dev_queries=len(dev.run) if dev is not None else 0,
+        )
+        if dev is not None:
+            meta.inputs["dev"] = {"queries": len(dev.run), "depth": dev.depth}
+        meta.results = {
+            "best_step": best["step"],
+            "best_dev_ndcg10": best["value"],
+            "step0_dev_ndcg10": step0,
+            "final_step": final_step,
+            "first_loss": first_loss,
+            "last_loss": last_loss,
+            "problem_type": getattr(model.config, "problem_type", None),
+            "num_labels": int(model.config.num_labels),
+            "device": device,
+            "final_param_drift": tracker.drift(),
+            "step0_probe_mean": evals[0].get("probe_mean"),
+            "step0_probe_std": evals[0].get("probe_std"),
+            "final_probe_mean": evals[-1].get("probe_mean"),
+            "final_probe_std": evals[-1].get("probe_std"),
+        }
+        meta.notes = list(notes)
+        meta.timings.update(timings)
+        finish_meta(meta, staged / META_FILE)
+
+    return TrainingResult(
+        best_step=int(best["step"]),
+        best_dev_ndcg10=best["value"],
+        step0_dev_ndcg10=step0,
+        final_step=final_step,
+        model_dir=out_dir / MODEL_DIR,
+        first_loss=first_loss,
+        last_loss=last_loss,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,383 @@
+"""Training objectives and the trainer, on the packaged MiniLM backbone and a handful of inline
+documents (max_length 48, a few steps each)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inpars_core.errors import ConfigError, InputFormatError, UnknownNameError
+from inpars_core.evaluation import evaluate
+from inpars_core.records import ScoredDoc, Triple
+from inpars_core.reranking.encoding import EncodingConfig
+from inpars_core.training import (
+    NEW_HEAD_NOTE,
+    OBJECTIVES,
+    DevSet,
+    TrainingConfig,
+    get_objective,
+    load_for_training,
+    train_reranker,
+)
+from inpars_core.training.trainer import lr_factor, plan_epoch
+
+torch = pytest.importorskip("torch")
+
+MAX_LENGTH = 48
+ENCODING = EncodingConfig("pair", MAX_LENGTH)
+
+DOCS = {
+    "a1": "Aspirin lowers the risk of a heart attack in adults with heart disease.",
+    "s1": "Statins reduce LDL cholesterol and the number of cardiovascular events.",
+    "v1": "Vitamin D deficiency is common during the winter in northern countries.",
+    "m1": "Metformin is the first-line drug for people with type 2 diabetes.",
+    "c1": "Coffee consumption is associated with a lower risk of liver disease.",
+    "e1": "Regular exercise improves sleep quality in older adults.",
+    "i1": "Influenza vaccination reduces hospital admissions in the elderly.",
+    "p1": "Probiotics shorten the duration of diarrhoea caused by antibiotics.",
+}
+QUERIES = {
+    "q1": "does aspirin prevent heart attacks",
+    "q2": "statins lower cholesterol",
+    "q3": "vitamin d levels in winter",
+    "q4": "first treatment for type 2 diabetes",
+}
+POSITIVES = {"q1": "a1", "q2": "s1", "q3": "v1", "q4": "m1"}
+NEGATIVES = {"q1": ("c1", "e1"), "q2": ("i1", "p1"), "q3": ("e1", "c1"), "q4": ("p1", "i1")}
+
+
+def make_triples(queries: tuple[str, ...] = ("q1", "q2", "q3", "q4"), **scores: float) -> list:
+    """Two triples per query (its positive and two negatives)."""
+    return [
+        Triple(q, QUERIES[q], POSITIVES[q], neg, "bm25", **scores)
+        for q in queries
+        for neg in NEGATIVES[q]
+    ]
+
+
+def dev_set(qrels: dict[str, dict[str, int]] | None = None) -> DevSet:
+    """Every document for every query, in a fixed first-stage order."""
+    run = {
+        q: [ScoredDoc(q, d, float(len(DOCS) - i)) for i, d in enumerate(sorted(DOCS))]
+        for q in QUERIES
+    }
+    qrels = qrels or {q: {d: 1} for q, d in POSITIVES.items()}
+    return DevSet(dict(QUERIES), run, qrels, dict(DOCS), depth=len(DOCS))
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-label cross-encoder checkpoint (MiniLM backbone + a seeded head), saved once."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from inpars_core.models import resolve_model_path
+
+    path = resolve_model_path("minilm")
+    folder = tmp_path_factory.mktemp("ckpt") / "minilm-1label"
+    torch.manual_seed(123)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    with torch.no_grad():  # a head with some spread, so rankings are not all ties
+        model.classifier.weight.mul_(20)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(path).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on two cores shared with other processes, two threads contend and
+    run an order of magnitude slower; results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def zero_shot_scores(model: str | Path, pairs: list[tuple[str, str]]) -> list[float]:
+    from inpars_core.reranking.scoring import load_reranker, score_pairs
+
+    return score_pairs(load_reranker(str(model)), pairs, ENCODING)
+
+
+def dev_pairs() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    keys = [(q, d) for q in QUERIES for d in sorted(DOCS)]
+    return keys, [(QUERIES[q], DOCS[d]) for q, d in keys]
+
+
+def ranking_from(keys: list[tuple[str, str]], scores: list[float]) -> dict:
+    run: dict[str, list[ScoredDoc]] = {}
+    for (q, d), s in zip(keys, scores, strict=True):
+        run.setdefault(q, []).append(ScoredDoc(q, d, s))
+    return {q: sorted(docs, key=lambda x: (-x.score, x.doc_id)) for q, docs in run.items()}
+
+
+# --- registry, config, schedule, batching -------------------------------------------------
+
+
+def test_registry_has_the_five_objectives_and_names_the_known_ones() -> None:
+    assert set(OBJECTIVES) == {"hf-default", "bce", "ce2", "lce", "margin-mse"}
+    assert get_objective("ce2").num_labels == 2
+    with pytest.raises(UnknownNameError, match=r"unknown objective 'mse'.*bce"):
+        get_objective("mse")
+
+
+def test_config_is_checked_at_construction() -> None:
+    with pytest.raises(UnknownNameError):
+        TrainingConfig(objective="nope")
+    with pytest.raises(ConfigError, match="lr"):
+        TrainingConfig(lr=0)
+    with pytest.raises(ConfigError, match="max_length"):
+        TrainingConfig(max_length=4)
+
+
+def test_lr_warms_up_then_decays_linearly_without_a_zero_step() -> None:
+    factors = [lr_factor(step, 2, 6) for step in range(1, 7)]
+    assert factors == pytest.approx([1 / 3, 2 / 3, 1.0, 0.75, 0.5, 0.25])
+    assert [lr_factor(s, 0, 2) for s in (1, 2)] == [1.0, 0.5]
+
+
+def test_listwise_batches_keep_each_query_positive_group_together() -> None:
+    import random
+
+    batches = plan_epoch(make_triples(), 4, random.Random(0), keep_groups=True)
+    assert sum(len(b) for b in batches) == 8
+    for batch in batches:
+        assert len({t.query_id for t in batch}) * 2 == len(batch)
+
+
+def test_missing_document_is_reported_before_loading(tmp_path: Path) -> None:
+    bad = [Triple("q1", "x", "a1", "zz", "random")]
+    with pytest.raises(InputFormatError, match="line 1: field 'neg_doc_id'"):
+        train_reranker(bad, DOCS, TrainingConfig(max_length=MAX_LENGTH), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# --- objectives ---------------------------------------------------------------------------
+
+
+def test_hf_default_is_the_models_own_mse_on_0_1_labels(checkpoint: Path) -> None:
+    import torch.nn.functional as F  # noqa: N812
+
+    objective = get_objective("hf-default")
+    model, tokenizer, notes = load_for_training(str(checkpoint), objective)
+    assert model.config.problem_type is None
+    assert not any(n.startswith(NEW_HEAD_NOTE) for n in notes)
+    model.eval()
+    batch = objective.make_batch(make_triples()[:3], DOCS, tokenizer, ENCODING)
+    assert batch.labels.tolist() == [1.0, 0.0] * 3
+    with torch.no_grad():
+        loss = objective.loss(model, batch)
+        logits = model(**batch.features).logits
+    assert model.config.problem_type == "regression"  # what transformers chose by itself
+    expected = F.mse_loss(logits.squeeze(-1), batch.labels)
+    assert torch.allclose(loss, expected, rtol=0, atol=1e-7)
+
+
+def test_ce2_on_a_1_label_checkpoint_reports_a_newly_initialised_head(checkpoint: Path) -> None:
+    from inpars_core.reranking.scoring import LoadedReranker, score_pairs
+
+    model, tokenizer, notes = load_for_training(str(checkpoint), get_objective("ce2"))
+    new = [n for n in notes if n.startswith(NEW_HEAD_NOTE)]
+    assert len(new) == 1 and "1 label" in new[0] and "classifier.weight" in new[0]
+    assert model.config.num_labels == 2
+    # P3: the re-initialised head no longer scores like the checkpoint did.
+    pairs = [(QUERIES["q1"], DOCS[d]) for d in sorted(DOCS)]
+    ce2 = score_pairs(
+        LoadedReranker(model.eval(), tokenizer, "ce2", "-", "cpu", "fp32"), pairs, ENCODING
+    )
+    assert ce2 != pytest.approx(zero_shot_scores(checkpoint, pairs), abs=1e-3)
+    # The same checkpoint with a 1-label objective keeps its head; the bare backbone does not.
+    assert not any(
+        n.startswith(NEW_HEAD_NOTE)
+        for n in load_for_training(str(checkpoint), get_objective("bce"))[2]
+    )
+    notes = load_for_training("minilm", get_objective("lce"))[2]
+    assert any(
+        n.startswith(NEW_HEAD_NOTE) and "no sequence-classification head" in n for n in notes
+    )
+
+
+def test_margin_mse_teacher_prefers_stored_scores_and_matches_the_starting_model(
+    checkpoint: Path,
+) -> None:
+    from inpars_core.reranking.scoring import LoadedReranker, score_pairs
+
+    objective = get_objective("margin-mse")
+    model, tokenizer, _ = load_for_training(str(checkpoint), objective)
+    reranker = LoadedReranker(model, tokenizer, "start", "-", "cpu", "fp32")
+    stored = make_triples(("q1",), teacher_pos_score=4.0, teacher_neg_score=-1.0)
+    computed = make_triples(("q2", "q3"))
+
+    def scorer(pairs: list[tuple[str, str]]) -> list[float]:
+        model.eval()
+        return score_pairs(reranker, pairs, ENCODING)
+
+    notes = objective.prepare(stored + computed, DOCS, scorer)
+    assert "2 triples with stored teacher scores, 4 scored by the starting model" in notes[0]
+    batch = objective.make_batch(stored + computed, DOCS, tokenizer, ENCODING)
+    assert batch.teacher_margins[:2].tolist() == [5.0, 5.0]
+    # With dropout off and no update yet, the student is its own teacher: the loss is ~0.
+    with torch.no_grad():
+        only_computed = objective.make_batch(computed, DOCS, tokenizer, ENCODING)
+        assert float(objective.loss(model.eval(), only_computed)) < 1e-8
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_every_objective_lowers_its_training_loss(
+    name: str, checkpoint: Path, tmp_path: Path
+) -> None:
+    # Stored teacher margins give margin-mse something to learn (its own scores give ~0 loss).
+    scores = {"teacher_pos_score": 2.0, "teacher_neg_score": -2.0} if name == "margin-mse" else {}
+    triples = make_triples(("q1", "q2", "q3"), **scores)
+    config = TrainingConfig(
+        objective=name,
+        lr=1e-4,
+        warmup_ratio=0.0,
+        max_steps=12,
+        batch_size=len(triples),
+        max_length=MAX_LENGTH,
+        probe_size=4,
+    )
+    result = train_reranker(triples, DOCS, config, tmp_path / "out", base_model=str(checkpoint))
+    losses = [line["loss"] for line in read_lines(tmp_path / "out" / "train_log.jsonl")]
+    assert len(losses) == 12 == result.final_step == result.best_step
+    assert statistics.fmean(losses[-3:]) < statistics.fmean(losses[:3]), losses
+    assert result.first_loss == losses[0] and result.last_loss == losses[-1]
+    assert result.best_dev_ndcg10 is None and (tmp_path / "out" / "model" / "config.json").is_file()
+    assert any(note.startswith("P2:") for note in result.notes) == (name == "hf-default")
+
+
+# --- trainer: step 0, best checkpoint, artifacts ------------------------------------------
+
+
+def test_step0_equals_zero_shot_and_logs_and_meta_hold_the_documented_fields(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    triples = make_triples()
+    config = TrainingConfig(
+        objective="bce",
+        lr=1e-4,
+        max_steps=4,
+        batch_size=4,
+        eval_every=2,
+        max_length=MAX_LENGTH,
+        probe_size=6,
+    )
+    out = tmp_path / "run"
+    result = train_reranker(triples, DOCS, config, out, dev=dev_set(), base_model=str(checkpoint))
+
+    keys, pairs = dev_pairs()
+    zero_shot = evaluate(
+        ranking_from(keys, zero_shot_scores(checkpoint, pairs)),
+        {q: {d: 1} for q, d in POSITIVES.items()},
+        ["nDCG@10"],
+    )
+    evals = read_lines(out / "eval_log.jsonl")
+    assert [e["step"] for e in evals] == [0, 2, 4]
+    assert evals[0]["nDCG@10"] == zero_shot.aggregate["nDCG@10"] == result.step0_dev_ndcg10
+    probe = [(t.query_text, DOCS[d]) for t in triples[:3] for d in (t.pos_doc_id, t.neg_doc_id)]
+    probe_scores = zero_shot_scores(checkpoint, probe)
+    assert evals[0]["probe_mean"] == statistics.fmean(probe_scores)
+    assert evals[0]["probe_std"] == statistics.pstdev(probe_scores)
+
+    steps = read_lines(out / "train_log.jsonl")
+    assert [s["step"] for s in steps] == [1, 2, 3, 4]
+    for line in steps:
+        assert {"step", "loss", "lr", "grad_norm", "param_drift"} <= set(line)
+    # one warm-up update (10 % of 4, rounded up) at half the lr, then full, then linear decay
+    assert [s["lr"] for s in steps] == pytest.approx([5e-5, 1e-4, 2e-4 / 3, 1e-4 / 3])
+    assert 0 < steps[0]["param_drift"] < steps[-1]["param_drift"]
+
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["stage"] == "train" and meta["base_model"] == str(checkpoint)
+    assert meta["config"]["objective"] == "bce" and meta["objective"]["name"] == "bce"
+    results = meta["results"]
+    assert results["best_step"] == result.best_step
+    assert results["best_dev_ndcg10"] == result.best_dev_ndcg10
+    assert results["step0_dev_ndcg10"] == zero_shot.aggregate["nDCG@10"]
+    assert results["first_loss"] == steps[0]["loss"]
+    assert results["problem_type"] == "multi_label_classification"
+    assert any("problem_type" in note for note in meta["notes"])
+    assert {"load_s", "train_s", "eval_s", "total_s"} <= set(meta["timings"])
+    assert (out / "model" / "config.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_best_checkpoint_is_step_0_when_training_can_only_hurt(
+    checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Judge each query's zero-shot top document relevant: step 0 scores a perfect 1.0, so no
+    # later step can beat it (ties keep the earlier step), and a huge lr makes it worse anyway.
+    keys, pairs = dev_pairs()
+    start_scores = zero_shot_scores(checkpoint, pairs)
+    ranking = ranking_from(keys, start_scores)
+    qrels = {q: {docs[0].doc_id: 1} for q, docs in ranking.items()}
+    config = TrainingConfig(
+        objective="hf-default",
+        lr=5e-3,
+        warmup_ratio=0.0,
+        max_steps=4,
+        batch_size=4,
+        eval_every=2,
+        max_length=MAX_LENGTH,
+        probe_size=4,
+    )
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="inpars_core.training"):
+        result = train_reranker(
+            make_triples(), DOCS, config, out, dev=dev_set(qrels), base_model=str(checkpoint)
+        )
+
+    evals = read_lines(out / "eval_log.jsonl")
+    values = [e["nDCG@10"] for e in evals]
+    assert values[0] == 1.0 == result.step0_dev_ndcg10 == result.best_dev_ndcg10
+    assert result.best_step == 0 and result.best_at_step0
+    assert result.best_step == evals[values.index(max(values))]["step"]  # first of the best
+    assert [e.get("saved", False) for e in evals] == [True, False, False]
+    assert any("step 0" in r.getMessage() for r in caplog.records)
+    assert any(r.getMessage().startswith("P2:") for r in caplog.records)
+    assert any("step 0" in note for note in result.notes)
+    assert json.loads((out / "meta.json").read_text())["results"]["best_step"] == 0
+    # model/ holds the starting model: it scores exactly as the checkpoint did.
+    assert zero_shot_scores(result.model_dir, pairs) == start_scores
+
+
+def test_a_crash_mid_training_leaves_no_output_folder(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inpars_core.training import trainer
+
+    def boom(self: object) -> float:
+        raise RuntimeError("crash after the step-0 checkpoint was saved")
+
+    monkeypatch.setattr(trainer._Tracker, "drift", boom)
+    config = TrainingConfig(max_steps=2, batch_size=2, max_length=MAX_LENGTH, probe_size=2)
+    with pytest.raises(RuntimeError, match="crash"):
+        train_reranker(
+            make_triples(),
+            DOCS,
+            config,
+            tmp_path / "run",
+            dev=dev_set(),
+            base_model=str(checkpoint),
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_importing_training_loads_neither_torch_nor_transformers() -> None:
+    code = (
+        "import sys, inpars_core.training, inpars_core.training.objectives;"
+        "print(','.join(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
