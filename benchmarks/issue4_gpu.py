@@ -6,6 +6,8 @@ the 300 test claims with `pair` and `separate` encodings and evaluates. Also rep
 interpolation of the cross-encoder with BM25 and inference pairs/s per precision.
 
 Usage: python benchmarks/issue4_gpu.py DATA_DIR BACKBONE_DIR TRAIN_RUN TEST_RUN OUT_DIR
+       [RECIPES_JSON [MAX_LENGTH [DEPTHS_JSON]]]
+RECIPES_JSON: [[name, objective, lr, epochs, [a, b], negatives], ...]
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def main() -> None:
         ("bce-lr1e-4-e3", "bce", 1e-4, 3, (1, 100), 4),
         ("lce-lr5e-5-e3", "lce", 5e-5, 3, (1, 100), 4),
     ]
+    if len(sys.argv) > 6:
+        recipes = [(n, o, lr, e, tuple(w), k) for n, o, lr, e, w, k in json.loads(sys.argv[6])]
+    max_length = int(sys.argv[7]) if len(sys.argv) > 7 else 256
+    depths = json.loads(sys.argv[8]) if len(sys.argv) > 8 else [100]
     best_model, best_dev = None, -1.0
     for name, objective, lr, epochs, window, negatives in recipes:
         triples, report = mine_triples(
@@ -76,7 +82,7 @@ def main() -> None:
             lr=lr,
             epochs=epochs,
             batch_size=32,
-            max_length=256,
+            max_length=max_length,
             eval_every=100,
             bf16=True,
         )
@@ -99,16 +105,18 @@ def main() -> None:
             best_model, best_dev = result.model_dir, result.best_dev_ndcg10
 
     reranker = load_reranker(str(best_model), ScoringConfig(batch_size=128))
-    for mode in ("pair", "separate"):
+    for depth, mode in [(d, "pair") for d in depths] + [(depths[-1], "separate")]:
         config = RerankConfig(
-            depth=100, encoding=EncodingConfig(mode, 256), scoring=ScoringConfig(batch_size=128)
+            depth=depth,
+            encoding=EncodingConfig(mode, max_length),
+            scoring=ScoringConfig(batch_size=128),
         )
         started = time.perf_counter()
         run, report = rerank(reranker, test_queries, bm25_test, dataset.corpus, config)
         seconds = time.perf_counter() - started
         emit(
             {
-                "run": f"rerank-{mode}",
+                "run": f"rerank-{mode}-depth{depth}",
                 "model": str(best_model),
                 "pairs": report.pairs,
                 "seconds": round(seconds, 1),
@@ -120,7 +128,7 @@ def main() -> None:
                 fused = {}
                 for q, docs in run.items():
                     ce = {d.doc_id: d.score for d in docs}
-                    bm = {d.doc_id: d.score for d in bm25_test[q]}
+                    bm = {d.doc_id: d.score for d in bm25_test[q][:depth]}
 
                     def norm(values: dict) -> dict:
                         low, high = min(values.values()), max(values.values())
@@ -130,7 +138,7 @@ def main() -> None:
                     fused[q] = [ScoredDoc(q, d, alpha * nce[d] + (1 - alpha) * nbm[d]) for d in ce]
                 emit(
                     {
-                        "run": f"interpolate-ce{alpha}",
+                        "run": f"interpolate-ce{alpha}-depth{depth}",
                         **evaluate(fused, dataset.qrels("test"), measures).aggregate,
                     }
                 )
@@ -139,7 +147,7 @@ def main() -> None:
         for q in list(test_queries.values())[:40]
         for d in bm25_test[q.query_id][:50]
     ]
-    for precision in ("fp32", "bf16", "fp16"):
+    for precision in ("fp32", "bf16", "fp16") if torch.cuda.is_available() else ():
         scorer = load_reranker(str(best_model), ScoringConfig(batch_size=256, precision=precision))
         score_pairs(scorer, pairs[:256], EncodingConfig("pair", 256), ScoringConfig(256))
         if torch.cuda.is_available():

@@ -458,6 +458,138 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev_queries(dataset, run_path: str, split: str, limit: int):
+    from inpars_core.runs import read_trec_run
+
+    run = read_trec_run(Path(run_path))
+    qrels = dataset.qrels(split)
+    query_ids = [q for q in run if q in qrels and q in dataset.queries][:limit]
+    return query_ids, run, qrels
+
+
+@command("dense-index")
+def _dense_index(args: argparse.Namespace) -> int:
+    import shutil
+
+    from inpars_core.artifacts import atomic_path
+    from inpars_core.dense.encoder import cached_dense_index
+    from inpars_core.reranking.stage import cache_dir
+
+    dataset = _dataset(args)
+    index = cached_dense_index(
+        dataset,
+        args.model,
+        cache_dir(),
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        similarity=args.similarity,
+    )
+    with atomic_path(Path(args.out)) as staged:
+        shutil.copytree(index.path, staged)
+    print(
+        f"dense index of {len(index.doc_ids)} documents ({args.model}, max_length "
+        f"{args.max_length}, encoded in {index.encode_seconds:.1f} s, cached) -> {args.out}"
+    )
+    return 0
+
+
+@command("dense")
+def _dense(args: argparse.Namespace) -> int:
+    from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
+    from inpars_core.dense.search import DenseRetriever
+    from inpars_core.runs import read_trec_run, run_size, write_trec_run
+
+    dataset = _dataset(args)
+    queries = dataset.split_queries(args.split)
+    retriever = DenseRetriever(Path(args.index))
+    started = time.perf_counter()
+    if args.rerank_run:
+        run = retriever.rerank(queries, read_trec_run(Path(args.rerank_run)), depth=args.depth)
+    else:
+        run = retriever.retrieve(queries, k=args.k)
+    meta = StageMeta(
+        stage="dense",
+        config={"k": args.k, "rerank_run": args.rerank_run, "depth": args.depth},
+        inputs={"dataset": dataset.name, "split": args.split, "index": args.index},
+    )
+    meta.timings["search_s"] = round(time.perf_counter() - started, 3)
+    meta.counts.update(queries=len(run), lines=run_size(run))
+    write_trec_run(run, Path(args.out), tag="dense")
+    finish_meta(meta, sidecar_meta_path(Path(args.out)))
+    print(f"{run_size(run)} lines for {len(run)} queries -> {args.out}")
+    return 0
+
+
+@command("fuse")
+def _fuse(args: argparse.Namespace) -> int:
+    from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
+    from inpars_core.dense.fusion import normalised_score_sum, reciprocal_rank_fusion
+    from inpars_core.runs import read_trec_run, write_trec_run
+
+    runs = [read_trec_run(Path(p)) for p in args.runs]
+    if args.method == "rrf":
+        fused = reciprocal_rank_fusion(runs, k=args.rrf_k, depth=args.depth)
+    else:
+        fused = normalised_score_sum(runs, depth=args.depth)
+    write_trec_run(fused, Path(args.out), tag=f"fuse-{args.method}")
+    meta = StageMeta(
+        stage="fuse",
+        config={"method": args.method, "rrf_k": args.rrf_k, "depth": args.depth},
+        inputs={"runs": args.runs},
+    )
+    finish_meta(meta, sidecar_meta_path(Path(args.out)))
+    print(f"fused {len(runs)} runs ({args.method}) -> {args.out}")
+    return 0
+
+
+@command("train-dense")
+def _train_dense(args: argparse.Namespace) -> int:
+    from inpars_core.dense.training import DenseDevSet, TrainDenseConfig, train_dense
+    from inpars_core.negatives import read_triples
+
+    dataset = _dataset(args)
+    config = TrainDenseConfig(
+        objective=args.objective,
+        lr=args.lr,
+        epochs=args.epochs,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        teacher=args.teacher,
+    )
+    dev = None
+    if args.dev_run:
+        query_ids, run, qrels = _dev_queries(
+            dataset, args.dev_run, args.dev_split, args.dev_max_queries
+        )
+        dev = DenseDevSet(
+            queries={q: dataset.queries[q] for q in query_ids},
+            qrels={q: qrels[q] for q in query_ids},
+            run={q: run[q] for q in query_ids},
+            documents=dataset.corpus,
+            depth=args.dev_depth,
+        )
+    result = train_dense(
+        args.base_model,
+        read_triples(Path(args.triples)),
+        dataset.corpus,
+        Path(args.out),
+        config,
+        dev,
+    )
+    step0 = "n/a" if result.step0_dev_ndcg10 is None else f"{result.step0_dev_ndcg10:.4f}"
+    best = "n/a" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
+    print(
+        f"trained {result.final_step} steps; dev nDCG@10 step 0 {step0}, best {best} at step "
+        f"{result.best_step}; model -> {result.model_dir}"
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="inpars", description=__doc__)
@@ -602,6 +734,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-depth", type=int, default=30)
     p.add_argument("--dev-max-queries", type=int, default=100)
     p.add_argument("--out", required=True, help="model folder to create")
+
+    p = sub.add_parser("dense-index", help="encode a corpus with a bi-encoder (cached)")
+    with_dataset(p)
+    p.add_argument("--model", required=True, help="sentence-transformers id/path, or minilm")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--similarity", choices=["cosine", "dot"], default="cosine")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("dense", help="exact dense retrieval, or dense reranking of a run")
+    with_dataset(p)
+    p.add_argument("--split", default="test")
+    p.add_argument("--index", required=True)
+    p.add_argument("--rerank-run", help="rerank this run's top --depth instead of retrieving")
+    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("fuse", help="fuse runs: reciprocal rank fusion or normalised sum")
+    p.add_argument("--runs", nargs="+", required=True)
+    p.add_argument("--method", choices=["rrf", "sum"], default="rrf")
+    p.add_argument("--rrf-k", type=int, default=60)
+    p.add_argument("--depth", type=int, default=1000)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("train-dense", help="fine-tune a bi-encoder (mnrl or margin-mse)")
+    with_dataset(p)
+    p.add_argument("--triples", required=True)
+    p.add_argument("--base-model", required=True)
+    p.add_argument("--objective", choices=["mnrl", "margin-mse"], required=True)
+    p.add_argument("--teacher", help="cross-encoder scoring (q, pos) and (q, neg) for margin-mse")
+    p.add_argument("--lr", type=float, default=2e-5)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--steps", type=int)
+    group.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--dev-run", help="first-stage run of dev queries (reranked at each eval)")
+    p.add_argument("--dev-split", default="test")
+    p.add_argument("--dev-depth", type=int, default=30)
+    p.add_argument("--dev-max-queries", type=int, default=100)
+    p.add_argument("--out", required=True)
 
     p = sub.add_parser("compare", help="paired comparison of runs against a baseline")
     with_dataset(p)
