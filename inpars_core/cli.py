@@ -590,6 +590,56 @@ def _train_dense(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("run")
+def _run_experiment(args: argparse.Namespace) -> int:
+    from inpars_core.experiments.config import load_config
+    from inpars_core.experiments.summary import to_markdown
+
+    config = load_config(Path(args.config))
+    variants = args.variant or None
+    for name in variants or []:
+        config.variant(name)  # unknown names fail before anything runs
+    root = Path(args.runs_dir) / config.experiment.name
+    if args.dry_run:
+        from inpars_core.experiments.dry_run import estimate_generation
+
+        estimate = estimate_generation(config)
+        print(
+            f"experiment {config.experiment.name}: dataset {config.dataset.name}, variants "
+            f"{', '.join(variants or config.variants) or 'default'}, depths "
+            f"{list(config.rerank.depths)}, runs in {root}"
+        )
+        print(
+            f"generation: {config.generator.backend}/{config.generator.model}, "
+            f"{estimate['documents']} documents; {estimate['basis']}"
+        )
+        if "prompt_tokens" in estimate:
+            print(
+                f"  {estimate['prompt_tokens']:,} prompt tokens; expected cost "
+                f"US${estimate['expected_cost_usd']:.4f} (at most "
+                f"US${estimate['max_cost_usd']:.4f}) per variant with its own queries"
+            )
+        return 0
+    from tqdm import tqdm
+
+    from inpars_core.experiments.runner import ExperimentRunner
+
+    root.mkdir(parents=True, exist_ok=True)
+    log_handler = logging.FileHandler(root / "run.log")
+    log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(log_handler)
+
+    def progress(name: str, total: int):
+        bar = tqdm(total=total, desc=name, unit="item", leave=False)
+        return bar.update
+
+    summary = ExperimentRunner(config, Path(args.runs_dir), progress).run(variants)
+    print(to_markdown(summary))
+    print(f"summary: {root / 'summary.json'} and {root / 'summary.md'}")
+    print(f"inspect it: .venv/bin/inpars dashboard --runs-dir {args.runs_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="inpars", description=__doc__)
@@ -778,6 +828,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-depth", type=int, default=30)
     p.add_argument("--dev-max-queries", type=int, default=100)
     p.add_argument("--out", required=True)
+
+    p = sub.add_parser("run", help="run an experiment config (TOML): every stage, cached")
+    p.add_argument("config")
+    p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="plan and cost estimate only")
+    p.add_argument("--runs-dir", default="runs")
 
     p = sub.add_parser("compare", help="paired comparison of runs against a baseline")
     with_dataset(p)

@@ -1,0 +1,1 @@
+"""Experiments: one TOML config, cached and resumable stages, variants, one summary table."""

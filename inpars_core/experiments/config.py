@@ -1,0 +1,328 @@
+"""Experiment configs (TOML), validated with errors that name the bad key and the fix.
+
+Each section maps to a frozen dataclass; unknown keys and values of the wrong type are refused
+with the dotted key path (``finetune.lr``). Variants are named sets of dotted overrides applied
+on top of the base config (``[variants.balanced] "negatives.count" = 1``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inpars_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ExperimentSection:
+    """Name and where runs go."""
+
+    name: str = "experiment"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSection:
+    """Which dataset and splits; ``max_test_queries`` evaluates a deterministic subset."""
+
+    name: str = "scifact"
+    test_split: str = "test"
+    train_split: str = "train"
+    max_test_queries: int | None = None
+    doc_count: int | None = None  # published statistics for dry-run estimates
+    mean_doc_tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class BM25Section:
+    """BM25 settings."""
+
+    fields: str = "flat"
+    k1: float = 0.9
+    b: float = 0.4
+    k: int = 1000
+
+
+@dataclass(frozen=True)
+class GeneratorSection:
+    """The LLM writing the synthetic queries."""
+
+    backend: str = "llamacpp"
+    model: str = "gemma-3-270m"
+    prompt: str = "inpars"
+    num_docs: int = 100
+    seed: int = 0
+    max_tokens: int = 32
+    base_url: str | None = None
+    api: str = "completions"
+    max_cost_usd: float | None = None
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class FiltersSection:
+    """Synthetic query filters (null switches one off)."""
+
+    top_fraction: float | None = None
+    top_k: int | None = None
+    round_trip_k: int | None = None
+    near_duplicate_jaccard: float | None = 0.9
+    min_words: int | None = 3
+    max_words: int | None = 40
+    max_document_overlap: float | None = 0.8
+    example_copy_jaccard: float | None = 0.8
+
+
+@dataclass(frozen=True)
+class NegativesSection:
+    """BM25 negatives for the synthetic queries."""
+
+    count: int = 5
+    window: tuple[int, int] = (1, 100)
+    random: int = 0
+    balanced: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BaseRerankerSection:
+    """The reranker before fine-tuning: a Hugging Face model, or trained here from a backbone on
+    the dataset's train qrels (the offline stand-in for an MS MARCO reranker)."""
+
+    source: str = "train"  # "hf" or "train"
+    model: str = "minilm"
+    objective: str = "lce"
+    lr: float = 1e-4
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 16
+    max_length: int = 128
+    negatives: int = 3
+    window: tuple[int, int] = (1, 100)
+    max_train_queries: int | None = None
+    bf16: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FinetuneSection:
+    """Fine-tuning the base reranker on the (filtered) synthetic queries."""
+
+    objective: str = "bce"
+    lr: float = 7e-6
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 16
+    max_length: int = 128
+    warmup_ratio: float = 0.1
+    eval_every: int = 50
+    mix_train_qrels: bool = False
+    dev_queries: int = 50
+    dev_depth: int = 20
+    bf16: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RerankSection:
+    """Reranking BM25's top-k of the test queries."""
+
+    depths: tuple[int, ...] = (100,)
+    max_length: int = 128
+    batch_size: int = 32
+    precision: str = "fp32"
+    pair_encoding: str = "pair"
+    interpolate_bm25: float | None = None
+
+
+@dataclass(frozen=True)
+class DenseSection:
+    """Dense rows: zero-shot bi-encoder and one fine-tuned on the synthetic triples."""
+
+    enabled: bool = False
+    model: str = "minilm"
+    max_length: int = 256
+    finetune_objective: str | None = "mnrl"
+    lr: float = 2e-5
+    epochs: int = 1
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class EvaluationSection:
+    """Measures of the summary table."""
+
+    measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment."""
+
+    experiment: ExperimentSection = field(default_factory=ExperimentSection)
+    dataset: DatasetSection = field(default_factory=DatasetSection)
+    bm25: BM25Section = field(default_factory=BM25Section)
+    generator: GeneratorSection = field(default_factory=GeneratorSection)
+    filters: FiltersSection = field(default_factory=FiltersSection)
+    negatives: NegativesSection = field(default_factory=NegativesSection)
+    base_reranker: BaseRerankerSection = field(default_factory=BaseRerankerSection)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    rerank: RerankSection = field(default_factory=RerankSection)
+    dense: DenseSection = field(default_factory=DenseSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def variant(self, name: str) -> ExperimentConfig:
+        """This config with a variant's overrides applied (no variants inside)."""
+        if name not in self.variants:
+            raise ConfigError(f"unknown variant {name!r}; known: {', '.join(self.variants)}")
+        raw = dataclasses.asdict(self)
+        raw.pop("variants")
+        for dotted, value in self.variants[name].items():
+            section, _, key = dotted.partition(".")
+            raw[section][key] = value
+        return _build(raw, f"variants.{name}")
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(ExperimentConfig) if f.name != "variants"}
+
+
+def _resolve_type(annotation: Any) -> Any:
+    return eval(annotation, globals()) if isinstance(annotation, str) else annotation
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a field annotation (TOML arrays become tuples)."""
+    annotation = _resolve_type(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, found {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, found {len(value)}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is typing.Any or (
+        isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))
+    ):
+        return value
+    name = getattr(annotation, "__name__", str(annotation))
+    raise ConfigError(f"{where}: expected {name}, found {value!r} ({type(value).__name__})")
+
+
+def _build_section(cls: Any, raw: dict[str, Any], where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table, found {raw!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(
+                f"{where}.{key}: unknown key; known keys of [{where.split('.')[-1]}]: "
+                f"{', '.join(known)}"
+            )
+    values = {key: _coerce(value, known[key].type, f"{where}.{key}") for key, value in raw.items()}
+    return cls(**values)
+
+
+def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
+    prefix = f"{where}: " if where else ""
+    sections = {}
+    for name, value in raw.items():
+        if name == "variants":
+            continue
+        if name not in _SECTIONS:
+            raise ConfigError(
+                f"{prefix}[{name}]: unknown section; known: {', '.join([*_SECTIONS, 'variants'])}"
+            )
+        sections[name] = _build_section(_resolve_type(_SECTIONS[name]), value, name)
+    variants = raw.get("variants", {})
+    if not isinstance(variants, dict):
+        raise ConfigError("[variants]: expected tables such as [variants.NAME]")
+    config = ExperimentConfig(**sections, variants={k: dict(v) for k, v in variants.items()})
+    _validate(config)
+    for name, overrides in variants.items():
+        if not isinstance(overrides, dict):
+            raise ConfigError(f'variants.{name}: expected a table of "section.key" = value')
+        for dotted in overrides:
+            section, _, key = dotted.partition(".")
+            if section not in _SECTIONS or not key:
+                raise ConfigError(
+                    f'variants.{name}.{dotted}: expected "section.key" with a '
+                    f"section among {', '.join(_SECTIONS)}"
+                )
+        config.variant(name)  # validates the overrides
+    return config
+
+
+def _validate(config: ExperimentConfig) -> None:
+    from inpars_core.evaluation import parse_measures
+
+    checks = [
+        (
+            config.base_reranker.source in ("hf", "train"),
+            "base_reranker.source: expected 'hf' or 'train'",
+        ),
+        (
+            config.generator.backend in ("openai", "llamacpp", "hf"),
+            "generator.backend: expected openai, llamacpp or hf",
+        ),
+        (config.generator.num_docs >= 1, "generator.num_docs: must be at least 1"),
+        (
+            all(d >= 1 for d in config.rerank.depths) and config.rerank.depths,
+            "rerank.depths: give one or more depths >= 1",
+        ),
+        (
+            config.rerank.pair_encoding in ("pair", "separate"),
+            "rerank.pair_encoding: expected 'pair' or 'separate'",
+        ),
+        (config.bm25.k >= max(config.rerank.depths), "bm25.k: must be >= the largest rerank depth"),
+        (
+            config.finetune.objective in ("hf-default", "bce", "ce2", "lce", "margin-mse"),
+            "finetune.objective: expected hf-default, bce, ce2, lce or margin-mse",
+        ),
+        (
+            config.rerank.interpolate_bm25 is None or 0 <= config.rerank.interpolate_bm25 <= 1,
+            "rerank.interpolate_bm25: expected a weight in [0, 1] for the reranker's score",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    parse_measures(config.evaluation.measures)
+
+
+def load_config(path: Path) -> ExperimentConfig:
+    """Read and validate an experiment TOML file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return _build(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,79 @@
+"""What an experiment would do and cost, before anything runs or is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inpars_core.experiments.config import ExperimentConfig
+
+
+def estimate_generation(config: ExperimentConfig) -> dict[str, Any]:
+    """Token and cost estimate of the generation stage.
+
+    When the corpus is on disk, every prompt is rendered and counted (tiktoken). Otherwise the
+    estimate comes from the dataset's published statistics (``dataset.doc_count`` and
+    ``dataset.mean_doc_tokens`` in the config), and says so.
+    """
+    from inpars_core.datasets import resolve_dataset
+    from inpars_core.errors import InparsError
+    from inpars_core.generation.pricing import count_tokens, load_price_table, price_for
+    from inpars_core.generation.prompts import DOCUMENT_PLACEHOLDER, resolve_prompt
+    from inpars_core.generation.stage import (
+        EXPECTED_COMPLETION_TOKENS,
+        GenerationConfig,
+        estimate_cost,
+        sample_documents,
+    )
+
+    section = config.generator
+    price = price_for(section.model, section.backend, load_price_table(None))
+    chat = section.backend == "openai" and section.api == "chat"
+    try:
+        dataset = resolve_dataset(config.dataset.name, download=False)
+    except InparsError:
+        dataset = None
+    if dataset is not None:
+        prompt = resolve_prompt(section.prompt, dataset, seed=section.seed)
+        gen = GenerationConfig(
+            section.backend,
+            section.model,
+            prompt.prompt_id,
+            num_docs=section.num_docs,
+            seed=section.seed,
+            max_tokens=section.max_tokens,
+            chat=chat,
+        )
+        documents = sample_documents(dataset, gen, exclude=prompt.example_doc_ids)
+        estimate = estimate_cost(documents, prompt, gen, price)
+        return {
+            "basis": f"real token counts of {len(documents)} sampled documents ({estimate.method})",
+            "documents": len(documents),
+            "prompt_tokens": estimate.prompt_tokens,
+            "expected_cost_usd": estimate.expected_cost_usd,
+            "max_cost_usd": estimate.max_cost_usd,
+        }
+    if config.dataset.mean_doc_tokens is None:
+        return {
+            "basis": "unavailable: the corpus is not on disk and the config gives no "
+            "dataset.mean_doc_tokens",
+            "documents": section.num_docs,
+        }
+    prompt = resolve_prompt(section.prompt, None, seed=section.seed)
+    template_tokens, method = count_tokens(
+        prompt.text.replace(DOCUMENT_PLACEHOLDER, ""), section.model
+    )
+    per_doc = min(config.dataset.mean_doc_tokens, prompt.max_document_words * 1.3)
+    documents = min(section.num_docs, config.dataset.doc_count or section.num_docs)
+    prompt_tokens = round(documents * (template_tokens + per_doc + (14 if chat else 0)))
+    expected = price.cost(prompt_tokens, EXPECTED_COMPLETION_TOKENS * documents)
+    worst = price.cost(prompt_tokens, section.max_tokens * documents)
+    return {
+        "basis": "ESTIMATE from published statistics, corpus not on disk: "
+        f"{config.dataset.doc_count:,} documents, ~{config.dataset.mean_doc_tokens:.0f} "
+        f"tokens per document (truncated at {prompt.max_document_words} words); template "
+        f"{template_tokens} tokens ({method})",
+        "documents": documents,
+        "prompt_tokens": prompt_tokens,
+        "expected_cost_usd": expected,
+        "max_cost_usd": worst,
+    }
