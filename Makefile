@@ -6,12 +6,16 @@ BIN := $(VENV)/bin
 export INPARS_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && realpath ../shared/datasets || echo $(CURDIR)/data/datasets)
 DEMO_OUT ?= runs/scifact-bm25
 
-.PHONY: setup demo test test-slow lint bench
+.PHONY: setup demo bm25-demo test test-slow lint bench
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
+	$(BIN)/inpars run configs/scifact-offline.toml --runs-dir runs
+	@echo "Open the dashboard on this result: $(BIN)/inpars dashboard --runs-dir runs"
+
+bm25-demo: setup
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/inpars index --dataset scifact --fields flat --out $(DEMO_OUT)/index-flat
 	$(BIN)/inpars retrieve --dataset scifact --index $(DEMO_OUT)/index-flat --split test --k 1000 --out $(DEMO_OUT)/bm25-flat.run

@@ -186,7 +186,10 @@ class ExperimentConfig:
         for dotted, value in self.variants[name].items():
             section, _, key = dotted.partition(".")
             raw[section][key] = value
-        return _build(raw, f"variants.{name}")
+        try:
+            return _build(raw, f"variants.{name}")
+        except ConfigError as exc:
+            raise ConfigError(f"variants.{name}: {exc}") from None
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(ExperimentConfig) if f.name != "variants"}
