@@ -640,6 +640,30 @@ def _run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("dashboard")
+def _dashboard(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    if not app.is_file():
+        raise InparsError(f"the dashboard app is not at {app}; run from a source checkout")
+    runs_dir = Path(args.runs_dir).resolve()
+    if not runs_dir.is_dir():
+        print(f"note: {runs_dir} does not exist yet; the dashboard will say so", file=sys.stderr)
+    command_line = [sys.executable, "-m", "streamlit", "run", str(app)]
+    command_line += ["--server.port", str(args.port), "--server.address", args.address]
+    command_line += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    command_line += ["--client.toolbarMode", "minimal"]
+    command_line += ["--", "--runs-dir", str(runs_dir)]
+    env = {**os.environ, "INPARS_RUNS_DIR": str(runs_dir)}
+    print(f"dashboard on http://{args.address}:{args.port} (runs dir {runs_dir}); Ctrl-C stops it")
+    try:
+        return subprocess.call(command_line, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="inpars", description=__doc__)
@@ -834,6 +858,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="plan and cost estimate only")
     p.add_argument("--runs-dir", default="runs")
+
+    p = sub.add_parser("dashboard", help="inspect experiments in a browser (Streamlit)")
+    p.add_argument("--runs-dir", default="runs", help="folder holding <experiment>/ folders")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
 
     p = sub.add_parser("compare", help="paired comparison of runs against a baseline")
     with_dataset(p)

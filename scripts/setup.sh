@@ -11,7 +11,7 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 
 # System packages (Debian): only when running as root with apt, and only what is missing.
-APT_PACKAGES=(${INPARS_APT_PACKAGES:-})
+APT_PACKAGES=(${INPARS_APT_PACKAGES:-chromium})
 if [ ${#APT_PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=()
   for pkg in "${APT_PACKAGES[@]}"; do

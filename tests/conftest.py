@@ -68,3 +68,17 @@ TINY_QRELS = {"test": "q1\td1\t1\nq2\td2\t1\nq3\td4\t1\n"}
 def tiny_dir(tmp_path: Path) -> Path:
     """A five-document BEIR folder with three judged queries."""
     return write_beir(tmp_path / "tiny", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+
+
+SMOKE_CONFIG = ROOT / "configs" / "scifact-smoke.toml"
+
+
+@pytest.fixture(scope="session")
+def smoke_runs_dir(tmp_path_factory) -> Path:
+    """A runs directory holding the smoke experiment, produced once by the real pipeline."""
+    from inpars_core.experiments.config import load_config
+    from inpars_core.experiments.runner import ExperimentRunner
+
+    runs_dir = tmp_path_factory.mktemp("runs")
+    ExperimentRunner(load_config(SMOKE_CONFIG), runs_dir).run()
+    return runs_dir

@@ -122,6 +122,7 @@ class FinetuneSection:
     warmup_ratio: float = 0.1
     eval_every: int = 50
     mix_train_qrels: bool = False
+    keep: str = "best"  # "best" dev checkpoint (may be step 0) or the "final" one
     dev_queries: int = 50
     dev_depth: int = 20
     bf16: bool = True

@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], Callable[[int], None]]
 RUN_FILE = "run.trec"
+TRAINING_FIELDS = (
+    "best_step",
+    "kept_step",
+    "final_step",
+    "step0_dev_ndcg10",
+    "best_dev_ndcg10",
+    "best_at_step0",
+)
 
 
 def _no_progress(_: str, __: int) -> Callable[[int], None]:
@@ -280,6 +288,7 @@ class ExperimentRunner:
             )
             return {
                 "queries": report.generated + report.skipped_done,
+                "resumed_done": report.skipped_done,
                 "cost_usd": round(report.total_usd, 6),
                 "example_queries": list(prompt.example_queries),
                 "example_query_ids": list(prompt.example_query_ids),
@@ -429,6 +438,7 @@ class ExperimentRunner:
                     eval_every=section.eval_every,
                     bf16=section.bf16,
                     seed=section.seed,
+                    keep=section.keep,
                 ),
                 target,
                 dev=dev,
@@ -439,6 +449,7 @@ class ExperimentRunner:
                 "best_dev_ndcg10": result.best_dev_ndcg10,
                 "step0_dev_ndcg10": result.step0_dev_ndcg10,
                 "final_step": result.final_step,
+                "kept_step": result.kept_step,
                 "best_at_step0": result.best_at_step0,
                 "notes": list(result.notes),
             }
@@ -633,6 +644,12 @@ class ExperimentRunner:
                         stage.path / RUN_FILE,
                         variant=name,
                         stage_seconds={**shared, "rerank": stage.seconds},
+                        training={
+                            **{k: tuned.meta["counts"].get(k) for k in TRAINING_FIELDS},
+                            "model": model_dir,
+                            "kept_queries": kept.meta["counts"].get("kept"),
+                            "triples": triples.meta["counts"].get("triples"),
+                        },
                     )
                 )
             if variant.dense.enabled and variant.dense.finetune_objective:

@@ -101,7 +101,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "system",
         "depth",
         *measures,
-        "best step (dev nDCG@10 step 0 → best)",
+        "model kept: step/steps (dev nDCG@10 step 0 → best @ step)",
         "cost US$",
         "stage seconds",
     ]
@@ -123,10 +123,12 @@ def to_markdown(summary: dict[str, Any]) -> str:
             cells.append(f"{value:.4f}" + (f" ({delta:+.4f}{mark})" if delta is not None else ""))
         training = row.get("training") or {}
         if training.get("best_step") is not None and training.get("best_dev_ndcg10") is not None:
+            kept = training.get("kept_step")
+            kept = training["best_step"] if kept is None else kept
             cells.append(
-                f"{training['best_step']}/{training['final_step']} "
-                f"({training['step0_dev_ndcg10']:.3f} → {training['best_dev_ndcg10']:.3f})"
-                + (" step 0 kept" if training.get("best_at_step0") else "")
+                f"{kept}/{training['final_step']} "
+                f"({training['step0_dev_ndcg10']:.3f} → {training['best_dev_ndcg10']:.3f} "
+                f"@ {training['best_step']})"
             )
         else:
             cells.append("")

@@ -77,6 +77,9 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     eval_batch_size: int = 32
     device: str = "auto"
+    #: Which checkpoint model/ holds: the best on the dev set (may be step 0), or the final one
+    #: (to see what training did even when it hurt; the dev curve is logged either way).
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -101,6 +104,7 @@ class TrainingConfig:
                 self.eval_batch_size >= 1,
                 f"eval_batch_size must be >= 1, got {self.eval_batch_size}",
             ),
+            (self.keep in ("best", "final"), f"keep must be 'best' or 'final', got {self.keep!r}"),
             (
                 self.pair_encoding in PAIR_ENCODINGS,
                 f"pair_encoding must be one of {PAIR_ENCODINGS}, got {self.pair_encoding!r}",
@@ -164,6 +168,7 @@ class TrainingResult:
     first_loss: float | None
     last_loss: float | None
     notes: tuple[str, ...] = ()
+    kept_step: int | None = None
 
     @property
     def best_at_step0(self) -> bool:
@@ -538,9 +543,22 @@ def train_reranker(
         timings["train_s"] = round(time.perf_counter() - train_started - eval_seconds, 3)
         timings["eval_s"] = round(eval_seconds, 3)
 
+        kept_step = best["step"]
         if dev is None:
             _save_model(model, tokenizer, model_dir)
             best.update(step=final_step)
+            kept_step = final_step
+        elif config.keep == "final":
+            _save_model(model, tokenizer, model_dir)
+            kept_step = final_step
+            if best["step"] == 0:
+                note = (
+                    f"best dev {MEASURE} is at step 0 ({best['value']:.4f}): fine-tuning "
+                    f"hurt on the dev set; {MODEL_DIR}/ holds the final step as asked "
+                    "(keep = 'final')"
+                )
+                notes.append(note)
+                logger.warning(note)
         elif best["step"] == 0:
             note = (
                 f"best dev {MEASURE} is at step 0 ({best['value']:.4f}), before any update: "
@@ -565,6 +583,7 @@ def train_reranker(
             meta.inputs["dev"] = {"queries": len(dev.run), "depth": dev.depth}
         meta.results = {
             "best_step": best["step"],
+            "kept_step": kept_step,
             "best_dev_ndcg10": best["value"],
             "step0_dev_ndcg10": step0,
             "final_step": final_step,
@@ -592,4 +611,5 @@ def train_reranker(
         first_loss=first_loss,
         last_loss=last_loss,
         notes=tuple(notes),
+        kept_step=kept_step,
     )

@@ -1,0 +1,63 @@
+"""InPars Lab dashboard: ``inpars dashboard --runs-dir DIR`` or
+``streamlit run dashboard/app.py -- --runs-dir DIR``.
+
+Page config, the sidebar (runs directory, experiment picker mirrored into ``?exp=``) and the
+navigation; the pages live in ``app_pages/``. The app only reads what the pipeline wrote.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import data, ui  # noqa: E402
+
+st.set_page_config(page_title="InPars Lab", page_icon="🔎", layout="wide")
+
+with st.sidebar:
+    st.markdown("### InPars Lab")
+    if "runs_dir" not in st.session_state:
+        st.session_state["runs_dir"] = data.default_runs_dir()
+    runs_dir = st.text_input("Runs directory", key="runs_dir", help="folder given to `inpars run`")
+    experiment = None
+    try:
+        names = data.list_experiments(runs_dir)
+    except data.MissingArtifactError as exc:
+        st.warning(exc.message, icon="⚠️")
+        names = []
+    if runs_dir and names:
+        experiment = ui.synced_selectbox("Experiment", names, key="experiment", param="exp")
+        try:
+            loaded = data.get_experiment(runs_dir, experiment) if experiment else None
+        except (data.MissingArtifactError, data.BadArtifactError) as exc:
+            loaded = None
+            st.warning(exc.message, icon="⚠️")
+        if loaded is not None:
+            if loaded.summary is None:
+                st.warning(
+                    "No readable summary.json: the experiment is interrupted, still running "
+                    "or damaged (details on the Overview page)."
+                )
+            elif loaded.unfinished:
+                st.info(f"{len(loaded.unfinished)} unfinished stage(s).")
+            else:
+                st.success(f"{len(loaded.summary.get('rows', []))} systems compared.")
+    elif runs_dir:
+        st.info(f"No experiment in `{runs_dir}` yet: run `inpars run CONFIG --runs-dir DIR`.")
+
+ui.set_context(ui.Context(runs_dir, experiment))
+
+PAGES = [
+    st.Page("app_pages/overview.py", title="Overview", url_path="overview", default=True),
+    st.Page("app_pages/synthetic.py", title="Synthetic queries", url_path="synthetic"),
+    st.Page("app_pages/encodings.py", title="Encodings", url_path="encodings"),
+    st.Page("app_pages/per_query.py", title="Per-query comparison", url_path="per-query"),
+    st.Page("app_pages/training.py", title="Training", url_path="training"),
+]
+st.navigation(PAGES).run()

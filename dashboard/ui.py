@@ -1,0 +1,203 @@
+"""Shared page furniture: the current experiment, widgets mirrored into the URL's query
+parameters (so a view can be shared as a link), and the guard that turns a missing artifact into
+a message instead of a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard import data
+
+CONTEXT_KEY = "_inpars_context"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the sidebar chose: the runs directory and the experiment (if any)."""
+
+    runs_dir: str
+    experiment: str | None
+
+    def load(self) -> data.Experiment:
+        """The chosen experiment (cached until a file changes)."""
+        if self.experiment is None:
+            raise data.MissingArtifactError(
+                self.runs_dir,
+                "An experiment folder",
+                "Run `inpars run CONFIG --runs-dir DIR` to create one.",
+            )
+        return data.get_experiment(self.runs_dir, self.experiment)
+
+
+def set_context(context: Context) -> None:
+    """Remember the sidebar's choice for the page about to run."""
+    st.session_state[CONTEXT_KEY] = context
+
+
+def context() -> Context:
+    """The sidebar's choice (the runs directory default when the app script did not run)."""
+    found = st.session_state.get(CONTEXT_KEY)
+    return found if isinstance(found, Context) else Context(data.default_runs_dir(), None)
+
+
+def _from_url(param: str) -> str | None:
+    value = st.query_params.get(param)
+    return None if value is None else str(value)
+
+
+def _mirror(param: str, value: Any) -> None:
+    text = "" if value is None else str(value)
+    if text:
+        if st.query_params.get(param) != text:
+            st.query_params[param] = text
+    elif param in st.query_params:
+        del st.query_params[param]
+
+
+def synced_selectbox(
+    label: str,
+    options: Sequence[str],
+    *,
+    key: str,
+    param: str,
+    default: str | None = None,
+    **kwargs: Any,
+) -> str | None:
+    """A selectbox whose choice starts from ``?param=`` and is written back to it."""
+    options = list(options)
+    if not options:
+        _mirror(param, None)
+        return None
+    current = st.session_state.get(key)
+    if current not in options:
+        wanted = _from_url(param)
+        if wanted in options:
+            st.session_state[key] = wanted
+        else:
+            st.session_state[key] = default if default in options else options[0]
+    value = st.selectbox(label, options, key=key, **kwargs)
+    _mirror(param, value)
+    return value
+
+
+def synced_radio(
+    label: str, options: Sequence[str], *, key: str, param: str, default: str | None = None,
+    **kwargs: Any,
+) -> str | None:  # fmt: skip
+    """A radio group whose choice starts from ``?param=`` and is written back to it."""
+    options = list(options)
+    if not options:
+        return None
+    if st.session_state.get(key) not in options:
+        wanted = _from_url(param)
+        st.session_state[key] = (
+            wanted if wanted in options else default if default in options else options[0]
+        )
+    value = st.radio(label, options, key=key, **kwargs)
+    _mirror(param, value)
+    return value
+
+
+def synced_multiselect(
+    label: str,
+    options: Sequence[str],
+    *,
+    key: str,
+    param: str,
+    default: Sequence[str] = (),
+    **kwargs: Any,
+) -> list[str]:
+    """A multiselect whose choice starts from ``?param=a&param=b`` and is written back."""
+    options = list(options)
+    if key not in st.session_state or any(v not in options for v in st.session_state[key]):
+        wanted = [v for v in st.query_params.get_all(param) if v in options]
+        st.session_state[key] = wanted or [v for v in default if v in options]
+    value = st.multiselect(label, options, key=key, **kwargs)
+    if value:
+        if st.query_params.get_all(param) != list(value):
+            st.query_params[param] = list(value)
+    elif param in st.query_params:
+        del st.query_params[param]
+    return list(value)
+
+
+def synced_text(label: str, *, key: str, param: str, default: str = "", **kwargs: Any) -> str:
+    """A text input whose value starts from ``?param=`` and is written back to it."""
+    if key not in st.session_state:
+        st.session_state[key] = _from_url(param) or default
+    value = st.text_input(label, key=key, **kwargs)
+    _mirror(param, value)
+    return value
+
+
+def synced_int(
+    label: str,
+    *,
+    key: str,
+    param: str,
+    default: int,
+    min_value: int,
+    max_value: int,
+    step: int = 1,
+    **kwargs: Any,
+) -> int:
+    """A number input whose value starts from ``?param=`` and is written back to it."""
+    if key not in st.session_state:
+        wanted = _from_url(param)
+        value = int(wanted) if wanted and wanted.lstrip("-").isdigit() else default
+        st.session_state[key] = min(max(value, min_value), max_value)
+    value = st.number_input(
+        label, min_value=min_value, max_value=max_value, step=step, key=key, **kwargs
+    )
+    _mirror(param, int(value))
+    return int(value)
+
+
+def show_problem(exc: BaseException) -> None:
+    """A missing or unreadable artifact (or an input error of the library) as a message."""
+    from inpars_core.errors import InparsError
+
+    if isinstance(exc, data.MissingArtifactError):
+        st.warning(exc.message, icon="⚠️")
+    elif isinstance(exc, data.BadArtifactError):
+        st.error(exc.message, icon="🚫")
+    elif isinstance(exc, InparsError):
+        st.error(str(exc), icon="🚫")
+    else:  # pragma: no cover - unexpected errors keep their traceback
+        raise exc
+
+
+def run_page(title: str, render: Callable[[Context, data.Experiment], None]) -> None:
+    """Title, the experiment's problems, then ``render``; a missing file becomes a message."""
+    from inpars_core.errors import InparsError
+
+    st.title(title)
+    ctx = context()
+    try:
+        experiment = ctx.load()
+    except (data.MissingArtifactError, data.BadArtifactError, InparsError) as exc:
+        show_problem(exc)
+        return
+    st.caption(f"Experiment `{experiment.name}` in `{Path(ctx.runs_dir)}`")
+    try:
+        render(ctx, experiment)
+    except (data.MissingArtifactError, data.BadArtifactError, InparsError) as exc:
+        show_problem(exc)
+
+
+def guarded(render: Callable[[], None]) -> bool:
+    """Run one section; a missing artifact shows a message and the rest of the page goes on.
+    Returns whether the section rendered without a problem."""
+    from inpars_core.errors import InparsError
+
+    try:
+        render()
+    except (data.MissingArtifactError, data.BadArtifactError, InparsError) as exc:
+        show_problem(exc)
+        return False
+    return True

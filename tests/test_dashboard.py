@@ -1,0 +1,367 @@
+"""The dashboard, page by page, with Streamlit's AppTest over the smoke experiment produced by the
+real pipeline (``smoke_runs_dir``), and over damaged copies of it (missing files, an interrupted
+run, unreadable JSON): every page renders without an exception and shows the numbers the
+artifacts hold, or says which file is missing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+EXPERIMENT = "scifact-smoke"
+PAGES = ["overview", "synthetic", "encodings", "per_query", "training"]
+
+
+@pytest.fixture(scope="module")
+def smoke(smoke_runs_dir: Path) -> Path:
+    """The smoke experiment folder."""
+    folder = smoke_runs_dir / EXPERIMENT
+    assert (folder / "summary.json").is_file()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def summary(smoke: Path) -> dict:
+    """Its summary.json."""
+    return json.loads((smoke / "summary.json").read_text())
+
+
+def row(summary: dict, system: str) -> dict:
+    """The summary row of one system."""
+    return next(r for r in summary["rows"] if r["system"] == system)
+
+
+def open_page(runs_dir: Path, page: str, monkeypatch, **params: str) -> AppTest:
+    """Run the app on ``page`` with the runs dir and query parameters, asserting no exception."""
+    monkeypatch.setenv("INPARS_RUNS_DIR", str(runs_dir))
+    app = AppTest.from_file(str(APP), default_timeout=180)
+    app.query_params.update(params)
+    app.run()
+    if page != "overview":
+        app.switch_page(f"app_pages/{page}.py")
+        app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def metrics(app: AppTest) -> dict[str, str]:
+    """Label -> shown value of every metric on the page."""
+    return {m.label: m.value for m in app.metric}
+
+
+def frame_with(app: AppTest, column: str):
+    """The first dataframe on the page that has ``column``."""
+    for element in app.dataframe:
+        if column in element.value.columns:
+            return element.value
+    raise AssertionError(f"no dataframe with a {column!r} column")
+
+
+def test_runs_dir_comes_from_the_cli_or_the_environment(monkeypatch):
+    from dashboard import data
+
+    monkeypatch.setenv("INPARS_RUNS_DIR", "/from/env")
+    assert data.default_runs_dir(["--runs-dir", "/from/args"]) == "/from/args"
+    assert data.default_runs_dir([]) == "/from/env"
+    monkeypatch.delenv("INPARS_RUNS_DIR")
+    assert data.default_runs_dir([]) == "runs"
+
+
+def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
+    import subprocess
+
+    from inpars_core.cli import main
+
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+    assert main(["dashboard", "--runs-dir", str(tmp_path), "--port", "9999"]) == 0
+    ((command, env),) = calls
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == str(APP)
+    assert command[command.index("--server.port") + 1] == "9999"
+    assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert command[-3:] == ["--", "--runs-dir", str(tmp_path.resolve())]
+    assert env["INPARS_RUNS_DIR"] == str(tmp_path.resolve())
+
+
+def test_cached_experiment_follows_the_files(smoke, tmp_path):
+    import os
+
+    from dashboard import data
+
+    folder = tmp_path / "runs" / "copy"
+    folder.mkdir(parents=True)
+    summary = json.loads((smoke / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert data.get_experiment(str(tmp_path / "runs"), "copy").summary == summary
+    summary["test_queries"] = 99
+    (folder / "summary.json").write_text(json.dumps(summary))
+    later = (folder / "summary.json").stat().st_mtime + 5
+    os.utime(folder / "summary.json", (later, later))
+    assert data.get_experiment(str(tmp_path / "runs"), "copy").summary["test_queries"] == 99
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch):
+    app = open_page(smoke_runs_dir, "overview", monkeypatch, exp=EXPERIMENT)
+    shown = metrics(app)
+    assert shown["Test queries"] == str(summary["test_queries"])
+    assert shown["Systems"] == str(len(summary["rows"]))
+    table = frame_with(app, "system")
+    depth = str(summary["depths"][0])
+    expected = [r["system"] for r in summary["rows"] if r["depth"] in (None, int(depth))]
+    assert list(table["system"]) == expected
+    bm25 = row(summary, "bm25")["measures"]["nDCG@10"]
+    assert table.set_index("system").loc["bm25", "nDCG@10"] == f"{bm25:.4f}"
+    tuned = row(summary, "bce")
+    cell = table.set_index("system").loc["bce", "nDCG@10"]
+    assert f"({tuned['delta']['nDCG@10']:+.4f}" in cell
+    assert cell.endswith("*)") == tuned["significant"]["nDCG@10"]
+    # the paired tests recomputed from the runs agree with the pipeline's summary
+    paired = frame_with(app, "Wilcoxon p (Holm)").set_index("run")
+    assert paired.loc["bce", "delta"] == pytest.approx(tuned["delta"]["nDCG@10"], abs=1e-9)
+    assert [paired.loc["bce", k] for k in ("win", "tie", "loss")] == tuned["wins_ties_losses"][
+        "nDCG@10"
+    ]
+    variants = frame_with(app, "objective").set_index("variant")
+    assert set(variants.index) == {"bce", "hf-default"}
+    assert variants.loc["hf-default", "objective"] == "hf-default"
+    kept = json.loads(
+        next((smoke_runs_dir / EXPERIMENT).glob("stages/filter/*/meta.json")).read_text()
+    )
+    assert (variants["kept"] == kept["counts"]["kept"]).all()
+    assert app.query_params["exp"] == EXPERIMENT
+    app.radio(key="overview_depth").set_value("all").run()
+    assert not app.exception
+    assert len(frame_with(app, "system")) == len(summary["rows"])
+    assert app.query_params["depth"] == "all"
+
+
+def test_overview_exports(smoke_runs_dir, summary):
+    from dashboard import data
+
+    experiment = data.get_experiment(str(smoke_runs_dir), EXPERIMENT)
+    display, raw = data.overview_frames(experiment, "all")
+    assert "| bm25 | full |" in data.summary_markdown(experiment)
+    latex = data.table_latex(display)
+    assert r"\toprule" in latex and "base (zero-shot)" in latex and r"\_" not in latex[:30]
+    rows = list(csv.DictReader(io.StringIO(data.table_csv(raw))))
+    assert float(rows[0]["nDCG@10"]) == pytest.approx(row(summary, "bm25")["measures"]["nDCG@10"])
+    png = data.table_png(display, "smoke")
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
+    app = open_page(smoke_runs_dir, "synthetic", monkeypatch, exp=EXPERIMENT)
+    generated = (next((smoke / "stages" / "generate").iterdir()) / "queries.jsonl").read_text()
+    lines = [json.loads(line) for line in generated.splitlines() if line.strip()]
+    filter_meta = json.loads(next((smoke / "stages" / "filter").glob("*/meta.json")).read_text())
+    shown = metrics(app)
+    assert shown["Generated"] == str(len(lines))
+    assert shown["Kept"] == str(filter_meta["counts"]["kept"])
+    assert shown["Dropped"] == str(len(lines) - filter_meta["counts"]["kept"])
+    table = frame_with(app, "verdict")
+    dropped = table[table["verdict"] == "dropped"]
+    assert (dropped["reasons"] != "").all()
+    for filter_name, count in filter_meta["counts"]["dropped_by"].items():
+        assert (dropped["dropped by"].str.contains(filter_name)).sum() == count
+    for _, r in dropped.iterrows():  # the copy filters' drops are highlighted as copies
+        if "example-copy" in r["dropped by"]:
+            assert "few-shot" in r["flags"]
+        if "document-copy" in r["dropped by"]:
+            assert "copies document" in r["flags"]
+    # search narrows the table; choosing a query mirrors it into the URL
+    word = lines[0]["text"].split()[-1]
+    app.text_input(key="synthetic_search").set_value(word).run()
+    assert not app.exception
+    narrowed = frame_with(app, "verdict")
+    assert 1 <= len(narrowed) <= len(lines)
+    assert all(word.casefold() in t.casefold() for t in narrowed["text"])
+    assert app.query_params["search"] == word
+    kept = table[table["verdict"] == "kept"]["query_id"].iloc[0]
+    app.text_input(key="synthetic_search").set_value("").run()
+    app.selectbox(key="synthetic_query").set_value(kept).run()
+    assert app.query_params["q"] == kept
+    negatives = frame_with(app, "neg_doc_id")
+    mined = [
+        json.loads(line)
+        for line in next((smoke / "stages" / "triples").glob("*/triples.jsonl"))
+        .read_text()
+        .splitlines()
+    ]
+    expected = {(t["neg_doc_id"], t["neg_rank"]) for t in mined if t["query_id"] == kept}
+    assert set(zip(negatives["neg_doc_id"], negatives["neg_rank"], strict=True)) == expected
+
+
+def test_encodings_page(smoke_runs_dir, monkeypatch):
+    from dashboard import data
+    from inpars_core.reranking.encoding import EncodingConfig
+    from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
+
+    app = open_page(smoke_runs_dir, "encodings", monkeypatch, exp=EXPERIMENT)
+    experiment = data.get_experiment(str(smoke_runs_dir), EXPERIMENT)
+    model = data.rerank_models(experiment)[app.selectbox(key="enc_model").value]
+    query, _doc_id, document = data.sample_pairs(experiment)[app.selectbox(key="enc_pair").value]
+    max_length = int(app.number_input(key="enc_max_length").value)
+    assert max_length == data.default_max_length(experiment)
+    reranker = load_reranker(model, ScoringConfig(device="cpu"))
+    scores = [
+        score_pairs(reranker, [(query, document)], EncodingConfig(mode, max_length))[0]
+        for mode in ("pair", "separate")
+    ]
+    shown = [m.value for m in app.metric if m.label == "Score"]
+    assert shown == [f"{s:.4f}" for s in scores]
+    assert any("2 [CLS] tokens" in e.value for e in app.error)  # the separate encoding's bug
+    assert any("switch 0 → 1" in s.value for s in app.success)  # the pair encoding is right
+    total = len(data.dataset_for(experiment).corpus)
+    assert metrics(app)["Documents"] == f"{min(data.CORPUS_SAMPLE, total)} of {total}"
+    app.radio(key="enc_source").set_value("typed").run()
+    app.text_input(key="enc_query").set_value("does aspirin prevent heart attacks").run()
+    assert not app.exception
+    assert app.query_params["src"] == "typed"
+    assert len([m for m in app.metric if m.label == "Score"]) == 2
+
+
+def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
+    app = open_page(smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT)
+    depth = summary["depths"][0]
+    assert app.selectbox(key="pq_a").value == f"base (zero-shot) @{depth}"
+    assert app.selectbox(key="pq_b").value == f"bce @{depth}"
+    tuned, base = row(summary, "bce"), row(summary, "base (zero-shot)")
+    shown = metrics(app)
+    assert [shown["Wins"], shown["Ties"], shown["Losses"]] == [
+        str(v) for v in tuned["wins_ties_losses"]["nDCG@10"]
+    ]
+    assert shown["nDCG@10 A"] == f"{base['measures']['nDCG@10']:.4f}"
+    assert shown["nDCG@10 B"] == f"{tuned['measures']['nDCG@10']:.4f}"
+    movement = frame_with(app, "moved up by")
+    assert len(movement) >= 1 and (movement["rel"] > 0).all()
+    assert len(frame_with(app, "synthetic query")) >= 1
+    other = row(summary, "hf-default")
+    app.selectbox(key="pq_b").set_value(f"hf-default @{depth}").run()
+    assert not app.exception
+    assert metrics(app)["nDCG@10 B"] == f"{other['measures']['nDCG@10']:.4f}"
+    assert app.query_params["b"] == f"hf-default @{depth}"
+
+
+def test_per_query_view_opens_from_a_shared_link(smoke_runs_dir, summary, monkeypatch):
+    depth = summary["depths"][0]
+    app = open_page(
+        smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT, a="bm25 @full",
+        b=f"hf-default @{depth}",
+    )  # fmt: skip
+    assert app.selectbox(key="pq_a").value == "bm25 @full"
+    assert app.selectbox(key="pq_b").value == f"hf-default @{depth}"
+    bm25 = row(summary, "bm25")["measures"]["nDCG@10"]
+    assert metrics(app)["nDCG@10 A"] == f"{bm25:.4f}"
+
+
+def test_training_page(smoke_runs_dir, smoke, monkeypatch):
+    app = open_page(smoke_runs_dir, "training", monkeypatch, exp=EXPERIMENT)
+    table = frame_with(app, "objective").set_index("run")
+    assert set(table.index) == {"bce", "hf-default"}
+    for meta_path in (smoke / "stages" / "finetune").glob("*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        label = meta["config"]["objective"]
+        step0 = table.loc[label, "dev nDCG@10 step 0"]
+        assert step0 == pytest.approx(meta["counts"]["step0_dev_ndcg10"])
+        assert table.loc[label, "best step"] == meta["counts"]["best_step"]
+    assert table.loc["hf-default", "problem_type"] == "regression"  # the silent MSE (P2)
+    assert table.loc["bce", "problem_type"] == "multi_label_classification"
+    assert any("hf-default" in e.value and "P2" in e.value for e in app.error)
+    assert len(app.get("plotly_chart")) >= 5
+    app.multiselect(key="train_runs").set_value(["bce"]).run()
+    assert not app.exception
+    assert list(frame_with(app, "objective")["run"]) == ["bce"]
+    assert app.query_params["runs"] == "bce"
+
+
+# --------------------------------------------------------------------------- bad runs dirs
+
+
+def _copy(smoke: Path, target: Path) -> Path:
+    """A copy without model weights and the Lucene index (not read by the dashboard)."""
+    shutil.copytree(smoke, target, ignore=shutil.ignore_patterns("*.safetensors", "index"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def damaged_runs(smoke: Path, tmp_path_factory) -> Path:
+    """A runs dir with an interrupted experiment, a corrupt one and an empty one."""
+    runs = tmp_path_factory.mktemp("damaged")
+    broken = _copy(smoke, runs / "interrupted")
+    (broken / "summary.json").unlink()
+    stages = broken / "stages"
+    tuned = next(
+        p
+        for p in (stages / "finetune").iterdir()
+        if json.loads((p / "meta.json").read_text())["config"]["objective"] == "hf-default"
+    )
+    work = tuned.rename(tuned.with_name(tuned.name + ".work"))
+    (work / "meta.json").unlink()
+    next((stages / "filter").glob("*/kept.jsonl")).unlink()
+    queries = next((stages / "generate").glob("*/queries.jsonl"))
+    queries.write_text(queries.read_text() + '{"query_id": "syn-half')
+    corrupt = _copy(smoke, runs / "corrupt")
+    (corrupt / "summary.json").write_text('{"rows": [')
+    (runs / "empty" / "stages").mkdir(parents=True)
+    return runs
+
+
+def _messages(app: AppTest) -> str:
+    return " ".join(m.value for m in [*app.main.warning, *app.main.error, *app.main.info])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_missing_runs_dir_says_so(tmp_path, page, monkeypatch):
+    app = open_page(tmp_path / "nowhere", page, monkeypatch)
+    assert "runs directory is missing" in " ".join(w.value for w in app.sidebar.warning)
+    assert str(tmp_path / "nowhere") in _messages(app)
+
+
+def test_interrupted_experiment_says_what_is_missing(damaged_runs, monkeypatch):
+    expected = {
+        "overview": ["summary.json` is missing", "unfinished stages", "finetune/"],
+        "synthetic": ["kept.jsonl is missing", "kept.jsonl`"],
+        "encodings": ["weights is missing", "model.safetensors"],
+        "per_query": [],  # the runs of the finished rerank stages are still comparable
+        "training": [],
+    }
+    for page, needles in expected.items():
+        app = open_page(damaged_runs, page, monkeypatch, exp="interrupted")
+        text = _messages(app)
+        for needle in needles:
+            assert needle in text, (page, needle, text)
+        if page == "training":
+            labels = app.multiselect(key="train_runs").options
+            assert any("(unfinished)" in label for label in labels)
+        if page == "per_query":
+            assert len(app.metric) == 5
+
+
+def test_corrupt_and_empty_experiments(damaged_runs, monkeypatch):
+    app = open_page(damaged_runs, "overview", monkeypatch, exp="corrupt")
+    assert "summary.json` cannot be read: not valid JSON" in _messages(app)
+    for page in PAGES:
+        app = open_page(damaged_runs, page, monkeypatch, exp="empty")
+        assert "is missing" in _messages(app), page
+
+
+def test_half_written_jsonl_line_is_skipped(tmp_path):
+    from dashboard import data
+
+    path = tmp_path / "queries.jsonl"
+    path.write_text('{"query_id": "a"}\n{"query_id": "b"}\n{"query_')
+    rows, bad = data.read_jsonl(path, "queries.jsonl")
+    assert [r["query_id"] for r in rows] == ["a", "b"] and bad == 1
+    with pytest.raises(data.MissingArtifactError, match=r"nothing\.jsonl"):
+        data.read_jsonl(tmp_path / "nothing.jsonl", "nothing.jsonl")

@@ -1,0 +1,179 @@
+"""The dashboard in a real browser: ``streamlit run`` on 127.0.0.1 over the smoke experiment,
+driven by headless Debian Chromium (``apt-get install chromium``) through Playwright. Every page
+is visited, one widget per page is used, no exception may show, and a screenshot of each page
+is saved under ``test-output/screenshots/``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-output" / "screenshots"
+EXPERIMENT = "scifact-smoke"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.is_file(), reason="needs Debian's chromium (apt-get install chromium)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(smoke_runs_dir: Path, tmp_path_factory) -> Iterator[str]:
+    """``streamlit run dashboard/app.py -- --runs-dir <smoke runs>`` on a free local port."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
+        "--", "--runs-dir", str(smoke_runs_dir),
+    ]  # fmt: skip
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=dict(os.environ), stdout=handle, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium (Playwright's own browser download cannot work here)."""
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+def wait_idle(page, after_action: bool = False) -> None:
+    """Wait for the script run to finish (after an action, first for the rerun to start)."""
+    if after_action:
+        with contextlib.suppress(sync_api.TimeoutError):  # the rerun may be quicker
+            page.wait_for_selector(RUNNING, timeout=3_000)
+    page.wait_for_selector(IDLE, timeout=120_000)
+
+
+def use_overview(page) -> None:
+    page.locator('[data-testid="stRadio"]').get_by_text("all", exact=True).click()
+    wait_idle(page, after_action=True)
+    page.wait_for_url("**depth=all**", timeout=30_000)
+    sync_api.expect(page.get_by_text("Before / after")).to_be_visible()
+
+
+def use_synthetic(page) -> None:
+    box = page.get_by_label("Search (text or id)")
+    box.fill("syn-")
+    box.press("Enter")
+    wait_idle(page, after_action=True)
+    page.wait_for_url("**search=syn-**", timeout=30_000)
+    sync_api.expect(page.get_by_text("Source document").first).to_be_visible()
+
+
+def use_encodings(page) -> None:
+    sync_api.expect(page.get_by_text("(the seed's bug)")).to_be_visible()
+    page.locator('[data-testid="stRadio"]').get_by_text("typed", exact=True).click()
+    wait_idle(page, after_action=True)
+    sync_api.expect(page.get_by_label("Query", exact=True)).to_be_visible()
+    page.wait_for_url("**src=typed**", timeout=30_000)
+
+
+def use_per_query(page) -> None:
+    # opened from a shared link: run B comes from ?b=
+    sync_api.expect(page.get_by_text("hf-default @10").first).to_be_visible()
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    slider.press("ArrowRight")
+    wait_idle(page, after_action=True)
+    sync_api.expect(page.get_by_role("slider").first).to_have_value("25")
+
+
+def use_training(page) -> None:
+    page.get_by_text("Log-scale loss").click()
+    wait_idle(page, after_action=True)
+    sync_api.expect(page.get_by_role("switch", name="Log-scale loss")).to_be_checked()
+
+
+VISITS: list[tuple[str, str, str, Callable]] = [
+    ("1-overview", "", "Overview", use_overview),
+    ("2-synthetic", "synthetic", "Synthetic queries", use_synthetic),
+    ("3-encodings", "encodings", "Encodings", use_encodings),
+    ("4-per-query", "per-query", "Per-query comparison", use_per_query),
+    ("5-training", "training", "Training", use_training),
+]
+
+
+def test_every_page_in_a_real_browser(server: str, browser) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for name, path, title, use in VISITS:
+        query = f"exp={EXPERIMENT}" + ("&b=hf-default%20%4010" if path == "per-query" else "")
+        page.goto(f"{server}/{path}?{query}")
+        wait_idle(page)
+        sync_api.expect(page.locator("h1").first).to_have_text(title, timeout=60_000)
+        use(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+        assert "exp=scifact-smoke" in page.url, page.url
+        page.set_viewport_size({"width": 1400, "height": 2400})  # the app scrolls inside
+        page.wait_for_timeout(500)  # let the charts lay out again
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
+        page.set_viewport_size({"width": 1400, "height": 1000})
+    # the sidebar navigation keeps the experiment
+    page.get_by_role("link", name="Overview").click()
+    wait_idle(page, after_action=True)
+    sync_api.expect(page.locator("h1").first).to_have_text("Overview")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+    assert not errors, errors
+    assert {f"{v[0]}.png" for v in VISITS} <= {p.name for p in SHOTS.glob("*.png")}
