@@ -30,6 +30,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from inpars_core.compare import latex_escape
+
 RUNS_DIR_ENV = "INPARS_RUNS_DIR"
 SUMMARY_FILE = "summary.json"
 META_FILE = "meta.json"
@@ -888,23 +890,6 @@ def table_csv(frame: pd.DataFrame) -> str:
     return out.getvalue()
 
 
-def _latex_escape(text: str) -> str:
-    for char, escaped in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("$", r"\$"),
-        ("#", r"\#"),
-        ("_", r"\_"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-        ("→", r"$\rightarrow$"),
-        ("Δ", r"$\Delta$"),
-    ):
-        text = text.replace(char, escaped)
-    return text
-
-
 def table_latex(frame: pd.DataFrame, caption: str = "") -> str:
     """A display frame as a booktabs LaTeX ``tabular`` (text columns left, others right)."""
     columns = list(frame.columns)
@@ -915,11 +900,11 @@ def table_latex(frame: pd.DataFrame, caption: str = "") -> str:
     lines += [
         rf"\begin{{tabular}}{{{align}}}",
         r"\toprule",
-        " & ".join(_latex_escape(str(c)) for c in columns) + r" \\",
+        " & ".join(latex_escape(str(c)) for c in columns) + r" \\",
         r"\midrule",
     ]
     for _, row in frame.iterrows():
-        lines.append(" & ".join(_latex_escape(str(row[c])) for c in columns) + r" \\")
+        lines.append(" & ".join(latex_escape(str(row[c])) for c in columns) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 

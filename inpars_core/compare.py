@@ -214,7 +214,8 @@ def to_csv(comparison: Comparison) -> str:
     return out.getvalue()
 
 
-def _latex_escape(text: str) -> str:
+def latex_escape(text: str) -> str:
+    """Escape LaTeX special characters (and render → and Δ in math mode)."""
     for char, escaped in (
         ("\\", r"\textbackslash{}"),
         ("&", r"\&"),
@@ -224,6 +225,8 @@ def _latex_escape(text: str) -> str:
         ("_", r"\_"),
         ("{", r"\{"),
         ("}", r"\}"),
+        ("→", r"$\rightarrow$"),
+        ("Δ", r"$\Delta$"),
     ):
         text = text.replace(char, escaped)
     return text
@@ -234,9 +237,9 @@ def to_latex(comparison: Comparison) -> str:
     lines = [
         r"\begin{tabular}{lrrrrrrrl}",
         r"\toprule",
-        " & ".join(_latex_escape(h) for h in HEADER) + r" \\",
+        " & ".join(latex_escape(h) for h in HEADER) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(_latex_escape(c) for c in row) + r" \\" for row in _cells(comparison)]
+    lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in _cells(comparison)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -19,9 +19,21 @@ from inpars_core.experiments.runner import ExperimentRunner
 from tests.conftest import ROOT, SMOKE_CONFIG
 
 CLI = [sys.executable, "-m", "inpars_core.cli"]
-ALL_STAGES = {"index", "bm25-test", "bm25-train", "base-triples", "base-train", "rerank",
-              "dense-rerank", "generate", "filter", "synthetic-bm25", "triples", "finetune",
-              "dense-finetune"}
+ALL_STAGES = {
+    "index",
+    "bm25-test",
+    "bm25-train",
+    "base-triples",
+    "base-train",
+    "rerank",
+    "dense-rerank",
+    "generate",
+    "filter",
+    "synthetic-bm25",
+    "triples",
+    "finetune",
+    "dense-finetune",
+}
 
 
 def test_smoke_config_runs_every_stage(smoke_runs_dir: Path) -> None:
@@ -29,9 +41,15 @@ def test_smoke_config_runs_every_stage(smoke_runs_dir: Path) -> None:
     summary = json.loads((root / "summary.json").read_text())
     assert set(summary["stages_ran"]) == ALL_STAGES
     systems = [(r["system"], r["depth"]) for r in summary["rows"]]
-    assert systems == [("bm25", None), ("base (zero-shot)", 10), ("dense (zero-shot)", 10),
-                       ("bce", 10), ("bce (dense)", 10), ("hf-default", 10),
-                       ("hf-default (dense)", 10)]
+    assert systems == [
+        ("bm25", None),
+        ("base (zero-shot)", 10),
+        ("dense (zero-shot)", 10),
+        ("bce", 10),
+        ("bce (dense)", 10),
+        ("hf-default", 10),
+        ("hf-default (dense)", 10),
+    ]
     for row in summary["rows"]:
         assert set(row["measures"]) == {"nDCG@10", "RR@10", "R@100"}
         assert Path(row["run"]).is_file()
@@ -76,8 +94,9 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     assert queries, "the run was killed during generation"
     done_before = queries[0].read_text().count("\n")
     assert 2 <= done_before < 6
-    completed = {p.parent.parent.name
-                 for p in (runs / "scifact-smoke" / "stages").glob("*/*/meta.json")}
+    completed = {
+        p.parent.parent.name for p in (runs / "scifact-smoke" / "stages").glob("*/*/meta.json")
+    }
     assert "generate" not in completed
     subprocess.run(args, check=True, capture_output=True, env=env)
     summary = json.loads((runs / "scifact-smoke" / "summary.json").read_text())
@@ -92,8 +111,9 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
 
 def test_invalid_config_names_the_bad_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text(SMOKE_CONFIG.read_text().replace('model = "gemma-3-270m"',
-                                                    'modle = "gemma-3-270m"'))
+    bad.write_text(
+        SMOKE_CONFIG.read_text().replace('model = "gemma-3-270m"', 'modle = "gemma-3-270m"')
+    )
     with pytest.raises(ConfigError, match=r"generator\.modle: unknown key"):
         load_config(bad)
     out = subprocess.run([*CLI, "run", str(bad), "--dry-run"], capture_output=True, text=True)
@@ -111,9 +131,12 @@ def test_invalid_config_names_the_bad_key(tmp_path: Path) -> None:
 def test_shipped_configs_validate_and_trec_covid_dry_run_estimates(tmp_path: Path) -> None:
     for path in sorted((ROOT / "configs").glob("*.toml")):
         load_config(path)
-    out = subprocess.run([*CLI, "run", str(ROOT / "configs" / "trec-covid-openai.toml"),
-                          "--dry-run"], capture_output=True, text=True,
-                         env={**os.environ, "INPARS_DATA_DIR": str(tmp_path)})
+    out = subprocess.run(
+        [*CLI, "run", str(ROOT / "configs" / "trec-covid-openai.toml"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INPARS_DATA_DIR": str(tmp_path)},
+    )
     assert out.returncode == 0, out.stderr
     assert "ESTIMATE from published statistics" in out.stdout
     assert "171,332 documents" in out.stdout and "expected cost US$" in out.stdout
