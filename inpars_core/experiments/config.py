@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars_core.errors import ConfigError
+from inpars_core.filter_stage import FilterConfig
 
 
 @dataclass(frozen=True)
@@ -62,20 +63,6 @@ class GeneratorSection:
     api: str = "completions"
     max_cost_usd: float | None = None
     concurrency: int = 4
-
-
-@dataclass(frozen=True)
-class FiltersSection:
-    """Synthetic query filters (null switches one off)."""
-
-    top_fraction: float | None = None
-    top_k: int | None = None
-    round_trip_k: int | None = None
-    near_duplicate_jaccard: float | None = 0.9
-    min_words: int | None = 3
-    max_words: int | None = 40
-    max_document_overlap: float | None = 0.8
-    example_copy_jaccard: float | None = 0.8
 
 
 @dataclass(frozen=True)
@@ -169,7 +156,7 @@ class ExperimentConfig:
     dataset: DatasetSection = field(default_factory=DatasetSection)
     bm25: BM25Section = field(default_factory=BM25Section)
     generator: GeneratorSection = field(default_factory=GeneratorSection)
-    filters: FiltersSection = field(default_factory=FiltersSection)
+    filters: FilterConfig = field(default_factory=FilterConfig)
     negatives: NegativesSection = field(default_factory=NegativesSection)
     base_reranker: BaseRerankerSection = field(default_factory=BaseRerankerSection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)

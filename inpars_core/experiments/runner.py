@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,13 @@ TRAINING_FIELDS = (
 
 def _no_progress(_: str, __: int) -> Callable[[int], None]:
     return lambda _n: None
+
+
+def _fresh(path: Path) -> Path:
+    """``path``, with whatever an interrupted attempt left there removed."""
+    if path.exists():
+        shutil.rmtree(path)
+    return path
 
 
 def _params(section: Any) -> dict[str, Any]:
@@ -127,11 +135,7 @@ class ExperimentRunner:
         from inpars_core.retrieval.bm25 import IndexConfig, build_index
 
         def build(work: Path) -> dict:
-            target = work / "index"
-            if target.exists():
-                import shutil
-
-                shutil.rmtree(target)
+            target = _fresh(work / "index")
             build_index(self.dataset, target, IndexConfig(config.bm25.fields))
             return {"documents": len(self.dataset.corpus)}
 
@@ -205,11 +209,7 @@ class ExperimentRunner:
         def build_model(work: Path) -> dict:
             from inpars_core.negatives import read_triples
 
-            target = work / "trained"
-            if target.exists():
-                import shutil
-
-                shutil.rmtree(target)
+            target = _fresh(work / "trained")
             result = train_reranker(
                 read_triples(base_triples.path / "triples.jsonl"),
                 self.documents(),
@@ -300,7 +300,7 @@ class ExperimentRunner:
         self, config: ExperimentConfig, generated: StageResult, index: StageResult
     ) -> StageResult:
         """Filtered synthetic queries."""
-        from inpars_core.filter_stage import FilterConfig, run_filters, source_ranks
+        from inpars_core.filter_stage import run_filters, source_ranks
         from inpars_core.generation.stage import read_queries, write_queries
         from inpars_core.retrieval.bm25 import BM25Retriever
 
@@ -315,7 +315,7 @@ class ExperimentRunner:
                 )
             kept, dropped, per_filter = run_filters(
                 queries,
-                FilterConfig(**_params(section)),
+                section,
                 documents=self.dataset.corpus,
                 example_queries=generated.meta["counts"].get("example_queries", []),
                 ranks=ranks,
@@ -412,11 +412,7 @@ class ExperimentRunner:
         dev_ids = dev_ids[: section.dev_queries]
 
         def build(work: Path) -> dict:
-            target = work / "trained"
-            if target.exists():
-                import shutil
-
-                shutil.rmtree(target)
+            target = _fresh(work / "trained")
             dev = DevSet(
                 queries={q: self.dataset.queries[q].text for q in dev_ids},
                 run={q: train_run[q] for q in dev_ids if q in train_run},
@@ -545,11 +541,7 @@ class ExperimentRunner:
         section = config.dense
 
         def build(work: Path) -> dict:
-            target = work / "trained"
-            if target.exists():
-                import shutil
-
-                shutil.rmtree(target)
+            target = _fresh(work / "trained")
             result = train_dense(
                 section.model,
                 read_triples(triples.path / "triples.jsonl"),
