@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from inpars_core.artifacts import atomic_text
@@ -77,6 +77,32 @@ def read_trec_run(path: Path) -> Run:
                 )
             run.setdefault(parts[0], []).append(ScoredDoc(parts[0], parts[2], score))
     return {query_id: sort_ranking(docs) for query_id, docs in run.items()}
+
+
+def check_run_texts(
+    run: Run,
+    queries: Collection[str],
+    documents: Collection[str],
+    depth: int,
+    what: str = "dev run",
+) -> None:
+    """Every query of ``run`` has a text and so does every document of its top ``depth``."""
+    for query_id, docs in run.items():
+        if query_id not in queries:
+            raise InputFormatError(
+                what,
+                f"query {query_id!r} has no text in the dev queries",
+                field="query_id",
+                fix=f"give the text of every query of the {what}",
+            )
+        for doc in docs[:depth]:
+            if doc.doc_id not in documents:
+                raise InputFormatError(
+                    what,
+                    f"document {doc.doc_id!r} (query {query_id!r}) has no text",
+                    field="doc_id",
+                    fix=f"give the text of every document of the {what}",
+                )
 
 
 def run_size(run: Run) -> int:

@@ -137,22 +137,9 @@ class DevSet:
 
     def validate(self) -> None:
         """Every reranked query has a text and every reranked document a text."""
-        for query_id, docs in self.run.items():
-            if query_id not in self.queries:
-                raise InputFormatError(
-                    "dev run",
-                    f"query {query_id!r} has no text in the dev queries",
-                    field="query_id",
-                    fix="give the text of every query of the dev run",
-                )
-            for doc in docs[: self.depth]:
-                if doc.doc_id not in self.documents:
-                    raise InputFormatError(
-                        "dev run",
-                        f"document {doc.doc_id!r} (query {query_id!r}) has no text",
-                        field="doc_id",
-                        fix="give the text of every document of the dev run",
-                    )
+        from inpars_core.runs import check_run_texts
+
+        check_run_texts(self.run, self.queries, self.documents, self.depth)
 
 
 @dataclass(frozen=True)
