@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export INPARS_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && realpath ../shared/datasets || echo $(CURDIR)/data/datasets)
 DEMO_OUT ?= runs/scifact-bm25
 
-.PHONY: setup demo bm25-demo test test-slow lint bench
+.PHONY: setup demo bm25-demo test test-random test-slow lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +26,10 @@ bm25-demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The default tier in a random order (the seed is printed; rerun one with PYTEST_ARGS=-p ...).
+test-random: setup
+	$(BIN)/python -m pytest -m "not slow" -p random_order --random-order $(PYTEST_ARGS)
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no slow test collected

@@ -37,7 +37,7 @@ SUMMARY_FILE = "summary.json"
 META_FILE = "meta.json"
 RUN_FILE = "run.trec"
 WORK_SUFFIX = ".work"
-BASELINE = "base (zero-shot)"
+LEGACY_BASELINE = "base (zero-shot)"  # summaries written before rows named their baseline
 PER_QUERY_MEASURE = "nDCG@10"
 TIE_TOLERANCE = 1e-9
 _WORD = re.compile(r"[^\W_]+")
@@ -153,7 +153,7 @@ class StageInfo:
 
     @property
     def inputs(self) -> dict[str, str]:
-        """Input name -> key of the input stage (or an external id such as ``hf:<model>``)."""
+        """Input name -> key of the input stage (or an external id such as ``<model>@<hash>``)."""
         return {k: str(v) for k, v in (self.meta.get("inputs") or {}).items()}
 
     @property
@@ -212,6 +212,13 @@ class Experiment:
             name = str(stage.inputs.get("dataset", ""))
             if name:
                 return name.split(":", 1)[0]
+        return None
+
+    @property
+    def dataset_path(self) -> str | None:
+        """The dataset folder the run used, as summary.json records it (newer summaries)."""
+        if self.summary and self.summary.get("dataset_path"):
+            return str(self.summary["dataset_path"])
         return None
 
 
@@ -369,16 +376,96 @@ def summary_rows(experiment: Experiment) -> list[dict[str, Any]]:
     return list((experiment.summary or {}).get("rows") or [])
 
 
+def no_overlap_rows(experiment: Experiment) -> list[dict[str, Any]]:
+    """The rows evaluated on the test queries without overlap (``no_overlap``), if any."""
+    block = (experiment.summary or {}).get("no_overlap") or {}
+    return list(block.get("rows") or [])
+
+
+def depth_label(depth: Any) -> str:
+    """A row's depth as shown: the number, or ``full`` for a first-stage run."""
+    return "full" if depth is None else str(depth)
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    """``system @depth``: how the pages name a row (unique within one summary)."""
+    return f"{row.get('system')} @{depth_label(row.get('depth'))}"
+
+
+def is_tuned_cross_encoder(row: Mapping[str, Any]) -> bool:
+    """A cross-encoder fine-tuned on synthetic queries (kind ``synthetic``, family
+    ``cross-encoder``; ``fine-tuned`` in summaries written before the kinds were renamed)."""
+    if row.get("kind") == "fine-tuned":
+        return True
+    return row.get("kind") == "synthetic" and row.get("family", "cross-encoder") == "cross-encoder"
+
+
+def baselines(experiment: Experiment) -> dict[str, str]:
+    """Depth (as a string) -> system name of the row the Δ are computed against there:
+    ``summary["baselines"]``, else the rows marked ``baseline``, else (older summaries) the row
+    named ``base (zero-shot)``."""
+    summary = experiment.summary or {}
+    found = {str(d): str(name) for d, name in (summary.get("baselines") or {}).items() if name}
+    rows = summary_rows(experiment)
+    for row in rows:
+        if row.get("baseline") and row.get("depth") is not None:
+            found.setdefault(str(row["depth"]), str(row.get("system")))
+    if not found and "baselines" not in summary:
+        for row in rows:
+            if row.get("system") == LEGACY_BASELINE and row.get("depth") is not None:
+                found.setdefault(str(row["depth"]), LEGACY_BASELINE)
+    return found
+
+
+def baseline_row(experiment: Experiment, depth: str) -> dict[str, Any] | None:
+    """The baseline row at ``depth``, or None."""
+    name = baselines(experiment).get(str(depth))
+    return next(
+        (
+            r
+            for r in summary_rows(experiment)
+            if r.get("system") == name and str(r.get("depth")) == str(depth)
+        ),
+        None,
+    )
+
+
+def rerank_stage_of_row(experiment: Experiment, row: Mapping[str, Any]) -> StageInfo | None:
+    """The rerank (or dense-rerank) stage behind a row: the stage of its run, or, for a row
+    interpolated with BM25, the reranked run that the interpolate stage fused."""
+    if not row.get("run"):
+        return None
+    stage = stage_of_run(experiment, str(row["run"]))
+    if stage is not None and stage.stage == "interpolate":
+        stage = experiment.by_key.get(stage.inputs.get("rerank", ""))
+    return stage
+
+
+def finetune_of_row(experiment: Experiment, row: Mapping[str, Any]) -> StageInfo | None:
+    """The finetune stage of a fine-tuned cross-encoder row (from its training's model folder,
+    else from the lineage of its run)."""
+    if not is_tuned_cross_encoder(row):
+        return None
+    model = (row.get("training") or {}).get("model")
+    if model:
+        folder = resolve_path(experiment, str(model)).parent.parent  # <key>/trained/model
+        for stage in experiment.of("finetune"):
+            if Path(stage.path) == folder:
+                return stage
+    rerank = rerank_stage_of_row(experiment, row)
+    tune = experiment.by_key.get(rerank.inputs.get("model", "")) if rerank else None
+    return tune if tune is not None and tune.stage == "finetune" else None
+
+
 def variant_of_finetune(experiment: Experiment) -> dict[str, list[str]]:
     """finetune stage key -> variant names that used it (from the summary rows)."""
     out: dict[str, list[str]] = {}
     for row in summary_rows(experiment):
-        if row.get("kind") != "fine-tuned" or not row.get("run"):
+        if not row.get("variant"):
             continue
-        rerank = stage_of_run(experiment, row["run"])
-        model_key = rerank.inputs.get("model") if rerank else None
-        if model_key and row.get("variant") not in out.get(model_key, []):
-            out.setdefault(model_key, []).append(str(row.get("variant")))
+        tune = finetune_of_row(experiment, row)
+        if tune is not None and str(row["variant"]) not in out.get(tune.key, []):
+            out.setdefault(tune.key, []).append(str(row["variant"]))
     return out
 
 
@@ -422,10 +509,14 @@ def rerank_models(experiment: Experiment) -> dict[str, str]:
         model = Path(stage.path) / "trained" / "model"
         if stage.complete and (model / "config.json").is_file():
             out[label] = str(model)
+    by_key = experiment.by_key
     for stage in experiment.of("rerank"):
         model = stage.inputs.get("model", "")
-        if model.startswith("hf:") and model not in out:
-            out[model] = model[3:]
+        if not model or model in by_key:
+            continue  # a model trained in this experiment: listed above
+        # an outside model: ``hf:<id>`` (older runs) or ``<id or folder>@<fingerprint>``
+        name = model[3:] if model.startswith("hf:") else model.rsplit("@", 1)[0]
+        out.setdefault(name, name)
     return out
 
 
@@ -479,19 +570,14 @@ def generations(experiment: Experiment) -> dict[str, Generation]:
 
 
 def generation_of_run(experiment: Experiment, run_label: str) -> Generation | None:
-    """The synthetic query set a run's model was fine-tuned on (``system @depth`` labels of
-    fine-tuned rows), or None."""
-    variant = next(
-        (
-            r.get("variant")
-            for r in summary_rows(experiment)
-            if r.get("variant") and run_label.startswith(f"{r.get('system')} @")
-        ),
-        None,
-    )
-    if variant is None:
+    """The synthetic query set a run's model was fine-tuned on (a ``system @depth`` label of a
+    row fine-tuned on synthetic queries), or None."""
+    row = next((r for r in summary_rows(experiment) if row_label(r) == run_label), None)
+    if row is None:
         return None
-    return next((g for g in generations(experiment).values() if variant in g.variants), None)
+    names = [str(v) for v in [row.get("variant"), *(row.get("variants") or [])] if v]
+    gens = generations(experiment).values()
+    return next((g for name in names for g in gens if name in g.variants), None)
 
 
 def comparable_runs(experiment: Experiment) -> dict[str, str]:
@@ -499,11 +585,9 @@ def comparable_runs(experiment: Experiment) -> dict[str, str]:
     other complete stage holding a run (for an experiment without a summary)."""
     out: dict[str, str] = {}
     for row in summary_rows(experiment):
-        depth = row.get("depth")
-        label = f"{row.get('system')} @{'full' if depth is None else depth}"
         path = resolve_path(experiment, str(row.get("run", "")))
         if path.is_file():
-            out[label] = str(path)
+            out[row_label(row)] = str(path)
     listed = set(out.values())
     for stage in experiment.stages:
         if not stage.complete or stage.stage in ("bm25-train", "synthetic-bm25"):
@@ -515,12 +599,49 @@ def comparable_runs(experiment: Experiment) -> dict[str, str]:
     return out
 
 
+def default_pair(experiment: Experiment) -> tuple[str | None, str | None]:
+    """The runs the per-query page compares first (``system @depth`` labels): the baseline at
+    the first depth that has one (else BM25), and a row fine-tuned on synthetic queries at
+    that depth, preferably a cross-encoder interpolated with BM25 like the baseline."""
+    rows = summary_rows(experiment)
+    depths = [d for d in summary_depths(experiment) if d in baselines(experiment)]
+    depths += [d for d in baselines(experiment) if d not in depths]
+    base = baseline_row(experiment, depths[0]) if depths else None
+    if base is None:
+        base = next((r for r in rows if r.get("kind") == "bm25"), None)
+    weight = (base or {}).get("bm25_weight") or 0
+    depth = None if base is None else base.get("depth")
+
+    def rank(row: Mapping[str, Any]) -> tuple[int, int, int]:
+        return (
+            0 if depth is None or row.get("depth") == depth else 1,
+            0 if is_tuned_cross_encoder(row) else 1,
+            0 if (row.get("bm25_weight") or 0) == weight else 1,
+        )
+
+    synthetic = [r for r in rows if r.get("kind") in ("synthetic", "fine-tuned")]
+    tuned = min(synthetic, key=rank) if synthetic else None  # min keeps the first of equals
+    return (
+        None if base is None else row_label(base),
+        None if tuned is None else row_label(tuned),
+    )
+
+
 def test_query_ids(experiment: Experiment) -> tuple[str, ...] | None:
-    """The experiment's test queries: those the ``bm25-test`` stage retrieved for."""
+    """The experiment's test queries: ``summary["test_query_ids"]`` when the summary lists them,
+    else those the ``bm25-test`` stage lists (older runs) or retrieved for (its run file; newer
+    stages record only a hash of the query set). None when none of these is there."""
+    listed = (experiment.summary or {}).get("test_query_ids")
+    if isinstance(listed, list) and listed:
+        return tuple(str(q) for q in listed)
     for stage in experiment.of("bm25-test"):
         queries = stage.config.get("queries")
         if isinstance(queries, list) and queries:
             return tuple(str(q) for q in queries)
+        run = Path(stage.path) / RUN_FILE
+        if run.is_file():
+            frame = run_frame(str(run), stamp(run))
+            return tuple(sorted(frame["query_id"].astype(str).unique()))
     return None
 
 
@@ -528,30 +649,52 @@ def test_query_ids(experiment: Experiment) -> tuple[str, ...] | None:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def load_dataset(name: str) -> Any:
-    """The dataset (corpus, queries, qrels): shared and never mutated by the dashboard."""
-    from inpars_core.datasets import resolve_dataset
+def load_dataset(source: str) -> Any:
+    """The dataset (corpus, queries, qrels) from a BEIR folder or, for a name, from
+    ``$INPARS_DATA_DIR``: shared and never mutated by the dashboard."""
+    from inpars_core.datasets import load_beir_folder, resolve_dataset
     from inpars_core.errors import InparsError
 
+    folder = Path(source).expanduser()
     try:
-        return resolve_dataset(name, download=False)
+        if folder.is_dir():
+            return load_beir_folder(folder)
+        return resolve_dataset(source, download=False)
     except InparsError as exc:
+        where = folder if folder.is_absolute() else data_folder() / source
         raise MissingArtifactError(
-            os.environ.get("INPARS_DATA_DIR", "data/datasets") + f"/{name}",
-            f"Dataset {name!r}",
+            where,
+            f"Dataset {source!r}",
             f"Set $INPARS_DATA_DIR to the folder that holds it ({exc}).",
         ) from None
 
 
-def dataset_for(experiment: Experiment) -> Any:
-    """The experiment's dataset, or :class:`MissingArtifactError` naming what is unknown."""
+def data_folder() -> Path:
+    """Where a dataset named (not given as a folder) is looked up."""
+    from inpars_core.datasets import data_dir
+
+    return data_dir()
+
+
+def dataset_source(experiment: Experiment) -> str:
+    """What :func:`load_dataset` loads for this experiment: the folder the run used
+    (``summary["dataset_path"]``) when it is still there, else the dataset's name (older
+    summaries, interrupted runs, or a runs folder moved to another machine)."""
+    path = experiment.dataset_path
+    if path and Path(path).expanduser().is_dir():
+        return path
     name = experiment.dataset
     if not name:
         raise MissingArtifactError(
             Path(experiment.path) / SUMMARY_FILE,
             "The dataset name (summary.json or an index stage)",
         )
-    return load_dataset(name)
+    return name
+
+
+def dataset_for(experiment: Experiment) -> Any:
+    """The experiment's dataset, or :class:`MissingArtifactError` naming what is unknown."""
+    return load_dataset(dataset_source(experiment))
 
 
 def document_text(dataset: Any, doc_id: str) -> tuple[str, str]:
@@ -634,10 +777,10 @@ def run_values(
     experiment: Experiment, run_path: str, measures: Sequence[str] = (PER_QUERY_MEASURE,)
 ) -> pd.DataFrame:
     """Per-query values of one run of this experiment."""
-    name = experiment.dataset
-    dataset_for(experiment)
+    source = dataset_source(experiment)
+    load_dataset(source)
     return per_query_values(
-        run_path, str(name), test_query_ids(experiment), tuple(measures), "test", stamp(run_path)
+        run_path, source, test_query_ids(experiment), tuple(measures), "test", stamp(run_path)
     )
 
 
@@ -743,27 +886,73 @@ TRAINING_FIELDS = (
     "best_dev_ndcg10",
     "best_at_step0",
 )
+KINDS_TEXT = (
+    "Kinds: bm25; zero-shot = never trained on this collection; supervised = trained on its "
+    "train qrels; synthetic = fine-tuned on generated queries. `⊕ w·BM25` = (1 − w)·model + "
+    "w·BM25 (min-max per query); the pure model's row stands beside it."
+)
 
 
 def training_of_row(experiment: Experiment, row: Mapping[str, Any]) -> dict[str, Any]:
     """Training facts of a fine-tuned row: summary's own, else the finetune stage's counts."""
     if row.get("training"):
         return dict(row["training"])
-    if row.get("kind") != "fine-tuned" or not row.get("run"):
-        return {}
-    rerank = stage_of_run(experiment, str(row["run"]))
-    tune = experiment.by_key.get(rerank.inputs.get("model", "")) if rerank else None
-    if tune is None or tune.stage != "finetune":
+    tune = finetune_of_row(experiment, row)
+    if tune is None:
         return {}
     counts = tune.counts
-    return {k: counts.get(k) for k in TRAINING_FIELDS}
+    return {k: counts.get(k) for k in (*TRAINING_FIELDS, "dev", "dev_queries")}
+
+
+def kept_model_text(training: Mapping[str, Any]) -> str:
+    """``kept/final (dev step 0 → best @ step; which dev)``, as summary.md writes it."""
+    best = training.get("best_step")
+    kept = training.get("kept_step")
+    kept = best if kept is None else kept
+    dev = f"; {training['dev']} dev" if training.get("dev") else ""
+    if best is not None and training.get("best_dev_ndcg10") is not None:
+        return (
+            f"{kept}/{training.get('final_step')} "
+            f"({_fmt(training.get('step0_dev_ndcg10'), 3)} → "
+            f"{_fmt(training.get('best_dev_ndcg10'), 3)} @ {best}{dev})"
+        )
+    final = training.get("final_step")
+    if final is not None:
+        return f"{final}/{final} (no dev set)"
+    return ""
+
+
+def overlap_of(experiment: Experiment) -> dict[str, Any]:
+    """``summary["overlap"]`` (test queries sharing a relevant document with the queries the
+    reranker was trained or selected on); empty for older summaries."""
+    return dict((experiment.summary or {}).get("overlap") or {})
+
+
+def summary_notes(experiment: Experiment) -> list[str]:
+    """The sentences that say how to read the table: the baseline of each depth, the
+    Holm–Bonferroni family, the kinds, and the overlap with the training queries."""
+    summary = experiment.summary or {}
+    base = baselines(experiment)
+    base_text = "; ".join(f"depth {d}: `{name}`" for d, name in base.items()) or "none"
+    notes = [
+        f"Δ vs the baseline at the same depth ({base_text}); * = paired t-test and Wilcoxon "
+        "both < 0.05 after Holm–Bonferroni.",
+        str(summary.get("holm_family_text") or ""),
+        KINDS_TEXT,
+        str(overlap_of(experiment).get("text") or ""),
+    ]
+    return [n for n in notes if n]
+
+
+MODEL_KEPT = "model kept: step/steps (dev nDCG@10 step 0 → best @ step)"
 
 
 def overview_frames(
-    experiment: Experiment, depth: str = "all"
+    experiment: Experiment, depth: str = "all", *, without_overlap: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The before/after table: a display frame (value (Δ*) strings, like summary.md) and a raw
-    frame with every number, for one depth (``"all"`` for every depth; BM25 always shown)."""
+    frame with every number, for one depth (``"all"`` for every depth; BM25 always shown).
+    ``without_overlap``: the block evaluated on the test queries without overlap."""
     if experiment.summary is None:
         raise MissingArtifactError(
             Path(experiment.path) / SUMMARY_FILE,
@@ -771,23 +960,38 @@ def overview_frames(
             "The experiment has not finished; rerun `inpars run CONFIG` to complete it.",
         )
     measures = list(experiment.summary.get("measures") or [])
+    rows = no_overlap_rows(experiment) if without_overlap else summary_rows(experiment)
+    base = baselines(experiment)
     display, raw = [], []
-    for row in summary_rows(experiment):
+    for row in rows:
         row_depth = row.get("depth")
         if depth != "all" and row_depth is not None and str(row_depth) != depth:
             continue
         values = row.get("measures") or {}
         deltas = row.get("delta") or {}
         marks = row.get("significant") or {}
+        p_values = row.get("p_values") or {}
         wtl = (row.get("wins_ties_losses") or {}).get(PER_QUERY_MEASURE)
         training = training_of_row(experiment, row)
         seconds = {k: float(v) for k, v in (row.get("stage_seconds") or {}).items()}
+        is_base = bool(row.get("baseline")) or (
+            row_depth is not None and base.get(str(row_depth)) == row.get("system")
+        )
         shown: dict[str, Any] = {
             "system": row.get("system"),
             "kind": row.get("kind"),
-            "depth": "full" if row_depth is None else str(row_depth),
+            "depth": depth_label(row_depth),
+            "baseline": "✓" if is_base else "",
         }
-        numbers: dict[str, Any] = dict(shown)
+        numbers: dict[str, Any] = {
+            **shown,
+            "baseline": is_base,
+            "family": row.get("family"),
+            "variant": row.get("variant"),
+            "variants": ", ".join(str(v) for v in row.get("variants") or []),
+            "bm25_weight": row.get("bm25_weight"),
+            "pure_system": row.get("pure_system"),
+        }
         for m in measures:
             value, delta = values.get(m), deltas.get(m)
             text = _fmt(value)
@@ -797,20 +1001,12 @@ def overview_frames(
             numbers[m] = value
             numbers[f"delta {m}"] = delta
             numbers[f"significant {m}"] = marks.get(m)
+            numbers[f"t p {m}"] = (p_values.get(m) or {}).get("t")
+            numbers[f"wilcoxon p {m}"] = (p_values.get(m) or {}).get("wilcoxon")
         shown["W/T/L nDCG@10"] = "/".join(map(str, wtl)) if wtl else ""
         numbers["wins/ties/losses nDCG@10"] = "/".join(map(str, wtl)) if wtl else ""
-        best = training.get("best_step")
-        kept = training.get("kept_step")
-        kept = best if kept is None else kept
-        if best is not None:
-            shown["model kept (dev nDCG@10 step 0 → best @ step)"] = (
-                f"{kept}/{training.get('final_step')} "
-                f"({_fmt(training.get('step0_dev_ndcg10'), 3)} → "
-                f"{_fmt(training.get('best_dev_ndcg10'), 3)} @ {best})"
-            )
-        else:
-            shown["model kept (dev nDCG@10 step 0 → best @ step)"] = ""
-        for k in TRAINING_FIELDS:
+        shown[MODEL_KEPT] = kept_model_text(training)
+        for k in (*TRAINING_FIELDS, "dev", "dev_queries", "kept_queries", "triples"):
             numbers[k] = training.get(k)
         cost = row.get("generation_cost_usd")
         shown["cost US$"] = "" if cost is None else f"{cost:.4f}"
@@ -821,7 +1017,12 @@ def overview_frames(
         numbers.update({f"seconds {k}": v for k, v in seconds.items()})
         display.append(shown)
         raw.append(numbers)
-    return pd.DataFrame(display), pd.DataFrame(raw)
+    numbers_frame = pd.DataFrame(raw)
+    for column in ("best_step", "kept_step", "final_step", "dev_queries", "kept_queries",
+                   "triples"):  # fmt: skip
+        if column in numbers_frame:  # whole numbers stay whole in the CSV beside empty cells
+            numbers_frame[column] = numbers_frame[column].astype("Int64")
+    return pd.DataFrame(display), numbers_frame
 
 
 def variants_frame(experiment: Experiment) -> pd.DataFrame:
@@ -845,6 +1046,7 @@ def variants_frame(experiment: Experiment) -> pd.DataFrame:
                 "triples": parents["triples"].counts.get("triples")
                 if "triples" in parents
                 else None,
+                "dev": counts.get("dev"),
                 "best step": counts.get("best_step"),
                 "final step": counts.get("final_step"),
                 "finetune key": tune.key,
@@ -862,11 +1064,10 @@ def stage_seconds_frame(experiment: Experiment) -> pd.DataFrame:
     """Long frame (system, depth, stage, seconds) for the stage-time chart."""
     rows = []
     for row in summary_rows(experiment):
-        depth = row.get("depth")
         for stage_name, seconds in (row.get("stage_seconds") or {}).items():
             rows.append(
                 {
-                    "system": f"{row.get('system')} @{'full' if depth is None else depth}",
+                    "system": row_label(row),
                     "stage": stage_name,
                     "seconds": float(seconds),
                 }
@@ -893,7 +1094,8 @@ def table_csv(frame: pd.DataFrame) -> str:
 def table_latex(frame: pd.DataFrame, caption: str = "") -> str:
     """A display frame as a booktabs LaTeX ``tabular`` (text columns left, others right)."""
     columns = list(frame.columns)
-    align = "".join("l" if c in ("system", "kind", "stage seconds") else "r" for c in columns)
+    text = ("system", "kind", "baseline", "stage seconds", MODEL_KEPT)
+    align = "".join("l" if c in text else "r" for c in columns)
     lines = []
     if caption:
         lines.append(f"% {caption}")
@@ -950,6 +1152,7 @@ def table_png(frame: pd.DataFrame, title: str = "") -> bytes:
 @st.cache_data(show_spinner="Paired tests…", max_entries=32)
 def _paired(
     runs: tuple[tuple[str, str], ...],
+    baseline: str,
     dataset: str,
     query_ids: tuple[str, ...] | None,
     measure: str,
@@ -965,27 +1168,37 @@ def _paired(
         evaluations[name] = Evaluation(
             (measure,), {measure: float(frame[measure].mean())}, per_query
         )
-    return compare(evaluations, BASELINE, measure)
+    return compare(evaluations, baseline, measure)
 
 
-def paired_comparison(experiment: Experiment, depth: str, measure: str) -> Any:
-    """``inpars_core.compare.compare`` of every system at ``depth`` against the zero-shot base
-    (paired t-test and Wilcoxon, Holm-corrected), or None when there is nothing to compare."""
+def paired_comparison(
+    experiment: Experiment, depth: str, measure: str, *, without_overlap: bool = False
+) -> Any:
+    """``inpars_core.compare.compare`` of every system at ``depth`` against that depth's
+    baseline (paired t-test and Wilcoxon, Holm-corrected over the systems at this depth and
+    this measure), on the test queries (``without_overlap``: minus the overlapping ones), or
+    None when there is no baseline or nothing to compare it with."""
+    baseline = baselines(experiment).get(str(depth))
     runs = []
     for row in summary_rows(experiment):
         if str(row.get("depth")) != depth:
             continue
         path = resolve_path(experiment, str(row.get("run", "")))
         if not path.is_file():
-            raise MissingArtifactError(path, f"The run of {row.get('system')} @{depth}")
+            raise MissingArtifactError(path, f"The run of {row_label(row)}")
         runs.append((str(row.get("system")), str(path)))
-    if BASELINE not in dict(runs) or len(runs) < 2:
+    if baseline is None or baseline not in dict(runs) or len(runs) < 2:
         return None
-    dataset_for(experiment)
+    source = dataset_source(experiment)
+    query_ids = test_query_ids(experiment)
+    if without_overlap:
+        if query_ids is None:
+            query_ids = tuple(load_dataset(source).qrels("test"))
+        excluded = set(overlap_of(experiment).get("overlapping") or [])
+        query_ids = tuple(q for q in query_ids if q not in excluded)
+    load_dataset(source)
     paths = [p for _, p in runs]
-    return _paired(
-        tuple(runs), str(experiment.dataset), test_query_ids(experiment), measure, stamp(*paths)
-    )
+    return _paired(tuple(runs), baseline, source, query_ids, measure, stamp(*paths))
 
 
 def comparison_frame(comparison: Any) -> pd.DataFrame:
@@ -1141,7 +1354,8 @@ def synthetic_frame(
 
 def synthetic_for(experiment: Experiment, generation: Generation) -> tuple[pd.DataFrame, int]:
     """The synthetic-query table of one generation (see :func:`synthetic_frame`)."""
-    dataset_for(experiment)
+    source = dataset_source(experiment)
+    load_dataset(source)
     config = generation.filter.config if generation.filter else {}
     thresholds = (
         float(config.get("near_duplicate_jaccard") or 0.9),
@@ -1157,7 +1371,7 @@ def synthetic_for(experiment: Experiment, generation: Generation) -> tuple[pd.Da
         generation.generate.path,
         generation.filter.path if generation.filter else None,
         generation.synthetic_bm25.path if generation.synthetic_bm25 else None,
-        str(experiment.dataset),
+        source,
         examples,
         thresholds,
         stamp(*paths),

@@ -1,18 +1,102 @@
-"""The ``inpars`` command line: the only place configs are built, output printed, bars shown."""
+"""The ``inpars`` command line: the only place configs are built, output printed, bars shown.
+
+Every numeric flag is checked as it is parsed (:func:`positive_int`, :func:`non_negative_int`,
+:func:`positive_float`, :func:`probability`, ...): a bad value stops the command with a one-line
+error and exit code 2, as every :class:`~inpars_core.errors.InparsError` does.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from inpars_core.errors import InparsError
 
 logger = logging.getLogger("inpars")
+
+
+# --- argument types: one-line errors for bad numbers ------------------------------------------
+
+
+def _parse(text: str, parse: Callable[[str], float], ok: Callable[[float], bool], expected: str):
+    """``parse(text)`` when it succeeds and ``ok`` holds, else an ArgumentTypeError saying what
+    was expected and what was found."""
+    try:
+        value = parse(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (k, depth, batch sizes, lengths, steps, counts)."""
+    return _parse(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (seeds, optional extra counts)."""
+    return _parse(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates, budgets)."""
+    return _parse(text, float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (weight decay, BM25 k1)."""
+    return _parse(text, float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1] (fractions, Jaccard thresholds, interpolation weights)."""
+    return _parse(text, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+
+
+def warmup_fraction(text: str) -> float:
+    """A number in [0, 1): the fraction of updates spent warming up."""
+    return _parse(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (e.g. a score margin)."""
+    return _parse(text, float, math.isfinite, "a finite number")
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    return _parse(text, int, lambda v: 1 <= v <= 65535, "a port number in [1, 65535]")
+
+
+def rank_window(text: str) -> tuple[int, int]:
+    """``A:B``: a 1-based inclusive window of ranks, 1 <= A <= B."""
+    expected = "A:B with 1 <= A <= B (1-based BM25 ranks)"
+    try:
+        first, last = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not 1 <= first <= last:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return first, last
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and exit with code 2."""
+        line = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {line} (see '{self.prog} --help')\n")
+
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Handler] = {}
@@ -354,16 +438,6 @@ def _rerank(args: argparse.Namespace) -> int:
     return 0
 
 
-def _window(text: str) -> tuple[int, int]:
-    try:
-        first, last = (int(part) for part in text.split(":"))
-    except ValueError:
-        raise InparsError(
-            f"--window must look like A:B (1-based BM25 ranks), got {text!r}"
-        ) from None
-    return first, last
-
-
 @command("triples")
 def _triples(args: argparse.Namespace) -> int:
     from inpars_core.generation.stage import read_queries
@@ -384,28 +458,88 @@ def _triples(args: argparse.Namespace) -> int:
     else:
         positives = positives_from_qrels(dataset.qrels(args.split))
         texts = {q: dataset.queries[q].text for q in positives if q in dataset.queries}
+    if (args.teacher is None) != (args.false_negative_margin is None):
+        raise InparsError(
+            "the false-negative guard needs both --teacher and --false-negative-margin"
+        )
     config = NegativesConfig(
         negatives=args.negatives,
-        window=_window(args.window),
+        window=args.window,
         random_negatives=args.random_negatives,
         balanced=args.balanced,
         seed=args.seed,
+        false_negative_margin=args.false_negative_margin,
     )
+    teacher = fingerprint = None
+    if args.teacher is not None:
+        from inpars_core.training.teachers import teacher_fingerprint
+
+        teacher = _guard_teacher(args, texts, dataset)
+        fingerprint = teacher_fingerprint(args.teacher)
     triples, report = mine_triples(
-        texts, positives, read_trec_run(Path(args.run)), sorted(dataset.corpus), config
+        texts,
+        positives,
+        read_trec_run(Path(args.run)),
+        sorted(dataset.corpus),
+        config,
+        teacher,
+        teacher_fingerprint=fingerprint,
     )
     write_triples(triples, Path(args.out), config=config, report=report)
     print(
         f"{report.triples} triples for {report.queries} queries -> {args.out} "
-        f"(shortfall {report.shortfall}, queries without run {report.queries_without_run})"
+        f"(shortfall {report.shortfall}, queries without run {report.queries_without_run}"
+        + (
+            f", {report.dropped_false_negatives} false negatives dropped by {args.teacher}"
+            if args.teacher
+            else ""
+        )
+        + ")"
     )
     return 0
+
+
+def _guard_teacher(args: argparse.Namespace, texts: dict[str, str], dataset):
+    """A scorer of (query_id, doc_id) pairs with the cross-encoder ``--teacher``."""
+    from inpars_core.reranking.encoding import EncodingConfig
+    from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
+
+    scoring = ScoringConfig(batch_size=args.teacher_batch_size, device=args.device)
+    reranker = load_reranker(args.teacher, scoring)
+    encoding = EncodingConfig(max_length=args.teacher_max_length)
+
+    def teacher(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        texts_of = [(texts[q], dataset.corpus[d].contents) for q, d in pairs]
+        return score_pairs(reranker, texts_of, encoding, scoring)
+
+    return teacher
+
+
+def _dev_split_checked(dataset, dev_ids: Sequence[str], dev_split: str, eval_split: str) -> None:
+    """Stop when a dev query is judged in the evaluated split: picking the checkpoint on it
+    would leak the evaluation labels into model selection."""
+    if eval_split not in dataset.splits():
+        logger.warning(
+            "--eval-split %s has no qrels in %s: the dev/evaluation overlap is not checked",
+            eval_split,
+            dataset.name,
+        )
+        return
+    evaluated = dataset.qrels(eval_split)
+    overlap = [q for q in dev_ids if q in evaluated]
+    if overlap:
+        raise InparsError(
+            f"{len(overlap)} of {len(dev_ids)} dev queries (--dev-split {dev_split}) are judged "
+            f"in the evaluated split {eval_split!r} (e.g. {', '.join(overlap[:3])}): choosing "
+            "the checkpoint on them uses the evaluation labels. Fix: give --dev-run a run of "
+            f"queries from another split (--dev-split train), or set --eval-split to the split "
+            "you report"
+        )
 
 
 @command("train")
 def _train(args: argparse.Namespace) -> int:
     from inpars_core.negatives import read_triples
-    from inpars_core.runs import read_trec_run
     from inpars_core.training.trainer import DevSet, TrainingConfig, train_reranker
 
     dataset = _dataset(args)
@@ -424,18 +558,22 @@ def _train(args: argparse.Namespace) -> int:
         bf16=args.bf16,
         pair_encoding=args.pair_encoding,
         device=args.device,
+        keep=args.keep,
+        teacher_model=args.teacher,
     )
     dev = None
     if args.dev_run:
-        run = read_trec_run(Path(args.dev_run))
-        qrels = dataset.qrels(args.dev_split)
-        query_ids = [q for q in run if q in qrels][: args.dev_max_queries]
+        query_ids, run, qrels = _dev_queries(
+            dataset, args.dev_run, args.dev_split, args.dev_max_queries
+        )
+        _dev_split_checked(dataset, query_ids, args.dev_split, args.eval_split)
         dev = DevSet(
             queries={q: dataset.queries[q].text for q in query_ids},
             run={q: run[q] for q in query_ids},
             qrels={q: qrels[q] for q in query_ids},
             documents=documents,
             depth=args.dev_depth,
+            bm25_weight=args.dev_bm25_weight,
         )
     result = train_reranker(
         read_triples(Path(args.triples)),
@@ -558,18 +696,21 @@ def _train_dense(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_every=args.eval_every,
         teacher=args.teacher,
+        keep=args.keep,
     )
     dev = None
     if args.dev_run:
         query_ids, run, qrels = _dev_queries(
             dataset, args.dev_run, args.dev_split, args.dev_max_queries
         )
+        _dev_split_checked(dataset, query_ids, args.dev_split, args.eval_split)
         dev = DenseDevSet(
             queries={q: dataset.queries[q] for q in query_ids},
             qrels={q: qrels[q] for q in query_ids},
             run={q: run[q] for q in query_ids},
             documents=dataset.corpus,
             depth=args.dev_depth,
+            bm25_weight=args.dev_bm25_weight,
         )
     result = train_dense(
         args.base_model,
@@ -601,9 +742,10 @@ def _run_experiment(args: argparse.Namespace) -> int:
         config.variant(name)  # unknown names fail before anything runs
     root = Path(args.runs_dir) / config.experiment.name
     if args.dry_run:
-        from inpars_core.experiments.dry_run import estimate_generation
+        from inpars_core.experiments.dry_run import describe_model_selection, estimate_generation
 
         estimate = estimate_generation(config)
+        selection = describe_model_selection(config)  # refuses label sources the data lacks
         print(
             f"experiment {config.experiment.name}: dataset {config.dataset.name}, variants "
             f"{', '.join(variants or config.variants) or 'default'}, depths "
@@ -619,6 +761,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
                 f"US${estimate['expected_cost_usd']:.4f} (at most "
                 f"US${estimate['max_cost_usd']:.4f}) per variant with its own queries"
             )
+        print(selection)
         return 0
     from tqdm import tqdm
 
@@ -664,9 +807,39 @@ def _dashboard(args: argparse.Namespace) -> int:
         return 0
 
 
+def _dev_flags(p: argparse.ArgumentParser) -> None:
+    """The dev-set flags of ``train`` and ``train-dense``: never the evaluated split."""
+    p.add_argument("--dev-run", help="first-stage run of dev queries to rerank at every eval")
+    p.add_argument(
+        "--dev-split",
+        default="train",
+        help="qrels split of the dev queries (never the split you report: see --eval-split)",
+    )
+    p.add_argument(
+        "--eval-split",
+        default="test",
+        help="the split results are reported on: no dev query may be judged in it",
+    )
+    p.add_argument("--dev-depth", type=positive_int, default=30)
+    p.add_argument("--dev-max-queries", type=positive_int, default=100)
+    p.add_argument(
+        "--dev-bm25-weight",
+        type=probability,
+        default=0.0,
+        help="weight of the first-stage score in the dev system (0: the pure model); use the "
+        "interpolation weight you report",
+    )
+    p.add_argument(
+        "--keep",
+        choices=["best", "final"],
+        default="best",
+        help="model/ holds the best dev checkpoint (may be step 0) or the final one",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="inpars", description=__doc__)
+    parser = OneLineParser(prog="inpars", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -676,17 +849,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build a Lucene index of a dataset")
     with_dataset(p)
     p.add_argument("--fields", choices=["flat", "multifield"], default="flat")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--out", required=True, help="index folder to create")
 
     p = sub.add_parser("retrieve", help="BM25 top-k for a split, as a TREC run")
     with_dataset(p)
     p.add_argument("--index", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--k", type=int, default=1000)
-    p.add_argument("--k1", type=float, default=0.9)
-    p.add_argument("--b", type=float, default=0.4)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--k", type=positive_int, default=1000)
+    p.add_argument("--k1", type=non_negative_float, default=0.9)
+    p.add_argument("--b", type=probability, default=0.4)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--out", required=True, help="run file to write")
 
     p = sub.add_parser("evaluate", help="evaluate a run with ir-measures")
@@ -713,18 +886,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="inpars",
         help="inpars | inpars-gbq | in-domain | path to a template with {document}",
     )
-    p.add_argument("--num-docs", type=int, help="documents to sample (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-tokens", type=int, default=48)
-    p.add_argument("--max-doc-words", type=int, default=256)
-    p.add_argument("--concurrency", type=int, default=4, help="requests in flight (openai)")
+    p.add_argument("--num-docs", type=positive_int, help="documents to sample (default: all)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--max-tokens", type=positive_int, default=48)
+    p.add_argument("--max-doc-words", type=positive_int, default=256)
+    p.add_argument(
+        "--concurrency", type=positive_int, default=4, help="requests in flight (openai)"
+    )
     p.add_argument(
         "--no-logprobs",
         action="store_true",
         help="openai backend: do not ask for log-probs (faster local servers)",
     )
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost, send nothing")
-    p.add_argument("--max-cost", type=float, help="stop before spending more than this (USD)")
+    p.add_argument(
+        "--max-cost", type=non_negative_float, help="stop before spending more than this (USD)"
+    )
     p.add_argument("--price-table", help='JSON {"model": [usd_per_1M_prompt, completion]}')
     p.add_argument("--out", required=True, help="queries JSONL (appended; reruns resume)")
 
@@ -732,19 +909,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", required=True, help="JSONL written by 'inpars generate'")
     p.add_argument("--dataset", help="needed by the document-copy filter and --round-trip-k")
     p.add_argument("--index", help="BM25 index of the dataset, for --round-trip-k")
-    p.add_argument("--top-fraction", type=float, help="keep the top fraction by mean log-prob")
-    p.add_argument("--top-k", type=int, help="keep the top k by mean log-prob")
-    p.add_argument("--round-trip-k", type=int, help="keep if the source doc is in BM25 top-k")
-    p.add_argument("--near-duplicate-jaccard", type=float, default=0.9)
-    p.add_argument("--min-words", type=int, default=3)
-    p.add_argument("--max-words", type=int, default=40)
+    p.add_argument(
+        "--top-fraction", type=probability, help="keep the top fraction by mean log-prob"
+    )
+    p.add_argument("--top-k", type=positive_int, help="keep the top k by mean log-prob")
+    p.add_argument(
+        "--round-trip-k", type=positive_int, help="keep if the source doc is in BM25 top-k"
+    )
+    p.add_argument("--near-duplicate-jaccard", type=probability, default=0.9)
+    p.add_argument("--min-words", type=non_negative_int, default=3)
+    p.add_argument("--max-words", type=positive_int, default=40)
     p.add_argument(
         "--max-document-overlap",
-        type=float,
+        type=probability,
         default=0.8,
         help="drop when more of the query's 3-grams come from the document",
     )
-    p.add_argument("--example-copy-jaccard", type=float, default=0.8)
+    p.add_argument("--example-copy-jaccard", type=probability, default=0.8)
     p.add_argument("--keep-example-copies", action="store_true")
     p.add_argument("--out", required=True, help="kept queries JSONL")
 
@@ -753,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", required=True)
     p.add_argument("--doc", required=True)
     p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
-    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--max-length", type=positive_int, default=256)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("rerank", help="rerank the top-k of a run with a cross-encoder")
@@ -761,14 +942,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--run", required=True)
     p.add_argument("--model", required=True, help="hub id, path, or a model we trained")
-    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--depth", type=positive_int, default=100)
     p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
-    p.add_argument("--chunk-pairs", type=int, default=256, help="pairs scored between cache writes")
+    p.add_argument(
+        "--chunk-pairs", type=positive_int, default=256, help="pairs scored between cache writes"
+    )
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("triples", help="mine BM25 negatives: (query, positive, negative)")
@@ -776,11 +959,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", help="synthetic queries JSONL (positive = source document)")
     p.add_argument("--split", help="or a qrels split (e.g. train): supervised triples")
     p.add_argument("--run", required=True, help="BM25 run of those queries")
-    p.add_argument("--negatives", type=int, default=5)
-    p.add_argument("--window", default="1:100", help="BM25 rank window A:B to sample from")
-    p.add_argument("--random-negatives", type=int, default=0)
+    p.add_argument("--negatives", type=positive_int, default=5)
+    p.add_argument(
+        "--window", type=rank_window, default=(1, 100), help="BM25 rank window A:B to sample from"
+    )
+    p.add_argument("--random-negatives", type=non_negative_int, default=0)
     p.add_argument("--balanced", action="store_true", help="one negative per positive")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument(
+        "--teacher",
+        help="cross-encoder of the false-negative guard (never the model you will train); its "
+        "scores are stored in the triples, for margin-mse",
+    )
+    p.add_argument(
+        "--false-negative-margin",
+        type=finite_float,
+        help="with --teacher: drop a negative scored above the positive's score minus this",
+    )
+    p.add_argument("--teacher-max-length", type=positive_int, default=256)
+    p.add_argument("--teacher-batch-size", type=positive_int, default=32)
+    p.add_argument("--device", default="auto", help="device of the --teacher")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("train", help="fine-tune a cross-encoder reranker on triples")
@@ -790,30 +988,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--objective", choices=["hf-default", "bce", "ce2", "lce", "margin-mse"], required=True
     )
-    p.add_argument("--lr", type=float, default=2e-5)
-    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument(
+        "--teacher",
+        help="margin-mse: cross-encoder whose score margins are distilled (not --base-model)",
+    )
+    p.add_argument("--lr", type=positive_float, default=2e-5)
+    p.add_argument("--warmup-ratio", type=warmup_fraction, default=0.1)
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
-    group.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=16, help="triples per step")
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=50)
+    group.add_argument("--steps", type=positive_int, help="optimizer steps (overrides --epochs)")
+    group.add_argument("--epochs", type=positive_int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=16, help="triples per step")
+    p.add_argument("--max-length", type=positive_int, default=256)
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.01)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--eval-every", type=positive_int, default=50)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for training")
     p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
     p.add_argument("--device", default="auto")
-    p.add_argument("--dev-run", help="first-stage run of dev queries to rerank at every eval")
-    p.add_argument("--dev-split", default="test", help="qrels split of the dev queries")
-    p.add_argument("--dev-depth", type=int, default=30)
-    p.add_argument("--dev-max-queries", type=int, default=100)
+    _dev_flags(p)
     p.add_argument("--out", required=True, help="model folder to create")
 
     p = sub.add_parser("dense-index", help="encode a corpus with a bi-encoder (cached)")
     with_dataset(p)
     p.add_argument("--model", required=True, help="sentence-transformers id/path, or minilm")
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-length", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--similarity", choices=["cosine", "dot"], default="cosine")
     p.add_argument("--out", required=True)
 
@@ -822,15 +1021,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--index", required=True)
     p.add_argument("--rerank-run", help="rerank this run's top --depth instead of retrieving")
-    p.add_argument("--depth", type=int, default=100)
-    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--depth", type=positive_int, default=100)
+    p.add_argument("--k", type=positive_int, default=1000)
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("fuse", help="fuse runs: reciprocal rank fusion or normalised sum")
     p.add_argument("--runs", nargs="+", required=True)
     p.add_argument("--method", choices=["rrf", "sum"], default="rrf")
-    p.add_argument("--rrf-k", type=int, default=60)
-    p.add_argument("--depth", type=int, default=1000)
+    p.add_argument("--rrf-k", type=non_negative_int, default=60)
+    p.add_argument("--depth", type=positive_int, default=1000)
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("train-dense", help="fine-tune a bi-encoder (mnrl or margin-mse)")
@@ -839,18 +1038,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-model", required=True)
     p.add_argument("--objective", choices=["mnrl", "margin-mse"], required=True)
     p.add_argument("--teacher", help="cross-encoder scoring (q, pos) and (q, neg) for margin-mse")
-    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--lr", type=positive_float, default=2e-5)
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=int)
-    group.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=50)
-    p.add_argument("--dev-run", help="first-stage run of dev queries (reranked at each eval)")
-    p.add_argument("--dev-split", default="test")
-    p.add_argument("--dev-depth", type=int, default=30)
-    p.add_argument("--dev-max-queries", type=int, default=100)
+    group.add_argument("--steps", type=positive_int)
+    group.add_argument("--epochs", type=positive_int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--max-length", type=positive_int, default=256)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--eval-every", type=positive_int, default=50)
+    _dev_flags(p)
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("run", help="run an experiment config (TOML): every stage, cached")
@@ -861,7 +1057,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dashboard", help="inspect experiments in a browser (Streamlit)")
     p.add_argument("--runs-dir", default="runs", help="folder holding <experiment>/ folders")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--port", type=port_number, default=8501)
     p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
 
     p = sub.add_parser("compare", help="paired comparison of runs against a baseline")
@@ -876,8 +1072,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``inpars`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``inpars`` console script: the exit code (2 for a bad command line
+    or an :class:`InparsError`, with a one-line message on stderr)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a bad command line (2)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

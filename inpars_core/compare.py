@@ -214,22 +214,26 @@ def to_csv(comparison: Comparison) -> str:
     return out.getvalue()
 
 
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "→": r"$\rightarrow$",
+    "Δ": r"$\Delta$",
+}
+
+
 def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters (and render → and Δ in math mode)."""
-    for char, escaped in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("$", r"\$"),
-        ("#", r"\#"),
-        ("_", r"\_"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-        ("→", r"$\rightarrow$"),
-        ("Δ", r"$\Delta$"),
-    ):
-        text = text.replace(char, escaped)
-    return text
+    """Escape LaTeX special characters (and render → and Δ in math mode), each character
+    once: the braces of an inserted ``\\textbackslash{}`` are never escaped again."""
+    return "".join(_LATEX_ESCAPES.get(char, char) for char in text)
 
 
 def to_latex(comparison: Comparison) -> str:

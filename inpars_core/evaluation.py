@@ -19,6 +19,7 @@ from inpars_core.artifacts import (
 )
 from inpars_core.errors import ConfigError
 from inpars_core.records import Qrel, Qrels, Run
+from inpars_core.runs import untied_run
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +64,19 @@ def evaluate(run: Run, qrels: Qrels, measures: Sequence[str]) -> Evaluation:
     Like ``trec_eval -c``: a judged query (with at least one relevant document) that the run
     does not answer counts as 0, and the aggregate is the mean over judged queries. Queries the
     qrels do not judge are ignored.
+
+    Every measure sees one and the same order: the run's :func:`~inpars_core.runs.sort_ranking`
+    order (score descending, ties by doc id ascending; each document once), the order
+    ``write_trec_run`` writes and the dashboard shows. The scores handed to ir-measures are
+    rank-based and strictly decreasing (:func:`~inpars_core.runs.untied_run`), so no provider
+    applies its own tie-breaking (pytrec_eval's is doc id descending).
     """
     parsed = parse_measures(measures)
     names = tuple(str(m) for m in parsed)
     judged = [q for q, docs in qrels.items() if any(rel > 0 for rel in docs.values())]
     per_query: dict[str, dict[str, float]] = {q: {} for q in judged}
-    scored = [doc for q in judged for doc in run.get(q, [])]
+    untied = untied_run({q: run[q] for q in judged if q in run})
+    scored = [doc for docs in untied.values() for doc in docs]
     for metric in ir_measures.iter_calc(parsed, qrels_records(qrels), scored):
         if metric.query_id in per_query:
             per_query[metric.query_id][str(metric.measure)] = float(metric.value)

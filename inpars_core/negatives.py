@@ -5,7 +5,9 @@ the whole corpus at random (pitfall P9: a model that never saw easy negatives pr
 reranking deep lists). A positive of a query is never one of its negatives: the InPars toolkit
 forgets to exclude the source document of a synthetic query; we never do (pitfall P7). An
 optional teacher guard drops negatives that a zero-shot model scores within a margin of the
-positive, the likely false negatives of topical queries.
+positive, the likely false negatives of topical queries. The guard teacher's weights fingerprint
+is recorded in every triple it scored (``Triple.teacher_fingerprint``) and in the report, so
+training can refuse triples whose teacher is the model being trained.
 
 Sampling is deterministic for a seed: each query draws from its own generator seeded with
 ``"{seed}:{query_id}"``, so the result depends neither on the order of the inputs nor on the
@@ -41,7 +43,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Scores (query_id, doc_id) pairs, one float per pair, in order (e.g. a zero-shot reranker).
+#: A teacher object may carry its weights fingerprint as a ``fingerprint`` attribute.
 Teacher = Callable[[Sequence[tuple[str, str]]], Sequence[float]]
+
+#: The command that builds triples files.
+TRIPLES_COMMAND = "inpars triples"
 
 SOURCE_BM25 = "bm25"
 SOURCE_RANDOM = "random"
@@ -125,6 +131,8 @@ class MiningReport:
         shortfall: negatives asked for but not found (window or corpus too small).
         queries_without_run: queries absent from the run (given random negatives only).
         dropped_false_negatives: negatives the teacher guard dropped.
+        teacher_fingerprint: weights fingerprint of the guard teacher (None without a guard, or
+            when the teacher did not say).
     """
 
     queries: int
@@ -133,6 +141,7 @@ class MiningReport:
     shortfall: int
     queries_without_run: int
     dropped_false_negatives: int
+    teacher_fingerprint: str | None = None
 
 
 def positives_from_qrels(qrels: Mapping[str, Mapping[str, int]]) -> dict[str, set[str]]:
@@ -207,6 +216,7 @@ def mine_triples(
     corpus_ids: Sequence[str],
     config: NegativesConfig,
     teacher: Teacher | None = None,
+    teacher_fingerprint: str | None = None,
 ) -> tuple[list[Triple], MiningReport]:
     """Mine training triples: for each query and each of its positives, negatives from the
     BM25 window and, optionally, random ones from the corpus.
@@ -221,6 +231,10 @@ def mine_triples(
         config: how many negatives, from which window, with which seed.
         teacher: optional scorer of (query_id, doc_id) pairs for the false-negative guard,
             used together with ``config.false_negative_margin``.
+        teacher_fingerprint: the guard teacher's weights fingerprint (default: the teacher's
+            ``fingerprint`` attribute), recorded in every guarded triple and in the report;
+            training refuses triples whose teacher is the model being trained
+            (:func:`inpars_core.training.teachers.check_triples_teacher`).
 
     For each positive, ``bm25_per_positive`` distinct documents are sampled from the ranks in
     the window (``neg_source="bm25"``, ``neg_rank`` and ``window`` recorded), then
@@ -241,6 +255,14 @@ def mine_triples(
             "given" if teacher is not None else "missing",
             config.false_negative_margin,
         )
+    fingerprint: str | None = None
+    if guard:
+        fingerprint = teacher_fingerprint or getattr(teacher, "fingerprint", None)
+        if not fingerprint:
+            logger.warning(
+                "the false-negative guard's teacher has no fingerprint: training cannot check "
+                "that it is not the model being trained; pass teacher_fingerprint"
+            )
     a, b = config.window
     corpus = list(dict.fromkeys(corpus_ids))
     members = set(corpus)
@@ -315,6 +337,7 @@ def mine_triples(
             window=d.window,
             teacher_pos_score=scores[(d.query_id, d.pos_doc_id)] if guard else None,
             teacher_neg_score=scores[(d.query_id, d.neg_doc_id)] if guard else None,
+            teacher_fingerprint=fingerprint,
         )
         for d in drafts
     ]
@@ -325,6 +348,7 @@ def mine_triples(
         shortfall=shortfall,
         queries_without_run=without_run,
         dropped_false_negatives=dropped,
+        teacher_fingerprint=fingerprint,
     )
     if shortfall:
         logger.warning(
@@ -377,7 +401,11 @@ def write_triples(
                 row["window"] = list(row["window"])
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     if report is not None:
-        meta.counts.update(asdict(report))
+        counts = asdict(report)
+        fingerprint = counts.pop("teacher_fingerprint")
+        meta.counts.update(counts)
+        if fingerprint:
+            meta.inputs["teacher_fingerprint"] = fingerprint
     meta.counts["triples"] = len(triples)  # what the file holds
     finish_meta(meta, sidecar_meta_path(path))
     logger.debug("wrote %d triples to %s", len(triples), path)
@@ -385,7 +413,7 @@ def write_triples(
 
 _REQUIRED_STR = ("query_id", "query_text", "pos_doc_id", "neg_doc_id", "neg_source")
 _FIELDS = tuple(f.name for f in fields(Triple))
-_FIX = "write the file with 'write_triples' (inpars negatives), or repair the line"
+_FIX = f"build the file with '{TRIPLES_COMMAND}' (or write_triples), or repair the line"
 
 
 def _triple_from_row(row: Any, path: Path, number: int) -> Triple:
@@ -418,6 +446,11 @@ def _triple_from_row(row: Any, path: Path, number: int) -> Triple:
         value = row.get(name)
         if value is not None and not _is_number(value):
             raise fail(f"expected a number or null, found {json.dumps(value)}", name)
+    fingerprint = row.get("teacher_fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise fail(
+            f"expected a string or null, found {json.dumps(fingerprint)}", "teacher_fingerprint"
+        )
     return Triple(
         query_id=row["query_id"],
         query_text=row["query_text"],
@@ -428,6 +461,7 @@ def _triple_from_row(row: Any, path: Path, number: int) -> Triple:
         window=window,
         teacher_pos_score=row.get("teacher_pos_score"),
         teacher_neg_score=row.get("teacher_neg_score"),
+        teacher_fingerprint=fingerprint,
     )
 
 
@@ -440,7 +474,9 @@ def read_triples(path: Path) -> list[Triple]:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputFormatError(path, "not found", fix="mine triples first (write_triples)")
+        raise InputFormatError(
+            path, "not found", fix=f"build the triples first with '{TRIPLES_COMMAND}'"
+        )
     triples: list[Triple] = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):

@@ -97,3 +97,6 @@ class Triple:
     window: tuple[int, int] | None = None
     teacher_pos_score: float | None = None
     teacher_neg_score: float | None = None
+    #: Weights fingerprint of the teacher that wrote the teacher scores (the false-negative guard
+    #: of negative mining), so training can refuse a teacher that is the model being trained.
+    teacher_fingerprint: str | None = None

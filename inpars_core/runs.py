@@ -23,26 +23,128 @@ def top_k(run: Run, k: int) -> Run:
     return {query_id: docs[:k] for query_id, docs in run.items()}
 
 
+def _unique(docs: Iterable[ScoredDoc]) -> list[ScoredDoc]:
+    """``docs`` in :func:`sort_ranking` order, each document once (its best-scored line)."""
+    seen: set[str] = set()
+    unique = []
+    for doc in sort_ranking(docs):
+        if doc.doc_id not in seen:
+            seen.add(doc.doc_id)
+            unique.append(doc)
+    return unique
+
+
+def _below(floor: float, position: int) -> float:
+    """The score of the ``position``-th tail document under ``floor``: ``floor - position``, with
+    a step large enough to stay distinct for huge floors."""
+    step = max(1.0, abs(floor) * 1e-9)
+    return floor - position * step
+
+
+def with_first_stage_tail(head: Run, first_stage: Run, depth: int) -> Run:
+    """The ranking as shown: ``head`` (the reranked top ``depth``), then the first stage's
+    documents below ``depth`` in their first-stage order.
+
+    Tail scores are ``min(head) - 1, min(head) - 2, ...`` so the whole list stays sorted by
+    score and every measure (R@100, R@1000 of a depth-20 rerank) sees the whole list. Every
+    document appears once: duplicates in ``head`` or ``first_stage`` keep their best line, and
+    documents already in the head are not repeated. Queries absent from ``head`` are left out.
+    This is the one tail helper of every reranker (cross-encoder and dense).
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    shown: Run = {}
+    for query_id, docs in head.items():
+        ranked = _unique(docs)
+        seen = {d.doc_id for d in ranked}
+        floor = ranked[-1].score if ranked else 0.0
+        below = [d for d in _unique(first_stage.get(query_id, []))[depth:] if d.doc_id not in seen]
+        tail = [
+            ScoredDoc(query_id, d.doc_id, _below(floor, position))
+            for position, d in enumerate(below, start=1)
+        ]
+        shown[query_id] = ranked + tail
+    return shown
+
+
+def interpolate_with_first_stage(reranked: Run, first_stage: Run, bm25_weight: float) -> Run:
+    """``(1 - bm25_weight) * minmax(reranker) + bm25_weight * minmax(first stage)`` per query.
+
+    Only the documents of ``reranked`` are fused (pass the reranked head); ``bm25_weight = 0``
+    is the pure reranker, 1 the pure first stage. Min-max is taken over the fused documents of
+    each query; a document missing from the first stage gets its normalised score 0.
+    """
+    if not 0.0 <= bm25_weight <= 1.0:
+        raise ValueError(f"bm25_weight must be in [0, 1], got {bm25_weight}")
+
+    def norm(values: dict[str, float]) -> dict[str, float]:
+        low, high = min(values.values()), max(values.values())
+        return {k: (v - low) / (high - low or 1.0) for k, v in values.items()}
+
+    fused: Run = {}
+    for query_id, docs in reranked.items():
+        if not docs:
+            fused[query_id] = []
+            continue
+        model = norm({d.doc_id: d.score for d in docs})
+        first = {d.doc_id: d.score for d in first_stage.get(query_id, []) if d.doc_id in model}
+        bm = norm(first) if first else {}
+        fused[query_id] = sort_ranking(
+            ScoredDoc(
+                query_id,
+                doc_id,
+                (1.0 - bm25_weight) * model[doc_id] + bm25_weight * bm.get(doc_id, 0.0),
+            )
+            for doc_id in model
+        )
+    return fused
+
+
 def normalise_run(run: Run) -> Run:
     """Sort every ranking deterministically and drop duplicate documents (first kept)."""
-    normalised: Run = {}
+    return {query_id: _unique(docs) for query_id, docs in run.items()}
+
+
+def untied_run(run: Run) -> Run:
+    """``run`` in :func:`sort_ranking` order, each document once, with the scores replaced by
+    ``n, n - 1, ..., 1`` (``n`` documents in the ranking): no ties are left, so every consumer
+    (pytrec_eval, other ir-measures providers) sees exactly the order the run file shows,
+    whatever its own tie-breaking rule is."""
+    untied: Run = {}
     for query_id, docs in run.items():
-        seen: set[str] = set()
-        unique = []
-        for doc in sort_ranking(docs):
-            if doc.doc_id not in seen:
-                seen.add(doc.doc_id)
-                unique.append(doc)
-        normalised[query_id] = unique
-    return normalised
+        unique = _unique(docs)
+        untied[query_id] = [
+            ScoredDoc(query_id, d.doc_id, float(len(unique) - i)) for i, d in enumerate(unique)
+        ]
+    return untied
+
+
+def _score_texts(ranked: list[ScoredDoc]) -> list[str]:
+    """Scores as written: ``%.6f``, unless two different adjacent scores would print alike
+    (then the whole ranking is written with round-trip precision), so that reading the file
+    back yields the very order written."""
+    short = [f"{d.score:.6f}" for d in ranked]
+    collide = any(
+        short[i] == short[i + 1] and ranked[i].score != ranked[i + 1].score
+        for i in range(len(ranked) - 1)
+    )
+    return [repr(float(d.score)) for d in ranked] if collide else short
 
 
 def write_trec_run(run: Run, path: Path, tag: str = "inpars") -> None:
-    """Write ``run`` in TREC format, rankings sorted deterministically, atomically."""
+    """Write ``run`` in TREC format, rankings sorted deterministically, atomically.
+
+    Scores are written with 6 decimals unless that would turn two different scores of one
+    ranking into a tie (then with full precision): :func:`read_trec_run` gives back the order
+    written, rank column and all.
+    """
     with atomic_text(Path(path)) as handle:
         for query_id in run:
-            for rank, doc in enumerate(sort_ranking(run[query_id]), start=1):
-                handle.write(f"{query_id} Q0 {doc.doc_id} {rank} {doc.score:.6f} {tag}\n")
+            ranked = sort_ranking(run[query_id])
+            for rank, (doc, score) in enumerate(
+                zip(ranked, _score_texts(ranked), strict=True), start=1
+            ):
+                handle.write(f"{query_id} Q0 {doc.doc_id} {rank} {score} {tag}\n")
 
 
 def read_trec_run(path: Path) -> Run:

@@ -76,10 +76,8 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
         "1e-4",
         "--eval-every",
         "2",
-        "--dev-run",
-        str(tmp_path / "test.run"),
-        "--dev-split",
-        "test",
+        "--dev-run",  # dev queries from train (the default --dev-split), never from test
+        str(tmp_path / "train.run"),
         "--dev-depth",
         "5",
         "--out",

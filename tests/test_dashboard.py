@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,63 @@ def summary(smoke: Path) -> dict:
 def row(summary: dict, system: str) -> dict:
     """The summary row of one system."""
     return next(r for r in summary["rows"] if r["system"] == system)
+
+
+def label(r: dict) -> str:
+    """How the pages name a row: ``system @depth``."""
+    return f"{r['system']} @{'full' if r['depth'] is None else r['depth']}"
+
+
+def bm25_row(summary: dict) -> dict:
+    """The BM25 row (the first stage, depth ``full``)."""
+    (found,) = [r for r in summary["rows"] if r["kind"] == "bm25"]
+    return found
+
+
+def baseline_row(summary: dict, depth: int) -> dict:
+    """The row the Δ at ``depth`` are computed against (named in ``baselines`` and flagged)."""
+    found = row(summary, summary["baselines"][str(depth)])
+    assert found["baseline"] is True and found["depth"] == depth
+    return found
+
+
+def tuned_row(summary: dict, variant: str, depth: int) -> dict:
+    """The reported row of a variant's fine-tuned cross-encoder at ``depth``: interpolated with
+    BM25 exactly when the baseline is."""
+    weight = baseline_row(summary, depth)["bm25_weight"]
+    (found,) = [
+        r
+        for r in summary["rows"]
+        if r["kind"] == "synthetic"
+        and r["family"] == "cross-encoder"
+        and r["variant"] == variant
+        and r["depth"] == depth
+        and r["bm25_weight"] == weight
+    ]
+    assert found["training"]["model"]  # fine-tuned cross-encoder rows say what they trained
+    return found
+
+
+@pytest.fixture(autouse=True)
+def smoke_is_not_written(request):
+    """The smoke experiment is shared by the whole session: no test here may change it (a test
+    that writes works on a copy). Checked around every test that uses it."""
+    if "smoke_runs_dir" not in request.fixturenames:
+        yield
+        return
+    root: Path = request.getfixturevalue("smoke_runs_dir")
+
+    def listing() -> dict[str, tuple[int, int]]:
+        return {
+            str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+    before = listing()
+    yield
+    after = listing()
+    assert after == before, sorted(set(after.items()) ^ set(before.items()))[:10]
 
 
 def open_page(runs_dir: Path, page: str, monkeypatch, **params: str) -> AppTest:
@@ -92,8 +150,6 @@ def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
 
 
 def test_cached_experiment_follows_the_files(smoke, tmp_path):
-    import os
-
     from dashboard import data
 
     folder = tmp_path / "runs" / "copy"
@@ -108,30 +164,134 @@ def test_cached_experiment_follows_the_files(smoke, tmp_path):
     assert data.get_experiment(str(tmp_path / "runs"), "copy").summary["test_queries"] == 99
 
 
+def test_dataset_comes_from_the_folder_the_run_used(smoke, summary, tmp_path, monkeypatch):
+    from dashboard import data
+
+    assert Path(summary["dataset_path"]).is_dir()
+    runs = tmp_path / "runs"
+    _copy(smoke, runs / EXPERIMENT)
+    # no dataset under $INPARS_DATA_DIR: the dashboard still finds the folder the run used
+    monkeypatch.setenv("INPARS_DATA_DIR", str(tmp_path / "no-datasets"))
+    data.load_dataset.clear()
+    try:
+        experiment = data.get_experiment(str(runs), EXPERIMENT)
+        assert data.dataset_source(experiment) == summary["dataset_path"]
+        assert len(data.dataset_for(experiment).corpus) > 0
+        app = open_page(runs, "per_query", monkeypatch, exp=EXPERIMENT)
+        assert "missing" not in _messages(app)
+        base = baseline_row(summary, summary["depths"][0])
+        assert metrics(app)["nDCG@10 A"] == f"{base['measures']['nDCG@10']:.4f}"
+        # an older summary (no dataset_path) falls back to the name, looked up in the data dir
+        older = {k: v for k, v in summary.items() if k != "dataset_path"}
+        (runs / EXPERIMENT / "summary.json").write_text(json.dumps(older))
+        later = (runs / EXPERIMENT / "summary.json").stat().st_mtime + 5
+        os.utime(runs / EXPERIMENT / "summary.json", (later, later))
+        experiment = data.get_experiment(str(runs), EXPERIMENT)
+        assert data.dataset_source(experiment) == summary["dataset"]
+        with pytest.raises(data.MissingArtifactError, match="Dataset 'scifact' is missing"):
+            data.dataset_for(experiment)
+    finally:
+        data.load_dataset.clear()
+
+
+def test_older_summaries_keep_their_baseline_and_tuned_rows():
+    from dashboard import data
+
+    legacy = {
+        "dataset": "scifact",
+        "depths": [10],
+        "measures": ["nDCG@10"],
+        "rows": [
+            {"system": "bm25", "kind": "bm25", "depth": None, "measures": {"nDCG@10": 0.5}},
+            {"system": "base (zero-shot)", "kind": "zero-shot", "depth": 10,
+             "measures": {"nDCG@10": 0.6}},
+            {"system": "bce", "kind": "fine-tuned", "depth": 10, "variant": "bce",
+             "measures": {"nDCG@10": 0.7}, "delta": {"nDCG@10": 0.1},
+             "significant": {"nDCG@10": False}},
+        ],
+    }  # fmt: skip
+    experiment = data.Experiment("old", "/nowhere/old", legacy, (), ())
+    assert data.baselines(experiment) == {"10": "base (zero-shot)"}
+    assert data.default_pair(experiment) == ("base (zero-shot) @10", "bce @10")
+    display, _ = data.overview_frames(experiment, "10")
+    assert list(display["baseline"]) == ["", "✓", ""]
+    assert list(display["nDCG@10"]) == ["0.5000", "0.6000", "0.7000 (+0.1000)"]
+    # a new summary names its baseline: a row called "base (zero-shot)" is not one by name
+    renamed = {**legacy, "baselines": {}}
+    assert data.baselines(data.Experiment("new", "/nowhere/new", renamed, (), ())) == {}
+
+
 # --------------------------------------------------------------------------- the pages
 
 
 def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch):
+    from dashboard import data
+
     app = open_page(smoke_runs_dir, "overview", monkeypatch, exp=EXPERIMENT)
     shown = metrics(app)
     assert shown["Test queries"] == str(summary["test_queries"])
     assert shown["Systems"] == str(len(summary["rows"]))
     table = frame_with(app, "system")
-    depth = str(summary["depths"][0])
-    expected = [r["system"] for r in summary["rows"] if r["depth"] in (None, int(depth))]
-    assert list(table["system"]) == expected
-    bm25 = row(summary, "bm25")["measures"]["nDCG@10"]
-    assert table.set_index("system").loc["bm25", "nDCG@10"] == f"{bm25:.4f}"
-    tuned = row(summary, "bce")
-    cell = table.set_index("system").loc["bce", "nDCG@10"]
+    depth = summary["depths"][0]
+    at_depth = [r for r in summary["rows"] if r["depth"] in (None, depth)]
+    assert list(table["system"]) == [r["system"] for r in at_depth]
+    assert list(table["kind"]) == [r["kind"] for r in at_depth]
+    assert set(table["kind"]) == {"bm25", "supervised", "synthetic", "zero-shot"}
+    base = baseline_row(summary, depth)
+    by_system = table.set_index("system")
+    assert list(table[table["baseline"] == "✓"]["system"]) == [base["system"]]
+    assert by_system.loc[base["system"], "nDCG@10"] == f"{base['measures']['nDCG@10']:.4f}"
+    bm25 = bm25_row(summary)
+    assert by_system.loc[bm25["system"], "nDCG@10"] == f"{bm25['measures']['nDCG@10']:.4f}"
+    tuned = tuned_row(summary, "bce", depth)
+    cell = by_system.loc[tuned["system"], "nDCG@10"]
+    assert cell.startswith(f"{tuned['measures']['nDCG@10']:.4f} (")
     assert f"({tuned['delta']['nDCG@10']:+.4f}" in cell
     assert cell.endswith("*)") == tuned["significant"]["nDCG@10"]
+    training = tuned["training"]
+    kept = by_system.loc[tuned["system"], data.MODEL_KEPT]
+    assert kept.startswith(f"{training['kept_step']}/{training['final_step']} ")
+    assert f"@ {training['best_step']}; {training['dev']} dev)" in kept
+    # how to read the table: the baseline, the Holm family and the overlap, as the summary says
+    captions = " ".join(c.value for c in app.caption)
+    assert f"depth {depth}: `{base['system']}`" in captions
+    assert summary["holm_family_text"] and summary["holm_family_text"] in captions
+    assert summary["overlap"]["text"] and summary["overlap"]["text"] in captions
+    # the block without the overlapping test queries (the smoke config asks for it)
+    block = summary["no_overlap"]
+    assert block["test_queries"] == summary["test_queries"] - len(summary["overlap"]["overlapping"])
+    assert any(
+        f"Only the {block['test_queries']} test queries without overlap" in h.value
+        for h in app.subheader
+    )
+    tables = [e.value for e in app.dataframe if "system" in e.value.columns]
+    assert len(tables) == 2
+    clean = tables[1].set_index("system")
+    clean_rows = [r for r in block["rows"] if r["depth"] in (None, depth)]
+    assert list(clean.index) == [r["system"] for r in clean_rows]
+    for r in clean_rows:
+        assert clean.loc[r["system"], "nDCG@10"].startswith(f"{r['measures']['nDCG@10']:.4f}")
     # the paired tests recomputed from the runs agree with the pipeline's summary
     paired = frame_with(app, "Wilcoxon p (Holm)").set_index("run")
-    assert paired.loc["bce", "delta"] == pytest.approx(tuned["delta"]["nDCG@10"], abs=1e-9)
-    assert [paired.loc["bce", k] for k in ("win", "tie", "loss")] == tuned["wins_ties_losses"][
-        "nDCG@10"
-    ]
+    assert paired.index[0] == base["system"]
+    assert paired.loc[tuned["system"], "delta"] == pytest.approx(
+        tuned["delta"]["nDCG@10"], abs=1e-9
+    )
+    assert [paired.loc[tuned["system"], k] for k in ("win", "tie", "loss")] == tuned[
+        "wins_ties_losses"
+    ]["nDCG@10"]
+    assert summary["holm_family"] == "depth-measure"  # the same family: the same verdicts
+    for r in summary["rows"]:
+        if r["depth"] == depth and not r["baseline"]:
+            assert paired.loc[r["system"], "delta"] == pytest.approx(
+                r["delta"]["nDCG@10"], abs=1e-9
+            )
+            assert (paired.loc[r["system"], "significant"] == "*") == r["significant"]["nDCG@10"]
+    app.toggle(key="overview_paired_clean").set_value(True).run()  # without the overlap
+    assert not app.exception
+    paired = frame_with(app, "Wilcoxon p (Holm)").set_index("run")
+    clean_base = next(r for r in block["rows"] if r["system"] == base["system"])
+    assert paired.loc[base["system"], "mean"] == pytest.approx(clean_base["measures"]["nDCG@10"])
     variants = frame_with(app, "objective").set_index("variant")
     assert set(variants.index) == {"bce", "hf-default"}
     assert variants.loc["hf-default", "objective"] == "hf-default"
@@ -148,14 +308,42 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
 
 def test_overview_exports(smoke_runs_dir, summary):
     from dashboard import data
+    from inpars_core.compare import latex_escape
 
     experiment = data.get_experiment(str(smoke_runs_dir), EXPERIMENT)
     display, raw = data.overview_frames(experiment, "all")
-    assert "| bm25 | full |" in data.summary_markdown(experiment)
+    bm25 = bm25_row(summary)
+    assert f"| {bm25['system']} | bm25 | full |" in data.summary_markdown(experiment)
     latex = data.table_latex(display)
-    assert r"\toprule" in latex and "base (zero-shot)" in latex and r"\_" not in latex[:30]
+    assert latex.startswith(r"\begin{tabular}") and latex.rstrip().endswith(r"\end{tabular}")
+    assert r"\toprule" in latex
+    base = baseline_row(summary, summary["depths"][0])
+    assert latex_escape(base["system"]) in latex
+    assert r"cost US\$" in latex and "cost US$" not in latex  # special characters escaped
+    assert latex.count(r" \\") == len(display) + 1  # the header and one line per row
     rows = list(csv.DictReader(io.StringIO(data.table_csv(raw))))
-    assert float(rows[0]["nDCG@10"]) == pytest.approx(row(summary, "bm25")["measures"]["nDCG@10"])
+    assert [r["system"] for r in rows] == [r["system"] for r in summary["rows"]]
+    assert [r["kind"] for r in rows] == [r["kind"] for r in summary["rows"]]
+    assert [r["baseline"] == "True" for r in rows] == [r["baseline"] for r in summary["rows"]]
+    assert float(rows[0]["nDCG@10"]) == pytest.approx(bm25["measures"]["nDCG@10"])
+    tuned = tuned_row(summary, "bce", summary["depths"][0])
+    (tuned_csv,) = [r for r in rows if r["system"] == tuned["system"]]
+    assert float(tuned_csv["t p nDCG@10"]) == pytest.approx(tuned["p_values"]["nDCG@10"]["t"])
+    assert int(tuned_csv["best_step"]) == tuned["training"]["best_step"]
+    _, clean_raw = data.overview_frames(experiment, "all", without_overlap=True)
+    assert list(clean_raw["nDCG@10"]) == pytest.approx(
+        [r["measures"]["nDCG@10"] for r in summary["no_overlap"]["rows"]]
+    )
+    # the paired tests on the queries without overlap agree with that block of the summary
+    depth = summary["depths"][0]
+    clean = data.paired_comparison(experiment, str(depth), "nDCG@10", without_overlap=True)
+    assert clean.baseline == summary["baselines"][str(depth)]
+    clean_rows = {r["system"]: r for r in summary["no_overlap"]["rows"] if r["depth"] == depth}
+    assert clean.baseline_mean == pytest.approx(clean_rows[clean.baseline]["measures"]["nDCG@10"])
+    assert len(clean.rows) == len(clean_rows) - 1
+    for r in clean.rows:
+        assert r.delta == pytest.approx(clean_rows[r.run]["delta"]["nDCG@10"], abs=1e-9)
+        assert [r.wins, r.ties, r.losses] == clean_rows[r.run]["wins_ties_losses"]["nDCG@10"]
     png = data.table_png(display, "smoke")
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
@@ -171,14 +359,22 @@ def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
     assert shown["Dropped"] == str(len(lines) - filter_meta["counts"]["kept"])
     table = frame_with(app, "verdict")
     dropped = table[table["verdict"] == "dropped"]
+    dropped_by = filter_meta["counts"]["dropped_by"]
+    assert len(dropped) == len(lines) - filter_meta["counts"]["kept"] >= 1
     assert (dropped["reasons"] != "").all()
-    for filter_name, count in filter_meta["counts"]["dropped_by"].items():
+    for filter_name, count in dropped_by.items():
         assert (dropped["dropped by"].str.contains(filter_name)).sum() == count
-    for _, r in dropped.iterrows():  # the copy filters' drops are highlighted as copies
+    # the copy filters' drops are highlighted as copies: every one the stage made is checked
+    checked = {"example-copy": 0, "document-copy": 0}
+    for _, r in dropped.iterrows():
         if "example-copy" in r["dropped by"]:
             assert "few-shot" in r["flags"]
+            checked["example-copy"] += 1
         if "document-copy" in r["dropped by"]:
             assert "copies document" in r["flags"]
+            checked["document-copy"] += 1
+    assert checked == {name: dropped_by.get(name, 0) for name in checked}
+    assert sum(checked.values()) >= 1, "the smoke run dropped no copy: nothing was checked"
     # search narrows the table; choosing a query mirrors it into the URL
     word = lines[0]["text"].split()[-1]
     app.text_input(key="synthetic_search").set_value(word).run()
@@ -234,9 +430,10 @@ def test_encodings_page(smoke_runs_dir, monkeypatch):
 def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
     app = open_page(smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT)
     depth = summary["depths"][0]
-    assert app.selectbox(key="pq_a").value == f"base (zero-shot) @{depth}"
-    assert app.selectbox(key="pq_b").value == f"bce @{depth}"
-    tuned, base = row(summary, "bce"), row(summary, "base (zero-shot)")
+    base, tuned = baseline_row(summary, depth), tuned_row(summary, "bce", depth)
+    # the defaults: the baseline before, the first variant's reported fine-tuned row after
+    assert app.selectbox(key="pq_a").value == label(base)
+    assert app.selectbox(key="pq_b").value == label(tuned)
     shown = metrics(app)
     assert [shown["Wins"], shown["Ties"], shown["Losses"]] == [
         str(v) for v in tuned["wins_ties_losses"]["nDCG@10"]
@@ -246,23 +443,26 @@ def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
     movement = frame_with(app, "moved up by")
     assert len(movement) >= 1 and (movement["rel"] > 0).all()
     assert len(frame_with(app, "synthetic query")) >= 1
-    other = row(summary, "hf-default")
-    app.selectbox(key="pq_b").set_value(f"hf-default @{depth}").run()
+    assert any("Among the kept queries of bce" in c.value for c in app.caption)
+    other = tuned_row(summary, "hf-default", depth)
+    app.selectbox(key="pq_b").set_value(label(other)).run()
     assert not app.exception
     assert metrics(app)["nDCG@10 B"] == f"{other['measures']['nDCG@10']:.4f}"
-    assert app.query_params["b"] == f"hf-default @{depth}"
+    assert app.query_params["b"] == label(other)
+    assert any("Among the kept queries of" in c.value and "hf-default" in c.value
+               for c in app.caption)  # fmt: skip
 
 
 def test_per_query_view_opens_from_a_shared_link(smoke_runs_dir, summary, monkeypatch):
     depth = summary["depths"][0]
+    bm25, other = bm25_row(summary), tuned_row(summary, "hf-default", depth)
     app = open_page(
-        smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT, a="bm25 @full",
-        b=f"hf-default @{depth}",
-    )  # fmt: skip
-    assert app.selectbox(key="pq_a").value == "bm25 @full"
-    assert app.selectbox(key="pq_b").value == f"hf-default @{depth}"
-    bm25 = row(summary, "bm25")["measures"]["nDCG@10"]
-    assert metrics(app)["nDCG@10 A"] == f"{bm25:.4f}"
+        smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT, a=label(bm25), b=label(other)
+    )
+    assert app.selectbox(key="pq_a").value == label(bm25) == "BM25 @full"
+    assert app.selectbox(key="pq_b").value == label(other)
+    assert metrics(app)["nDCG@10 A"] == f"{bm25['measures']['nDCG@10']:.4f}"
+    assert metrics(app)["nDCG@10 B"] == f"{other['measures']['nDCG@10']:.4f}"
 
 
 def test_training_page(smoke_runs_dir, smoke, monkeypatch):

@@ -6,11 +6,13 @@ is saved under ``test-output/screenshots/``."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -103,14 +105,14 @@ def wait_idle(page, after_action: bool = False) -> None:
     page.wait_for_selector(IDLE, timeout=120_000)
 
 
-def use_overview(page) -> None:
+def use_overview(page, runs_dir: Path) -> None:
     page.locator('[data-testid="stRadio"]').get_by_text("all", exact=True).click()
     wait_idle(page, after_action=True)
     page.wait_for_url("**depth=all**", timeout=30_000)
     sync_api.expect(page.get_by_text("Before / after")).to_be_visible()
 
 
-def use_synthetic(page) -> None:
+def use_synthetic(page, runs_dir: Path) -> None:
     box = page.get_by_label("Search (text or id)")
     box.fill("syn-")
     box.press("Enter")
@@ -119,7 +121,7 @@ def use_synthetic(page) -> None:
     sync_api.expect(page.get_by_text("Source document").first).to_be_visible()
 
 
-def use_encodings(page) -> None:
+def use_encodings(page, runs_dir: Path) -> None:
     sync_api.expect(page.get_by_text("(the seed's bug)")).to_be_visible()
     page.locator('[data-testid="stRadio"]').get_by_text("typed", exact=True).click()
     wait_idle(page, after_action=True)
@@ -127,9 +129,27 @@ def use_encodings(page) -> None:
     page.wait_for_url("**src=typed**", timeout=30_000)
 
 
-def use_per_query(page) -> None:
+def hf_default_label(runs_dir: Path) -> str:
+    """``system @depth`` of the hf-default variant's reported fine-tuned row (interpolated with
+    BM25 exactly when the baseline is), as the per-query page names it."""
+    summary = json.loads((runs_dir / EXPERIMENT / "summary.json").read_text())
+    depth = summary["depths"][0]
+    base = next(r for r in summary["rows"] if r["system"] == summary["baselines"][str(depth)])
+    tuned = next(
+        r
+        for r in summary["rows"]
+        if r["kind"] == "synthetic"
+        and r["family"] == "cross-encoder"
+        and r["variant"] == "hf-default"
+        and r["depth"] == depth
+        and r["bm25_weight"] == base["bm25_weight"]
+    )
+    return f"{tuned['system']} @{depth}"
+
+
+def use_per_query(page, runs_dir: Path) -> None:
     # opened from a shared link: run B comes from ?b=
-    sync_api.expect(page.get_by_text("hf-default @10").first).to_be_visible()
+    sync_api.expect(page.get_by_text(hf_default_label(runs_dir)).first).to_be_visible()
     slider = page.get_by_role("slider").first
     slider.focus()
     slider.press("ArrowRight")
@@ -137,7 +157,7 @@ def use_per_query(page) -> None:
     sync_api.expect(page.get_by_role("slider").first).to_have_value("25")
 
 
-def use_training(page) -> None:
+def use_training(page, runs_dir: Path) -> None:
     page.get_by_text("Log-scale loss").click()
     wait_idle(page, after_action=True)
     sync_api.expect(page.get_by_role("switch", name="Log-scale loss")).to_be_checked()
@@ -152,17 +172,19 @@ VISITS: list[tuple[str, str, str, Callable]] = [
 ]
 
 
-def test_every_page_in_a_real_browser(server: str, browser) -> None:
+def test_every_page_in_a_real_browser(server: str, browser, smoke_runs_dir: Path) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     for name, path, title, use in VISITS:
-        query = f"exp={EXPERIMENT}" + ("&b=hf-default%20%4010" if path == "per-query" else "")
+        query = f"exp={EXPERIMENT}"
+        if path == "per-query":
+            query += "&b=" + urllib.parse.quote(hf_default_label(smoke_runs_dir))
         page.goto(f"{server}/{path}?{query}")
         wait_idle(page)
         sync_api.expect(page.locator("h1").first).to_have_text(title, timeout=60_000)
-        use(page)
+        use(page, smoke_runs_dir)
         assert page.locator('[data-testid="stException"]').count() == 0, name
         assert "exp=scifact-smoke" in page.url, page.url
         page.set_viewport_size({"width": 1400, "height": 2400})  # the app scrolls inside

@@ -176,13 +176,94 @@ def test_identical_documents_tie_and_sort_by_doc_id(tiny_dir: Path, tmp_path: Pa
     assert run["q3"][0].score == run["q3"][1].score
 
 
+class _PositionSensitiveEncoder:
+    """A stand-in encoder whose output depends on a text's position in the batch (as padding
+    and batch numerics can on real hardware), and that records what it was asked to encode."""
+
+    dimension = 8
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dimension
+
+    def _vectors(self, texts, **_: object):
+        import hashlib
+
+        self.calls.append(list(texts))
+        rows = []
+        for position, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            base = np.random.default_rng(seed).standard_normal(self.dimension)
+            rows.append(base + 1e-3 * position)  # the numerics that broke exact ties
+        return np.asarray(rows, dtype=np.float32)
+
+    encode_query = _vectors
+    encode_document = _vectors
+
+
+def test_identical_texts_are_encoded_once_and_embed_identically() -> None:
+    from inpars_core.dense.encoder import encode_documents, encode_queries
+
+    encoder = _PositionSensitiveEncoder()
+    docs = [
+        Document("d4", "Coffee", "Coffee drinking and heart rhythm."),
+        Document("d1", "Aspirin", "Aspirin reduces the risk of heart attack."),
+        Document("d0", "Coffee", "Coffee drinking and heart rhythm."),
+    ]
+    vectors = encode_documents(encoder, docs)
+    assert encoder.calls[-1] == [docs[0].contents, docs[1].contents]  # each text once
+    assert vectors.shape == (3, 8) and np.array_equal(vectors[0], vectors[2])
+    assert not np.array_equal(vectors[0], vectors[1])
+    queries = encode_queries(encoder, ["coffee heart", "aspirin", "coffee heart"], similarity="dot")
+    assert encoder.calls[-1] == ["coffee heart", "aspirin"]
+    assert np.array_equal(queries[0], queries[2])
+
+
+def test_rerank_with_encoder_ties_identical_texts_and_keeps_the_tail() -> None:
+    from inpars_core.dense.search import rerank_with_encoder
+    from inpars_core.evaluation import evaluate
+
+    documents = {
+        f"d{i:02d}": Document(f"d{i:02d}", "", f"document number {i} about topic {i % 7}")
+        for i in range(40)
+    }
+    documents["d05"] = Document("d05", "", "the same text twice")
+    documents["d03"] = Document("d03", "", "the same text twice")
+    queries = {"q": Query("q", "topic 3"), "r": Query("r", "topic 5")}
+    first = {
+        q: [ScoredDoc(q, f"d{i:02d}", float(40 - i)) for i in range(40)]
+        + [ScoredDoc(q, "d02", 0.5), ScoredDoc(q, "d30", 0.1)]  # duplicate lines
+        for q in queries
+    }
+    shown = rerank_with_encoder(_PositionSensitiveEncoder(), queries, first, documents, depth=10)
+    assert list(shown) == ["q", "r"]
+    for docs in shown.values():
+        ids = [d.doc_id for d in docs]
+        assert len(ids) == len(set(ids)) == 40
+        assert set(ids[:10]) == {f"d{i:02d}" for i in range(10)}
+        assert ids[10:] == [f"d{i:02d}" for i in range(10, 40)]  # first-stage order
+        assert docs == sort_ranking(docs)
+        score = {d.doc_id: d.score for d in docs}
+        assert score["d03"] == score["d05"]  # identical texts, identical scores
+        assert ids.index("d03") < ids.index("d05")  # and the tie goes to the lower doc id
+    qrels = {"q": {"d25": 1, "d35": 1}, "r": {"d01": 1}}
+    measures = ["R@20", "R@100"]
+    assert evaluate(shown, qrels, measures).per_query == evaluate(first, qrels, measures).per_query
+
+
 def test_dense_rerank_only_reorders_the_top_depth(subset, cached, retriever) -> None:
     index, depth = cached[0], 10
     # A first-stage run that ignores meaning: documents in id order, scores 50, 49, ...
     doc_ids = sorted(index.doc_ids)[:50]
     queries = dict(list(subset.queries.items())[:5])
     other = {q: [ScoredDoc(q, d, float(50 - i)) for i, d in enumerate(doc_ids)] for q in queries}
-    reranked = retriever.rerank(queries, other, depth=depth)
+    with_duplicates = {
+        q: [*docs, ScoredDoc(q, docs[2].doc_id, 0.0), ScoredDoc(q, docs[30].doc_id, 0.0)]
+        for q, docs in other.items()
+    }
+    reranked = retriever.rerank(queries, with_duplicates, depth=depth)
     vectors = retriever.encode_queries(queries)
     row = {d: i for i, d in enumerate(index.doc_ids)}
     moved = 0
@@ -196,6 +277,7 @@ def test_dense_rerank_only_reorders_the_top_depth(subset, cached, retriever) -> 
                 float(index.embeddings[row[doc.doc_id]] @ vector), abs=1e-6
             )
         assert ranking == sort_ranking(ranking)  # the tail stays below the head
+        assert len(ranking) == len({d.doc_id for d in ranking}) == len(original)
         moved += [d.doc_id for d in head] != [d.doc_id for d in original[:depth]]
     assert moved > 0
 
@@ -328,8 +410,9 @@ def test_mnrl_lowers_its_loss_and_step0_equals_zero_shot(subset, retriever, tmp_
     meta = json.loads((out / "meta.json").read_text())
     assert meta["results"]["step0_dev_ndcg10"] == zero_shot
     assert meta["objective"]["loss"] == "MultipleNegativesRankingLoss"
-    if result.best_at_step0:
-        assert any("step 0" in note for note in meta["notes"])
+    # Both outcomes are checked: the note is there exactly when the best checkpoint is step 0.
+    assert result.best_at_step0 == (result.best_step == 0)
+    assert any("step 0" in note for note in meta["notes"]) == result.best_at_step0
 
     # The kept model is the best checkpoint: its dev score is the best one.
     kept = zero_shot_dev_score(str(result.model_dir), dev, config)

@@ -15,7 +15,7 @@ from inpars_core.compare import compare, holm_bonferroni, to_csv, to_latex, to_m
 from inpars_core.errors import ConfigError
 from inpars_core.evaluation import evaluate, parse_measures
 from inpars_core.records import ScoredDoc
-from inpars_core.runs import write_trec_run
+from inpars_core.runs import read_trec_run, sort_ranking, write_trec_run
 
 
 def _random_run(qrels, corpus_ids: list[str], seed: int, depth: int = 50):
@@ -28,16 +28,28 @@ def _random_run(qrels, corpus_ids: list[str], seed: int, depth: int = 50):
 
 
 def test_equals_pytrec_eval_on_a_run_with_ties(scifact) -> None:
-    """Differential: per-query and mean values equal pytrec_eval's own (scores rounded: ties)."""
+    """Differential: per-query and mean values equal pytrec_eval's own on the same order.
+
+    Scores are rounded, so the run has many ties. pytrec_eval breaks ties by doc id descending,
+    our run files by doc id ascending; it is given the run's sort_ranking order as strictly
+    decreasing scores, the order every measure of ours must see.
+    """
     import pytrec_eval
 
     qrels = scifact.qrels("test")
     run = _random_run(qrels, sorted(scifact.corpus), seed=7)
+    assert any(len({d.score for d in docs}) < len(docs) for docs in run.values()), (
+        "the run must hold ties"
+    )
     ours = evaluate(run, qrels, ["nDCG@10", "R@100", "RR@10", "AP"])
     evaluator = pytrec_eval.RelevanceEvaluator(
         qrels, {"ndcg_cut.10", "recall.100", "recip_rank", "map"}
     )
-    theirs = evaluator.evaluate({q: {d.doc_id: d.score for d in docs} for q, docs in run.items()})
+    shown = {
+        q: {d.doc_id: float(len(docs) - i) for i, d in enumerate(sort_ranking(docs))}
+        for q, docs in run.items()
+    }
+    theirs = evaluator.evaluate(shown)
     assert set(ours.per_query) == set(theirs)
     for query_id, values in theirs.items():
         assert ours.per_query[query_id]["nDCG@10"] == pytest.approx(values["ndcg_cut_10"])
@@ -45,6 +57,83 @@ def test_equals_pytrec_eval_on_a_run_with_ties(scifact) -> None:
         assert ours.per_query[query_id]["AP"] == pytest.approx(values["map"])
     mean = sum(v["ndcg_cut_10"] for v in theirs.values()) / len(theirs)
     assert ours.aggregate["nDCG@10"] == pytest.approx(mean)
+
+
+TIE_MEASURES = ["nDCG@10", "R@2", "R@5", "P@2", "P@5", "RR", "RR@10", "AP"]
+
+
+def test_tied_scores_are_evaluated_in_run_file_order(tmp_path: Path) -> None:
+    """Every measure sees the order the run file shows: ties by doc id ascending.
+
+    q1: b 2.0, then a, c, d tied at 1.0, then e 0.5; relevant a and e (2 relevant).
+      shown order: b a c d e -> relevant at ranks 2 and 5
+      (pytrec_eval's own tie order b d c a e would put a at rank 4).
+      nDCG@10 = (1/log2(3) + 1/log2(6)) / (1/log2(2) + 1/log2(3))
+              = (0.6309298 + 0.3868528) / 1.6309298 = 1.0177826 / 1.6309298 = 0.6240505
+      R@2 = 1/2, R@5 = 2/2 = 1, P@2 = 1/2, P@5 = 2/5 = 0.4
+      RR = RR@10 = 1/2
+      AP = (1/2 + 2/5) / 2 = 0.45
+    q2: x, y, z all tied at 1.0; relevant z -> shown x y z, z at rank 3.
+      nDCG@10 = (1/log2(4)) / 1 = 0.5, R@2 = 0, R@5 = 1, P@2 = 0, P@5 = 1/5,
+      RR = RR@10 = 1/3, AP = 1/3
+    """
+    import math
+
+    run = {
+        "q1": [
+            ScoredDoc("q1", "e", 0.5),
+            ScoredDoc("q1", "d", 1.0),
+            ScoredDoc("q1", "c", 1.0),
+            ScoredDoc("q1", "b", 2.0),
+            ScoredDoc("q1", "a", 1.0),
+        ],
+        "q2": [ScoredDoc("q2", d, 1.0) for d in ("z", "y", "x")],
+    }
+    qrels = {"q1": {"a": 1, "e": 1, "f": 0}, "q2": {"z": 1}}
+    ndcg_q1 = (1 / math.log2(3) + 1 / math.log2(6)) / (1 + 1 / math.log2(3))
+    expected = {
+        "q1": {
+            "nDCG@10": ndcg_q1,
+            "R@2": 0.5,
+            "R@5": 1.0,
+            "P@2": 0.5,
+            "P@5": 0.4,
+            "RR": 0.5,
+            "RR@10": 0.5,
+            "AP": 0.45,
+        },
+        "q2": {
+            "nDCG@10": 0.5,
+            "R@2": 0.0,
+            "R@5": 1.0,
+            "P@2": 0.0,
+            "P@5": 0.2,
+            "RR": 1 / 3,
+            "RR@10": 1 / 3,
+            "AP": 1 / 3,
+        },
+    }
+    assert ndcg_q1 == pytest.approx(0.6240505, abs=1e-7)
+    ours = evaluate(run, qrels, TIE_MEASURES)
+    for query_id, values in expected.items():
+        assert ours.per_query[query_id] == pytest.approx(values), query_id
+    # The run file shows that order, and evaluating the file gives the same numbers.
+    write_trec_run(run, tmp_path / "tied.run")
+    shown = read_trec_run(tmp_path / "tied.run")
+    assert [d.doc_id for d in shown["q1"]] == ["b", "a", "c", "d", "e"]
+    assert evaluate(shown, qrels, TIE_MEASURES).per_query == ours.per_query
+    # A duplicated line counts once (its best score), as the de-duplicated run shows it.
+    duplicated = {**run, "q2": [*run["q2"], ScoredDoc("q2", "z", 0.1)]}
+    assert evaluate(duplicated, qrels, TIE_MEASURES).per_query == ours.per_query
+
+
+def test_latex_escape_escapes_a_backslash_once() -> None:
+    from inpars_core.compare import latex_escape
+
+    assert latex_escape("a\\b") == r"a\textbackslash{}b"
+    assert latex_escape("{x}_1 & 5% $") == r"\{x\}\_1 \& 5\% \$"
+    assert latex_escape("a~b^c") == r"a\textasciitilde{}b\textasciicircum{}c"
+    assert latex_escape("→ Δ") == r"$\rightarrow$ $\Delta$"
 
 
 def test_unanswered_judged_query_counts_as_zero() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ ALL_STAGES = {
     "base-triples",
     "base-train",
     "rerank",
+    "interpolate",
     "dense-rerank",
     "generate",
     "filter",
@@ -40,40 +42,58 @@ def test_smoke_config_runs_every_stage(smoke_runs_dir: Path) -> None:
     root = smoke_runs_dir / "scifact-smoke"
     summary = json.loads((root / "summary.json").read_text())
     assert set(summary["stages_ran"]) == ALL_STAGES
-    systems = [(r["system"], r["depth"]) for r in summary["rows"]]
+    base = "cross-encoder supervised on scifact train (16 queries)"
+    bce = "bce: supervised base + fine-tuned on synthetic queries"
+    hf = "hf-default: supervised base + fine-tuned on synthetic queries"
+    systems = [(r["system"], r["kind"], r["depth"]) for r in summary["rows"]]
     assert systems == [
-        ("bm25", None),
-        ("base (zero-shot)", 10),
-        ("dense (zero-shot)", 10),
-        ("bce", 10),
-        ("bce (dense)", 10),
-        ("hf-default", 10),
-        ("hf-default (dense)", 10),
+        ("BM25", "bm25", None),
+        (base, "supervised", 10),
+        (f"{base} ⊕ 0.5·BM25", "supervised", 10),
+        ("bi-encoder minilm, zero-shot", "zero-shot", 10),
+        (bce, "synthetic", 10),
+        (f"{bce} ⊕ 0.5·BM25", "synthetic", 10),
+        (
+            "bi-encoder minilm + fine-tuned on synthetic queries (mnrl) "
+            "[same model for variants bce, hf-default]",
+            "synthetic",
+            10,
+        ),
+        (hf, "synthetic", 10),
+        (f"{hf} ⊕ 0.5·BM25", "synthetic", 10),
     ]
+    assert summary["baselines"] == {"10": f"{base} ⊕ 0.5·BM25"}
     for row in summary["rows"]:
         assert set(row["measures"]) == {"nDCG@10", "RR@10", "R@100"}
         assert Path(row["run"]).is_file()
-    bce = next(r for r in summary["rows"] if r["system"] == "bce")
-    assert set(bce["delta"]) == {"nDCG@10", "RR@10", "R@100"}
-    assert bce["training"]["step0_dev_ndcg10"] is not None
-    assert "| base (zero-shot) | 10 |" in (root / "summary.md").read_text()
+    tuned = next(r for r in summary["rows"] if r["system"] == f"{bce} ⊕ 0.5·BM25")
+    assert set(tuned["delta"]) == {"nDCG@10", "RR@10", "R@100"}
+    assert tuned["training"]["step0_dev_ndcg10"] is not None
+    assert tuned["training"]["dev"] == "train"  # SciFact has train qrels: "auto" uses them
+    assert (
+        f"| **{base} ⊕ 0.5·BM25** (baseline) | supervised | 10 |"
+        in (root / "summary.md").read_text()
+    )
     for stage in ALL_STAGES:
         folders = [p for p in (root / "stages" / stage).iterdir() if p.is_dir()]
         assert folders and all((p / "meta.json").is_file() for p in folders)
 
 
 def test_unchanged_rerun_runs_nothing_and_one_knob_reruns_downstream(
-    smoke_runs_dir: Path,
+    smoke_runs_dir: Path, tmp_path: Path
 ) -> None:
+    # A copy: the session's smoke experiment is read by other tests and must stay as made.
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_runs_dir, runs)
     config = load_config(SMOKE_CONFIG)
-    again = ExperimentRunner(config, smoke_runs_dir)
+    again = ExperimentRunner(config, runs)
     again.run()
     assert again.store.ran == []
     changed = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, lr=2e-5))
-    runner = ExperimentRunner(changed, smoke_runs_dir)
+    runner = ExperimentRunner(changed, runs)
     runner.run()
-    # Only training and what depends on it: per variant, finetune then rerank.
-    assert runner.store.ran == ["finetune", "rerank", "finetune", "rerank"]
+    # Only training and what depends on it: per variant, finetune, rerank, interpolate.
+    assert runner.store.ran == ["finetune", "rerank", "interpolate"] * 2
 
 
 def test_interrupted_run_resumes(tmp_path: Path) -> None:

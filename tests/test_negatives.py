@@ -340,3 +340,44 @@ def test_bad_config_raises_config_error_naming_the_field(kwargs: dict, field: st
 
 def test_config_accepts_a_window_list_and_stores_a_tuple() -> None:
     assert NegativesConfig(window=[5, 50]).window == (5, 50)  # type: ignore[arg-type]
+
+
+def test_guard_records_the_teacher_fingerprint_in_triples_report_and_meta(tmp_path: Path) -> None:
+    run = {"q": _run("q", ["n1", "n2", "p"])}
+    scores = {"p": 5.0, "n1": 1.0, "n2": 0.0}
+
+    def teacher(pairs):
+        return [scores[doc_id] for _, doc_id in pairs]
+
+    config = NegativesConfig(negatives=2, window=(1, 3), false_negative_margin=0.5)
+    triples, report = mine_triples(
+        {"q": "query"}, {"q": {"p"}}, run, ["p", "n1", "n2"], config, teacher, "abc123"
+    )
+    assert [t.teacher_fingerprint for t in triples] == ["abc123", "abc123"]
+    assert report.teacher_fingerprint == "abc123"
+    path = tmp_path / "triples.jsonl"
+    write_triples(triples, path, config=config, report=report)
+    assert read_triples(path) == triples
+    meta = json.loads((tmp_path / "triples.jsonl.meta.json").read_text())
+    assert meta["inputs"]["teacher_fingerprint"] == "abc123"
+    assert "teacher_fingerprint" not in meta["counts"]
+
+    teacher.fingerprint = "from-attribute"  # type: ignore[attr-defined]
+    triples, report = mine_triples({"q": "query"}, {"q": {"p"}}, run, ["p"], config, teacher)
+    assert {t.teacher_fingerprint for t in triples} == {"from-attribute"}
+    # Without a guard nothing is recorded.
+    triples, report = mine_triples({"q": "query"}, {"q": {"p"}}, run, ["p"], NegativesConfig())
+    assert {t.teacher_fingerprint for t in triples} == {None}
+    assert report.teacher_fingerprint is None
+
+
+def test_triples_errors_name_the_command_that_builds_them(tmp_path: Path) -> None:
+    with pytest.raises(InputFormatError) as missing:
+        read_triples(tmp_path / "absent.jsonl")
+    path = tmp_path / "bad.jsonl"
+    path.write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(InputFormatError) as bad:
+        read_triples(path)
+    for error in (missing.value, bad.value):
+        assert "'inpars triples'" in str(error)
+        assert "inpars negatives" not in str(error)

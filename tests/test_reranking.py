@@ -138,8 +138,160 @@ def test_rerank_uses_the_cache_and_is_deterministic(scifact, reranker, tmp_path:
     )
     assert (report.scored, report.cached) == (0, 12)
     assert again == first
-    assert all(len(docs) == 4 for docs in first.values())
+    for query_id, docs in first.items():
+        assert len(docs) == 6  # the reranked 4, then the first stage's 2 below depth 4
+        assert {d.doc_id for d in docs[:4]} == {d.doc_id for d in run[query_id][:4]}
+        assert [d.doc_id for d in docs[4:]] == [d.doc_id for d in run[query_id][4:]]
     assert all(docs == sorted(docs, key=lambda d: (-d.score, d.doc_id)) for docs in first.values())
+
+
+def _first_stage_with_relevant_deep(scifact, queries, ranks: list[int], size: int = 200):
+    """A first-stage run per query: ``size`` corpus documents with the query's relevant
+    documents placed at ``ranks[n]`` (1-based), scores size, size - 1, ...; plus two duplicate
+    lines (one in the head, one in the tail) at lower scores."""
+    qrels = scifact.qrels("test")
+    pool = sorted(scifact.corpus)
+    run = {}
+    for n, query_id in enumerate(queries):
+        relevant = sorted(d for d, rel in qrels[query_id].items() if rel > 0)
+        others = [d for d in pool[n * size : (n + 2) * size] if d not in relevant][: size - 1]
+        ranking = others[: ranks[n] - 1] + relevant + others[ranks[n] - 1 :]
+        docs = [ScoredDoc(query_id, d, float(size - i)) for i, d in enumerate(ranking)]
+        docs += [ScoredDoc(query_id, ranking[3], -1.0), ScoredDoc(query_id, ranking[150], -2.0)]
+        run[query_id] = docs
+    return run
+
+
+def test_depth_20_rerank_keeps_the_first_stage_tail(scifact, reranker) -> None:
+    from inpars_core.evaluation import evaluate
+    from inpars_core.runs import normalise_run, top_k
+
+    queries = dict(list(scifact.split_queries("test").items())[:3])
+    # Relevant documents at rank 50 (kept by R@100 only via the tail), 10 (in the reranked
+    # head) and 150 (beyond 100).
+    first = _first_stage_with_relevant_deep(scifact, queries, [50, 10, 150])
+    config = RerankConfig(depth=20, encoding=EncodingConfig("pair", 48))
+    shown, report = rerank(reranker, queries, first, scifact.corpus, config)
+    assert report.pairs == 60  # the head alone is scored, the duplicate line is not
+    measures = ["R@100", "R@1000"]
+    qrels = scifact.qrels("test")
+    judged = {q: qrels[q] for q in queries}
+    before = evaluate(first, judged, measures)
+    after = evaluate(shown, judged, measures)
+    assert after.per_query == before.per_query  # recall of the whole list, exactly
+    assert 0 < before.aggregate["R@100"] < before.aggregate["R@1000"]
+    unique = normalise_run(first)
+    for query_id, docs in shown.items():
+        ids = [d.doc_id for d in docs]
+        assert len(ids) == len(set(ids)), "no (query, doc) twice"
+        assert set(ids) == {d.doc_id for d in unique[query_id]}
+        assert set(ids[:20]) == {d.doc_id for d in unique[query_id][:20]}
+        assert ids[20:] == [d.doc_id for d in unique[query_id][20:]]  # first-stage order
+        assert docs == sorted(docs, key=lambda d: (-d.score, d.doc_id))
+        assert docs[20].score < docs[19].score
+    # The head alone is what top_k gives back (the experiment runner interpolates it).
+    assert all(len(docs) == 20 for docs in top_k(shown, 20).values())
+
+
+def test_cache_rescores_a_pair_whose_document_text_changed(
+    scifact, reranker, tmp_path: Path, caplog
+) -> None:
+    from inpars_core.records import Document
+    from inpars_core.reranking.stage import CACHE_SCHEMA
+
+    queries = dict(list(scifact.split_queries("test").items())[:2])
+    doc_ids = list(scifact.corpus)[:5]
+    run = {q: [ScoredDoc(q, d, float(-i)) for i, d in enumerate(doc_ids)] for q in queries}
+    config = RerankConfig(depth=5, encoding=EncodingConfig("pair", 48))
+    path = tmp_path / "cache.tsv"
+    first, report = rerank(reranker, queries, run, scifact.corpus, config, ScoreCache(path))
+    assert (report.scored, report.cached) == (10, 0)
+    assert path.read_text().startswith(f"#{CACHE_SCHEMA}\t")
+
+    changed_id = doc_ids[2]
+    corpus = dict(scifact.corpus)
+    corpus[changed_id] = Document(changed_id, "Volcanoes", "Lava flows from Icelandic volcanoes.")
+    again, report = rerank(reranker, queries, run, corpus, config, ScoreCache(path))
+    assert (report.scored, report.cached) == (2, 8)  # the changed pair of each query only
+    for query_id in queries:
+        old = {d.doc_id: d.score for d in first[query_id]}
+        new = {d.doc_id: d.score for d in again[query_id]}
+        assert new[changed_id] != pytest.approx(old[changed_id], abs=1e-4)
+        assert {d: s for d, s in new.items() if d != changed_id} == {
+            d: s for d, s in old.items() if d != changed_id
+        }
+    fresh = score_pairs(
+        reranker,
+        [(queries[q].text, corpus[changed_id].contents) for q in queries],
+        config.encoding,
+    )
+    assert [{d.doc_id: d.score for d in again[q]}[changed_id] for q in queries] == pytest.approx(
+        fresh, abs=1e-5
+    )
+
+    # Another max_length is another setting: nothing is served from the cache.
+    longer = RerankConfig(depth=5, encoding=EncodingConfig("pair", 64))
+    _, report = rerank(reranker, queries, run, corpus, longer, ScoreCache(path))
+    assert (report.scored, report.cached) == (10, 0)
+
+
+def test_old_schema_cache_is_not_mixed_in(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "scores.tsv"
+    path.write_text("0123456789abcdef0123456789abcdef01234567\t0.5\n")  # v1: sha1 keys
+    cache = ScoreCache(path)
+    assert cache.scores == {}
+    assert "another key schema" in caplog.text
+    assert not path.exists() and (tmp_path / "scores.tsv.stale-1").is_file()
+    cache.add({"k": 1.5})
+    assert ScoreCache(path).scores == {"k": 1.5}
+
+
+def test_a_new_head_is_part_of_the_fingerprint() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    first = load_reranker("minilm").fingerprint
+    torch.manual_seed(0)
+    same = load_reranker("minilm").fingerprint
+    torch.manual_seed(1)
+    other = load_reranker("minilm").fingerprint
+    assert first == same != other
+    assert first.split("+init:")[0] == other.split("+init:")[0]
+
+
+def test_over_long_query_is_truncated_never_a_crash(caplog) -> None:
+    from transformers import AutoTokenizer
+
+    from inpars_core.models import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
+    query = " ".join(f"word{i % 50}" for i in range(500))
+    document = "Aspirin lowers the risk of myocardial infarction."
+    for mode in ("pair", "separate"):
+        caplog.clear()
+        batch = encode_pairs(
+            tokenizer,
+            [query, "short query"],
+            [document, document],
+            EncodingConfig(mode, max_length=32),
+            return_tensors=None,
+        )
+        assert "truncated to 28" in caplog.text, mode
+        ids = batch["input_ids"][0]
+        assert len(ids) == 32 and sum(batch["attention_mask"][0]) == 32
+        assert ids[0] == tokenizer.cls_token_id
+        assert ids[29] == tokenizer.sep_token_id  # [CLS] + 28 query word-pieces + [SEP]
+        if mode == "pair":  # + one document word-piece + [SEP]
+            assert ids[30] == tokenizer.encode(document, add_special_tokens=False)[0]
+            assert ids[31] == tokenizer.sep_token_id
+            assert batch["token_type_ids"][0] == [0] * 30 + [1] * 2
+        short = batch["input_ids"][1][: sum(batch["attention_mask"][1])]
+        assert tokenizer.decode(short[1:3]) == "short query"
+    caplog.clear()
+    encode_pairs(
+        tokenizer, ["short query"], [document], EncodingConfig("pair", 32), return_tensors=None
+    )
+    assert "truncated" not in caplog.text
 
 
 def test_truncation_statistics(reranker) -> None:
@@ -218,7 +370,7 @@ def test_rerank_kill_and_resume_loses_nothing(
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     assert not (tmp_path / "a.run").exists(), "the run file appears only when complete"
-    cached_before = files[0].read_text().count("\n")
+    cached_before = files[0].read_text().count("\n") - 1  # the schema header line
     assert 16 <= cached_before < 96
     resumed = subprocess.run(
         [*args, "--out", str(tmp_path / "a.run")],

@@ -207,36 +207,39 @@ def test_ce2_on_a_1_label_checkpoint_reports_a_newly_initialised_head(checkpoint
     )
 
 
-def test_margin_mse_teacher_prefers_stored_scores_and_matches_the_starting_model(
-    checkpoint: Path,
-) -> None:
-    from inpars_core.reranking.scoring import LoadedReranker, score_pairs
+def test_margin_mse_teacher_prefers_stored_scores_and_scores_the_rest_with_the_teacher() -> None:
+    from transformers import AutoTokenizer
+
+    from inpars_core.models import resolve_model_path
 
     objective = get_objective("margin-mse")
-    model, tokenizer, _ = load_for_training(str(checkpoint), objective)
-    reranker = LoadedReranker(model, tokenizer, "start", "-", "cpu", "fp32")
     stored = make_triples(("q1",), teacher_pos_score=4.0, teacher_neg_score=-1.0)
     computed = make_triples(("q2", "q3"))
+    calls: list[list[tuple[str, str]]] = []
 
-    def scorer(pairs: list[tuple[str, str]]) -> list[float]:
-        model.eval()
-        return score_pairs(reranker, pairs, ENCODING)
+    def teacher(pairs: list[tuple[str, str]]) -> list[float]:  # a stand-in: document length
+        calls.append(list(pairs))
+        return [float(len(text)) for _, text in pairs]
 
-    notes = objective.prepare(stored + computed, DOCS, scorer)
-    assert "2 triples with stored teacher scores, 4 scored by the starting model" in notes[0]
+    notes = objective.prepare(stored + computed, DOCS, teacher)
+    assert (
+        "2 triples with stored teacher scores, 4 scored by the teacher model (6 pairs)" in notes[0]
+    )
+    assert len(calls) == 1 and len(set(calls[0])) == len(calls[0]) == 6  # each pair once
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("minilm"))
     batch = objective.make_batch(stored + computed, DOCS, tokenizer, ENCODING)
-    assert batch.teacher_margins[:2].tolist() == [5.0, 5.0]
-    # With dropout off and no update yet, the student is its own teacher: the loss is ~0.
-    with torch.no_grad():
-        only_computed = objective.make_batch(computed, DOCS, tokenizer, ENCODING)
-        assert float(objective.loss(model.eval(), only_computed)) < 1e-8
+    expected = [5.0, 5.0] + [len(DOCS[t.pos_doc_id]) - len(DOCS[t.neg_doc_id]) for t in computed]
+    assert batch.teacher_margins.tolist() == expected
+    # Without a teacher, triples lacking stored scores are refused (never the student's own).
+    with pytest.raises(ConfigError, match="4 of 4 triples without teacher_pos_score"):
+        get_objective("margin-mse").prepare(computed, DOCS, None)
 
 
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_every_objective_lowers_its_training_loss(
     name: str, checkpoint: Path, tmp_path: Path
 ) -> None:
-    # Stored teacher margins give margin-mse something to learn (its own scores give ~0 loss).
+    # Stored teacher margins: margin-mse needs no teacher model (and never uses the student).
     scores = {"teacher_pos_score": 2.0, "teacher_neg_score": -2.0} if name == "margin-mse" else {}
     triples = make_triples(("q1", "q2", "q3"), **scores)
     config = TrainingConfig(

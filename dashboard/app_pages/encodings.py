@@ -71,7 +71,7 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     st.caption("Blue: token_type_id 0 · orange: 1 · grey struck through: attention mask 0.")
 
     st.subheader(f"Truncation of the corpus at max_length {max_length}")
-    dataset = str(experiment.dataset)
+    dataset = data.dataset_source(experiment)
     total = len(data.dataset_for(experiment).corpus)
     limit = int(
         st.number_input(

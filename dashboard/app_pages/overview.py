@@ -34,10 +34,8 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     )
     display, raw = data.overview_frames(experiment, depth or "all")
     st.subheader("Before / after")
-    st.caption(
-        f"Δ vs `{data.BASELINE}` at the same depth; * = paired t-test and Wilcoxon both < 0.05 "
-        "after Holm–Bonferroni across the systems at that depth."
-    )
+    for note in data.summary_notes(experiment):
+        st.caption(note)
     st.dataframe(display, hide_index=True, width="stretch")
 
     name = f"{experiment.name}-depth-{depth}"
@@ -61,12 +59,36 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         key="overview_dl_png",
     )
 
+    block = summary.get("no_overlap")
+    if block:
+        st.subheader(f"Only the {block.get('test_queries')} test queries without overlap")
+        overlap = data.overlap_of(experiment)
+        st.caption(
+            f"The same systems evaluated without the {len(overlap.get('overlapping') or [])} "
+            "test queries that share a relevant document with a query the reranker was trained "
+            "or selected on; Δ against the same baselines."
+        )
+        clean, clean_raw = data.overview_frames(experiment, depth or "all", without_overlap=True)
+        st.dataframe(clean, hide_index=True, width="stretch")
+        st.download_button(
+            "CSV (without overlap)",
+            data.table_csv(clean_raw),
+            f"{name}-no-overlap.csv",
+            "text/csv",
+            key="overview_dl_clean_csv",
+        )
+
     measures = list(summary.get("measures") or [])
     measure = ui.synced_selectbox("Measure", measures, key="overview_measure", param="measure")
     if measure and not raw.empty:
         chart = raw.assign(label=raw["system"] + " @" + raw["depth"])
-        figure = px.bar(chart, x="label", y=measure, color="kind", text_auto=".3f")
-        figure.update_layout(height=340, xaxis_title=None, margin={"t": 20, "b": 0})
+        figure = px.bar(  # horizontal: the system names are long
+            chart, x=measure, y="label", color="kind", orientation="h", text_auto=".3f"
+        )
+        figure.update_layout(
+            height=max(260, 60 + 30 * len(chart)), yaxis_title=None, margin={"t": 20, "b": 0}
+        )
+        figure.update_yaxes(autorange="reversed")  # the table's order, top to bottom
         st.plotly_chart(figure, key="overview_bar")
 
     if measure and depth not in (None, "all"):
@@ -75,13 +97,24 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         def paired() -> None:
             from inpars_core.compare import to_csv, to_latex, to_markdown
 
-            comparison = data.paired_comparison(experiment, depth, measure)
+            clean = False
+            if summary.get("no_overlap"):
+                clean = st.toggle(
+                    "Without the test queries that overlap the training queries",
+                    key="overview_paired_clean",
+                )
+            comparison = data.paired_comparison(experiment, depth, measure, without_overlap=clean)
             if comparison is None:
-                st.info(f"No `{data.BASELINE}` row at depth {depth} to compare against.")
+                st.info(f"No baseline row at depth {depth} to compare against.")
                 return
+            if summary.get("holm_family") == "table":
+                st.caption(
+                    "Holm–Bonferroni here covers the systems at this depth on this measure; the "
+                    "table's * marks correct over the whole table, so they can be stricter."
+                )
             st.dataframe(data.comparison_frame(comparison), hide_index=True, width="stretch")
             cols = st.columns(3)
-            stem = f"{experiment.name}-{measure}-depth-{depth}"
+            stem = f"{experiment.name}-{measure}-depth-{depth}" + ("-no-overlap" if clean else "")
             cols[0].download_button(
                 "Markdown", to_markdown(comparison), f"{stem}.md", key="overview_cmp_md"
             )

@@ -11,14 +11,6 @@ from dashboard import data, ui
 COLOURS = {"win": "#2e7d32", "tie": "#9e9e9e", "loss": "#c62828"}
 
 
-def _default(labels: list[str], wanted: tuple[str, ...]) -> str | None:
-    for prefix in wanted:
-        for label in labels:
-            if label.startswith(prefix):
-                return label
-    return None
-
-
 def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     """Two runs: ΔnDCG@10 per query, scatter, W/T/L; one query's rankings side by side."""
     runs = data.comparable_runs(experiment)
@@ -29,17 +21,17 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
             f"Found {len(runs)} complete run(s); rerun the experiment to finish its stages.",
         )
     labels = list(runs)
-    tuned = [r["system"] for r in data.summary_rows(experiment) if r.get("kind") == "fine-tuned"]
+    default_a, default_b = data.default_pair(experiment)
     left, right = st.columns(2)
     with left:
         run_a = ui.synced_selectbox(
             "Run A (before)", labels, key="pq_a", param="a",
-            default=_default(labels, (data.BASELINE, "bm25")),
+            default=default_a if default_a in runs else labels[0],
         )  # fmt: skip
     with right:
         run_b = ui.synced_selectbox(
             "Run B (after)", labels, key="pq_b", param="b",
-            default=_default(labels, tuple(tuned)) or labels[-1],
+            default=default_b if default_b in runs else labels[-1],
         )  # fmt: skip
     if run_a == run_b:
         st.info("Pick two different runs.")

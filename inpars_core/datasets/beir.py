@@ -7,6 +7,7 @@ This is also how users bring their own corpus.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -175,6 +176,32 @@ class Dataset:
     corpus: dict[str, Document]
     queries: dict[str, Query]
     _qrels: dict[str, Qrels] = field(default_factory=dict, repr=False)
+    _hash: tuple[tuple, str] | None = field(default=None, repr=False)
+
+    def content_hash(self) -> str:
+        """sha256 over the dataset's files (corpus, queries, every qrels split), names and
+        bytes: the dataset's identity in stage keys (a changed document changes it)."""
+        stat_key = tuple(
+            (str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in self._content_files()
+        )
+        if self._hash is None or self._hash[0] != stat_key:
+            digest = hashlib.sha256()
+            for path in self._content_files():
+                digest.update(str(path.relative_to(self.path)).encode() + b"\x00")
+                with open(path, "rb") as handle:
+                    for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                        digest.update(block)
+                digest.update(b"\x00")
+            self._hash = (stat_key, digest.hexdigest()[:16])
+        return self._hash[1]
+
+    def _content_files(self) -> list[Path]:
+        qrels = sorted((self.path / QRELS_DIR).glob("*.tsv"))
+        return [self.path / CORPUS_FILE, self.path / QUERIES_FILE, *qrels]
+
+    def has_split(self, split: str) -> bool:
+        """Whether ``qrels/<split>.tsv`` exists."""
+        return (self.path / QRELS_DIR / f"{split}.tsv").is_file()
 
     def splits(self) -> list[str]:
         """Names of the qrels splits present on disk."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from inpars_core import models
 from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta, stable_hash
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError, DependencyError, InputFormatError
@@ -47,14 +48,6 @@ EMBEDDINGS_FILE = "embeddings.npy"
 DOC_IDS_FILE = "doc_ids.json"
 #: Sub-folder of a cache root that holds dense indexes, one per key.
 CACHE_STAGE = "dense_index"
-
-#: Files that hold weights, and the module configs that change what the weights produce.
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_CONFIG_NAMES = ("config.json", "modules.json", "sentence_bert_config.json")
-#: Sub-folders of a model folder that never feed the torch backend.
-_SKIPPED_DIRS = ("onnx", "openvino")
-
-_fingerprints: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 
 
 def check_similarity(similarity: str) -> None:
@@ -89,45 +82,11 @@ def model_folder(model: str) -> Path:
         ) from None
 
 
-def _fingerprint_files(folder: Path) -> list[Path]:
-    files = []
-    for path in folder.rglob("*"):
-        relative = path.relative_to(folder)
-        if not path.is_file() or any(
-            part.startswith(".") or part in _SKIPPED_DIRS or part.startswith("checkpoint-")
-            for part in relative.parts
-        ):
-            continue
-        if path.suffix in _WEIGHT_SUFFIXES or path.name in _CONFIG_NAMES:
-            files.append(path)
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
-
-
 def model_fingerprint(model: str) -> str:
-    """sha256 (hex) over the weight files of ``model`` and its module configs (pooling,
-    normalisation, dense layers), by relative path: equal fingerprints encode alike.
-
-    Computed once per process for unchanged files.
-    """
-    folder = model_folder(model)
-    files = _fingerprint_files(folder)
-    if not any(f.suffix in _WEIGHT_SUFFIXES for f in files):
-        raise InputFormatError(
-            folder,
-            "holds no weight files (*.safetensors, *.bin)",
-            fix="give a sentence-transformers or Hugging Face model folder",
-        )
-    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    key = (str(folder), stamp)
-    if key not in _fingerprints:
-        digest = hashlib.sha256()
-        for file in files:
-            digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
-            with open(file, "rb") as handle:
-                for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
-                    digest.update(block)
-        _fingerprints[key] = digest.hexdigest()
-    return _fingerprints[key]
+    """The fingerprint of ``model``: :func:`inpars_core.models.model_fingerprint` (sha256 over
+    its weight files, module configs and tokenizer files by relative path, computed once per
+    process for unchanged files). Equal fingerprints encode alike."""
+    return models.model_fingerprint(model)
 
 
 def corpus_hash(corpus: Mapping[str, Document]) -> str:
@@ -170,17 +129,26 @@ def _normalise(embeddings: np.ndarray) -> np.ndarray:
 def _encode(
     encoder: Any, texts: Sequence[str], kind: str, batch_size: int, similarity: str
 ) -> np.ndarray:
+    """Embed ``texts``, each distinct text once (then copied to every row that holds it), so
+    identical texts get identical embeddings by construction, whatever batch position or
+    padding the encoder would otherwise give them."""
     import numpy as np
 
     check_similarity(similarity)
     if not texts:
         dimension = encoder.get_sentence_embedding_dimension()
         return np.zeros((0, dimension or 0), dtype=np.float32)
+    row_of: dict[str, int] = {}
+    rows = np.fromiter(
+        (row_of.setdefault(text, len(row_of)) for text in texts), dtype=np.int64, count=len(texts)
+    )
     method = encoder.encode_query if kind == "query" else encoder.encode_document
     embeddings = method(
-        list(texts), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
+        list(row_of), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
     )
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if len(row_of) < len(texts):
+        embeddings = np.ascontiguousarray(embeddings[rows])
     return _normalise(embeddings) if similarity == "cosine" else embeddings
 
 
@@ -188,7 +156,8 @@ def encode_queries(
     encoder: Any, texts: Sequence[str], batch_size: int = 64, similarity: str = "cosine"
 ) -> np.ndarray:
     """Query embeddings (float32, one row per text); L2-normalised for ``cosine``. The model's
-    ``query`` prompt, if it defines one, is applied."""
+    ``query`` prompt, if it defines one, is applied. Equal texts are encoded once and get
+    identical rows."""
     return _encode(encoder, texts, "query", batch_size, similarity)
 
 
@@ -199,7 +168,8 @@ def encode_documents(
     similarity: str = "cosine",
 ) -> np.ndarray:
     """Document embeddings of ``Document.contents`` (title + " " + text), float32, one row per
-    document; L2-normalised for ``cosine``. The model's ``document`` prompt, if any, is applied."""
+    document; L2-normalised for ``cosine``. The model's ``document`` prompt, if any, is applied.
+    Documents with equal contents are encoded once and get identical rows."""
     return _encode(encoder, [d.contents for d in documents], "document", batch_size, similarity)
 
 

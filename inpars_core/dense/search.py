@@ -25,7 +25,7 @@ from inpars_core.dense.encoder import (
 from inpars_core.errors import ConfigError
 from inpars_core.records import Document, Query, Run, ScoredDoc
 from inpars_core.retrieval.base import register_retriever
-from inpars_core.runs import sort_ranking, top_k
+from inpars_core.runs import normalise_run, sort_ranking, top_k, with_first_stage_tail
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,25 +75,19 @@ def rerank_with_scores(
 ) -> Run:
     """Reorder the top ``depth`` of every ranking by ``score_of[query_id][doc_id]``.
 
-    Documents below ``depth`` keep their order after the reranked ones; their scores become
-    ``min(head) - 1, min(head) - 2, ...`` so that the ranking stays sorted by score.
+    Documents below ``depth`` keep their first-stage order after the reranked ones, scored
+    ``min(head) - 1, min(head) - 2, ...`` (:func:`~inpars_core.runs.with_first_stage_tail`);
+    every document appears once. Queries missing from ``score_of`` are left out.
     """
-    reranked: Run = {}
-    for query_id, docs in run.items():
-        if query_id not in score_of:
-            continue
-        ordered = sort_ranking(docs)
+    _check_depth("depth", depth)
+    unique = normalise_run({q: docs for q, docs in run.items() if q in score_of})
+    head: Run = {}
+    for query_id, docs in unique.items():
         scores = score_of[query_id]
-        head = sort_ranking(
-            ScoredDoc(query_id, d.doc_id, float(scores[d.doc_id])) for d in ordered[:depth]
+        head[query_id] = sort_ranking(
+            ScoredDoc(query_id, d.doc_id, float(scores[d.doc_id])) for d in docs[:depth]
         )
-        floor = head[-1].score if head else 0.0
-        tail = [
-            ScoredDoc(query_id, d.doc_id, floor - position)
-            for position, d in enumerate(ordered[depth:], start=1)
-        ]
-        reranked[query_id] = head + tail
-    return reranked
+    return with_first_stage_tail(head, unique, depth)
 
 
 @register_retriever("dense")
@@ -175,13 +169,14 @@ class DenseRetriever:
 
     def rerank(self, queries: Mapping[str, Query], run: Run, depth: int = 100) -> Run:
         """Rescore the top ``depth`` documents of each ranking of ``run`` with the index's
-        embeddings and reorder them; documents below ``depth`` follow in their old order (see
-        :func:`rerank_with_scores`). Queries without text are left out (with a warning)."""
+        embeddings and reorder them; documents below ``depth`` follow in their first-stage
+        order, each document once (see :func:`rerank_with_scores`). Queries without text are
+        left out (with a warning)."""
         import numpy as np
 
         _check_depth("depth", depth)
         _missing_queries(queries, run)
-        shallow = {q: sort_ranking(docs)[:depth] for q, docs in run.items() if q in queries}
+        shallow = top_k(normalise_run({q: d for q, d in run.items() if q in queries}), depth)
         rows = self._rows()
         absent = sorted({d.doc_id for docs in shallow.values() for d in docs} - rows.keys())
         if absent:
@@ -199,7 +194,7 @@ class DenseRetriever:
             score_of[query_id] = {
                 d.doc_id: float(v) for d, v in zip(docs, values.tolist(), strict=True)
             }
-        return rerank_with_scores({q: run[q] for q in shallow}, depth, score_of)
+        return rerank_with_scores(run, depth, score_of)
 
 
 def rerank_with_encoder(
@@ -212,8 +207,10 @@ def rerank_with_encoder(
     batch_size: int = 64,
 ) -> Run:
     """Dense rerank of the top ``depth`` of ``run`` with a loaded encoder, encoding the needed
-    documents on the fly (in doc id order, so the result is reproducible for fixed weights).
-    Only the reranked top ``depth`` is returned.
+    documents on the fly (in doc id order, each distinct text once, so the result is
+    reproducible for fixed weights and equal texts score equally). The reranked top ``depth``
+    is followed by the rest of ``run`` in its first-stage order (the ranking as shown, see
+    :func:`rerank_with_scores`); queries without text are left out.
 
     Used for dev evaluation during training, where the weights change between calls.
     """
@@ -222,7 +219,8 @@ def rerank_with_encoder(
     _check_depth("depth", depth)
     check_similarity(similarity)
     _missing_queries(queries, run)
-    shallow = top_k({q: sort_ranking(docs) for q, docs in run.items() if q in queries}, depth)
+    unique = normalise_run({q: docs for q, docs in run.items() if q in queries})
+    shallow = top_k(unique, depth)
     needed = sorted({d.doc_id for docs in shallow.values() for d in docs})
     absent = [d for d in needed if d not in documents]
     if absent:
@@ -235,12 +233,10 @@ def rerank_with_encoder(
     query_vectors = encode_queries(
         encoder, [queries[q].text for q in query_ids], batch_size, similarity
     )
-    reranked: Run = {}
+    score_of: dict[str, dict[str, float]] = {}
     for query_id, vector in zip(query_ids, query_vectors, strict=True):
         docs = shallow[query_id]
         index = np.fromiter((row[d.doc_id] for d in docs), dtype=np.int64, count=len(docs))
         values = np.asarray(doc_vectors[index] @ vector, dtype=np.float32).tolist()
-        reranked[query_id] = sort_ranking(
-            ScoredDoc(query_id, d.doc_id, float(v)) for d, v in zip(docs, values, strict=True)
-        )
-    return {q: reranked[q] for q in shallow}
+        score_of[query_id] = {d.doc_id: float(v) for d, v in zip(docs, values, strict=True)}
+    return rerank_with_scores(unique, depth, score_of)

@@ -14,9 +14,15 @@ Objectives, chosen by name:
 
 Dev evaluation reranks the top ``depth`` of a dev run (e.g. BM25) with the current weights,
 encoding the dev documents afresh, and scores nDCG@10 — at step 0 (before any update; equal to
-:func:`zero_shot_dev_score` exactly), every ``eval_every`` updates and after the last one. The
-best checkpoint is kept; ties keep the earlier step, so it may be step 0 (the starting model),
-which a note in ``meta.json`` then says.
+:func:`zero_shot_dev_score` exactly), every ``eval_every`` updates and after the last one. With
+``DenseDevSet.bm25_weight > 0`` the reranked head is interpolated with the run's first-stage
+scores first: the dev criterion is the system that is reported. The best checkpoint is kept
+(``keep = "best"``, the default); ties keep the earlier step, so it may be step 0 (the starting
+model), which a note in ``meta.json`` then says. Each best checkpoint's weights hash
+(:func:`state_sha256`) is logged, and the kept model's in ``meta.json``.
+
+The margin-mse teacher is never the model being trained, and triples whose recorded guard teacher
+is the base model are refused (:mod:`inpars_core.training.teachers`).
 
 The output folder, written through :func:`~inpars_core.artifacts.atomic_path`::
 
@@ -29,6 +35,7 @@ The output folder, written through :func:`~inpars_core.artifacts.atomic_path`::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -87,6 +94,8 @@ class TrainDenseConfig:
             triples carry no teacher scores.
         teacher_max_length: truncation length of the teacher's pairs.
         teacher_batch_size: the teacher's scoring batch size.
+        keep: which weights ``model/`` holds with a dev set: the ``best`` dev checkpoint (may
+            be step 0) or the ``final`` one.
     """
 
     objective: str = "mnrl"
@@ -105,6 +114,7 @@ class TrainDenseConfig:
     teacher: str | None = None
     teacher_max_length: int = 256
     teacher_batch_size: int = 32
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -131,18 +141,37 @@ class TrainDenseConfig:
             )
         if not _is_int(self.seed):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.keep not in ("best", "final"):
+            raise ConfigError(f"keep must be 'best' or 'final', got {self.keep!r}")
 
 
 @dataclass(frozen=True)
 class DenseDevSet:
     """Dev data: queries, their judgements, a first-stage run whose top ``depth`` is reranked
-    with the current weights, and the texts of the run's documents."""
+    with the current weights, and the texts of the run's documents.
+
+    ``bm25_weight`` is the weight of the first-stage score in the evaluated system (0: the pure
+    bi-encoder; above 0 the reranked head is interpolated with the run's scores by
+    :func:`inpars_core.runs.interpolate_with_first_stage`).
+    """
 
     queries: Mapping[str, Query]
     qrels: Qrels
     run: Run
     documents: Mapping[str, Document]
     depth: int = 30
+    bm25_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        weight = self.bm25_weight
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not 0.0 <= weight <= 1.0
+        ):
+            raise ConfigError(
+                f"dev bm25_weight must be a number in [0, 1] (0 = pure bi-encoder), got {weight!r}"
+            )
 
     def validate(self) -> None:
         """Raise InputFormatError naming the first query or document without text."""
@@ -170,6 +199,7 @@ class DenseTrainingResult:
     first_loss: float | None
     last_loss: float | None
     notes: tuple[str, ...] = ()
+    kept_step: int | None = None
 
     @property
     def best_at_step0(self) -> bool:
@@ -191,11 +221,16 @@ class DenseTrainingMeta(StageMeta):
 def evaluate_dev(
     encoder: Any, dev: DenseDevSet, similarity: str = "cosine", batch_size: int = 64
 ) -> float:
-    """nDCG@10 of the dev run's top ``depth`` reranked with ``encoder`` (its current weights),
-    averaged over the judged queries of the dev run."""
+    """nDCG@10 of the dev run's top ``depth`` reranked with ``encoder`` (its current weights;
+    interpolated with the first-stage scores when ``dev.bm25_weight > 0``), averaged over the
+    judged queries of the dev run."""
     reranked = rerank_with_encoder(
         encoder, dev.queries, dev.run, dev.documents, dev.depth, similarity, batch_size
     )
+    if dev.bm25_weight > 0:
+        from inpars_core.runs import interpolate_with_first_stage
+
+        reranked = interpolate_with_first_stage(reranked, dev.run, dev.bm25_weight)
     qrels = {q: dev.qrels[q] for q in dev.run if q in dev.qrels}
     return evaluate(reranked, qrels, [MEASURE]).aggregate[MEASURE]
 
@@ -209,7 +244,9 @@ def zero_shot_dev_score(model: str, dev: DenseDevSet, config: TrainDenseConfig) 
 def check_triples(triples: Sequence[Triple], documents: Mapping[str, Document]) -> None:
     """Raise InputFormatError naming the first triple without a query text or document text."""
     if not triples:
-        raise InputFormatError("triples", "none given", fix="mine triples first")
+        raise InputFormatError(
+            "triples", "none given", fix="build triples first with 'inpars triples'"
+        )
     for number, triple in enumerate(triples, start=1):
         if not triple.query_text.strip():
             raise InputFormatError(
@@ -269,6 +306,19 @@ def margin_labels(
             )
     counts = {"from_triples": len(triples) - len(lacking), "from_teacher": len(lacking)}
     return labels, counts
+
+
+def state_sha256(state: Mapping[str, Any]) -> str:
+    """sha256 (hex) over a state dict's tensors (name, dtype, shape and bytes, by name): equal
+    hashes mean the same weights."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _write_line(handle: TextIO, record: dict[str, Any]) -> None:
@@ -333,10 +383,15 @@ def train_dense(
             'pip install "sentence-transformers[train]"'
         ) from exc
 
+    from inpars_core.training.teachers import check_teacher_is_not_student, check_triples_teacher
+
     out_dir = Path(out_dir)
     check_triples(triples, documents)
     if dev is not None:
         dev.validate()
+    check_triples_teacher((t.teacher_fingerprint for t in triples), model, "triples")
+    if config.objective == "margin-mse" and config.teacher is not None:
+        check_teacher_is_not_student(config.teacher, model, "margin-mse teacher")
     notes: list[str] = []
     timings: dict[str, float] = {}
     fingerprint = model_fingerprint(model)
@@ -391,15 +446,14 @@ def train_dense(
                 return
             began = time.perf_counter()
             value = evaluate_dev(encoder, dev, config.similarity, config.eval_batch_size)
-            record: dict[str, Any] = {"step": step, MEASURE: value}
+            record: dict[str, Any] = {"step": step, MEASURE: value, "bm25_weight": dev.bm25_weight}
             if best["value"] is None or value > best["value"]:
-                state = encoder.state_dict()
-                best.update(
-                    step=step,
-                    value=value,
-                    state={k: v.detach().to("cpu", copy=True) for k, v in state.items()},
-                )
+                state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in encoder.state_dict().items()
+                }
+                best.update(step=step, value=value, state=state)
                 record["best"] = True
+                record["weights_sha256"] = state_sha256(state)
             record["seconds"] = round(time.perf_counter() - began, 3)
             eval_seconds += record["seconds"]
             evals.append(record)
@@ -488,9 +542,19 @@ def train_dense(
         final_step = int(trainer.state.global_step)
         shutil.rmtree(trainer_dir, ignore_errors=True)
 
+        kept_step = final_step
         if dev is None:
             best.update(step=final_step)
+        elif config.keep == "final":
+            if best["step"] != final_step:
+                note = (
+                    f"best dev {MEASURE} is at step {best['step']} ({best['value']:.4f}); "
+                    f"{MODEL_DIR}/ holds the final step as asked (keep = 'final')"
+                )
+                notes.append(note)
+                logger.warning(note)
         else:
+            kept_step = best["step"]
             if best["step"] != final_step:
                 encoder.load_state_dict(best["state"])
             if best["step"] == 0:
@@ -501,9 +565,11 @@ def train_dense(
                 )
                 notes.append(note)
                 logger.warning(note)
+        best["state"] = None
         started = time.perf_counter()
         encoder.save(str(staged / MODEL_DIR), create_model_card=False)
         timings["save_s"] = round(time.perf_counter() - started, 3)
+        kept_hash = state_sha256(encoder.state_dict())
 
         step0 = evals[0][MEASURE] if evals else None
         first_loss = losses[0]["loss"] if losses else None
@@ -514,11 +580,18 @@ def train_dense(
             dev_queries=len(dev.run) if dev is not None else 0,
         )
         if dev is not None:
-            meta.inputs["dev"] = {"queries": len(dev.run), "depth": dev.depth}
+            meta.inputs["dev"] = {
+                "queries": len(dev.run),
+                "depth": dev.depth,
+                "bm25_weight": dev.bm25_weight,
+            }
         meta.results = {
             "best_step": best["step"],
+            "kept_step": kept_step,
+            "kept_weights_sha256": kept_hash,
             "best_dev_ndcg10": best["value"],
             "step0_dev_ndcg10": step0,
+            "dev_bm25_weight": dev.bm25_weight if dev is not None else None,
             "final_step": final_step,
             "first_loss": first_loss,
             "last_loss": last_loss,
@@ -537,4 +610,5 @@ def train_dense(
         first_loss=first_loss,
         last_loss=last_loss,
         notes=tuple(notes),
+        kept_step=kept_step,
     )

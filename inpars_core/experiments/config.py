@@ -29,7 +29,13 @@ class ExperimentSection:
 
 @dataclass(frozen=True)
 class DatasetSection:
-    """Which dataset and splits; ``max_test_queries`` evaluates a deterministic subset."""
+    """Which dataset and splits; ``max_test_queries`` evaluates a deterministic subset.
+
+    ``train_split`` names the qrels of the collection's own training queries (used only by a base
+    trained here, ``[finetune] dev = "train"`` and ``mix_train_qrels``); it must differ from
+    ``test_split``. A collection without it (TREC-COVID, most users' corpora) is fine: the
+    pipeline is label-free there (synthetic dev set, a Hugging Face base).
+    """
 
     name: str = "scifact"
     test_split: str = "test"
@@ -78,8 +84,10 @@ class NegativesSection:
 
 @dataclass(frozen=True)
 class BaseRerankerSection:
-    """The reranker before fine-tuning: a Hugging Face model, or trained here from a backbone on
-    the dataset's train qrels (the offline stand-in for an MS MARCO reranker)."""
+    """The reranker before fine-tuning: a Hugging Face model (``source = "hf"``, reported as
+    zero-shot: it must not have been trained on this collection), or trained here from a backbone
+    on the dataset's train qrels (``source = "train"``, reported as *supervised*: the offline
+    stand-in for an MS MARCO reranker)."""
 
     source: str = "train"  # "hf" or "train"
     model: str = "minilm"
@@ -110,6 +118,14 @@ class FinetuneSection:
     eval_every: int = 50
     mix_train_qrels: bool = False
     keep: str = "best"  # "best" dev checkpoint (may be step 0) or the "final" one
+    #: What picks the kept step: "synthetic" (a held-out slice of the kept synthetic queries,
+    #: never trained on, each judged by its source document, reranked over its own BM25 list;
+    #: label-free), "train" (the collection's train qrels), "none" (keep the final step), or
+    #: "auto": "train" when the collection has train qrels, else "synthetic".
+    dev: str = "auto"
+    #: The teacher cross-encoder of ``objective = "margin-mse"`` (a Hugging Face id or folder;
+    #: never the model being fine-tuned): its score margins are the targets.
+    teacher: str | None = None
     dev_queries: int = 50
     dev_depth: int = 20
     bf16: bool = True
@@ -125,7 +141,10 @@ class RerankSection:
     batch_size: int = 32
     precision: str = "fp32"
     pair_encoding: str = "pair"
-    interpolate_bm25: float | None = None
+    #: Weight of the (min-max normalised) BM25 score in ``(1 - w) * model + w * BM25``; 0 is
+    #: the pure reranker (no interpolation). With w > 0 the summary shows both rows, and the
+    #: dev criterion that picks the fine-tuned step interpolates the same way.
+    bm25_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,9 +162,17 @@ class DenseSection:
 
 @dataclass(frozen=True)
 class EvaluationSection:
-    """Measures of the summary table."""
+    """Measures of the summary table and how significance is corrected.
+
+    ``holm_family``: "depth-measure" corrects across the systems compared at one depth on one
+    measure; "table" across every comparison of the table (all depths and measures).
+    ``exclude_overlap`` adds a block of rows evaluated only on the test queries that share no
+    relevant document with any query the reranker was trained or selected on.
+    """
 
     measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100")
+    holm_family: str = "depth-measure"
+    exclude_overlap: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,11 +250,22 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {name}, found {value!r} ({type(value).__name__})")
 
 
+#: Keys that were renamed, with what to write instead.
+RENAMED_KEYS = {
+    "rerank.interpolate_bm25": (
+        "renamed to rerank.bm25_weight, the weight of BM25 (0 = pure reranker): "
+        "interpolate_bm25 = a is bm25_weight = 1 - a"
+    ),
+}
+
+
 def _build_section(cls: Any, raw: dict[str, Any], where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table, found {raw!r}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
+        if f"{where.split('.')[-1]}.{key}" in RENAMED_KEYS:
+            raise ConfigError(f"{where}.{key}: {RENAMED_KEYS[where.split('.')[-1] + '.' + key]}")
         if key not in known:
             raise ConfigError(
                 f"{where}.{key}: unknown key; known keys of [{where.split('.')[-1]}]: "
@@ -288,14 +326,50 @@ def _validate(config: ExperimentConfig) -> None:
             config.rerank.pair_encoding in ("pair", "separate"),
             "rerank.pair_encoding: expected 'pair' or 'separate'",
         ),
+        (
+            config.dataset.train_split != config.dataset.test_split,
+            f"dataset.train_split: {config.dataset.train_split!r} is the evaluated split "
+            "(dataset.test_split): training or dev queries would come from the test queries "
+            "and pick the model on test labels. Fix: remove train_split (a collection without "
+            'train qrels uses the label-free [finetune] dev = "synthetic") or name another split',
+        ),
+        (
+            config.finetune.dev in ("auto", "synthetic", "train", "none"),
+            f"finetune.dev: expected 'auto', 'synthetic', 'train' or 'none', "
+            f"found {config.finetune.dev!r}",
+        ),
+        (
+            config.finetune.objective != "margin-mse" or config.finetune.teacher is not None,
+            "finetune.teacher: objective 'margin-mse' distils a teacher's score margins and needs "
+            "a teacher that is not the model being fine-tuned. Fix: finetune.teacher = "
+            '"cross-encoder/ms-marco-MiniLM-L-12-v2" (or a stronger reranker folder)',
+        ),
+        (
+            config.finetune.teacher is None
+            or config.finetune.teacher != config.base_reranker.model
+            or config.base_reranker.source != "hf",
+            "finetune.teacher: the teacher is the base reranker being fine-tuned (the loss "
+            "would be 0 at step 0 and the labels never used). Fix: name a stronger, different "
+            "cross-encoder",
+        ),
+        (
+            config.finetune.dev_queries >= 1,
+            f"finetune.dev_queries: must be at least 1, found {config.finetune.dev_queries}",
+        ),
+        (
+            config.evaluation.holm_family in ("depth-measure", "table"),
+            "evaluation.holm_family: expected 'depth-measure' or 'table', "
+            f"found {config.evaluation.holm_family!r}",
+        ),
         (config.bm25.k >= max(config.rerank.depths), "bm25.k: must be >= the largest rerank depth"),
         (
             config.finetune.objective in ("hf-default", "bce", "ce2", "lce", "margin-mse"),
             "finetune.objective: expected hf-default, bce, ce2, lce or margin-mse",
         ),
         (
-            config.rerank.interpolate_bm25 is None or 0 <= config.rerank.interpolate_bm25 <= 1,
-            "rerank.interpolate_bm25: expected a weight in [0, 1] for the reranker's score",
+            0 <= config.rerank.bm25_weight <= 1,
+            "rerank.bm25_weight: expected the weight of BM25 in [0, 1] (0 = pure reranker), "
+            f"found {config.rerank.bm25_weight}",
         ),
     ]
     for ok, message in checks:

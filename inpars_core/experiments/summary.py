@@ -1,121 +1,256 @@
 """The experiment summary: one before/after table like the seed's slides.
 
-Rows are systems (BM25, the base reranker zero-shot, each variant fine-tuned, dense rows);
-columns are measures at each rerank depth with the difference from the zero-shot base reranker
-at the same depth and a mark when both paired tests stay significant after Holm-Bonferroni
-across the rows compared at that depth. Generation cost and wall time per stage are listed too.
+Rows are systems (BM25, the base reranker, each variant fine-tuned, dense rows), each with its
+kind (``bm25``, ``zero-shot``, ``supervised``, ``synthetic``); an interpolated row (``… ⊕
+0.5·BM25``) always stands beside its pure-model row. Columns are measures at each rerank depth
+with the difference from the baseline (the base reranker as reported) at the same depth and a
+mark when both paired tests stay significant after Holm–Bonferroni over the stated family.
+The overlap between test queries and the queries the reranker was trained or selected on is
+counted, and with ``[evaluation] exclude_overlap`` a second block of rows is evaluated on the
+test queries without overlap.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inpars_core.artifacts import atomic_text, write_json
-from inpars_core.compare import compare
+from inpars_core.compare import ComparisonRow, compare, holm_bonferroni
 from inpars_core.evaluation import Evaluation, evaluate
+from inpars_core.records import Qrels
 from inpars_core.runs import read_trec_run
 
 if TYPE_CHECKING:
+    from inpars_core.datasets.beir import Dataset
     from inpars_core.experiments.runner import ExperimentRunner, Row
 
 logger = logging.getLogger(__name__)
-BASELINE = "base (zero-shot)"
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Test queries that share a relevant document with a query the reranker was trained or
+    selected on (``trained_queries``, from the collection's train qrels)."""
+
+    test_queries: int
+    trained_queries: int
+    overlapping: tuple[str, ...]
+    verbatim: tuple[str, ...]
+
+    @classmethod
+    def measure(
+        cls,
+        dataset: Dataset,
+        test_split: str,
+        test_ids: Sequence[str],
+        trained_ids: Sequence[str],
+    ) -> Overlap:
+        """Count the overlap of ``test_ids`` with ``trained_ids`` (judged in any other split)."""
+        test_qrels = dataset.qrels(test_split)
+        positives: dict[str, set[str]] = {}
+        trained = set(trained_ids)
+        for split in dataset.splits():
+            if split == test_split:
+                continue
+            for query_id, judged in dataset.qrels(split).items():
+                if query_id in trained:
+                    positives.setdefault(query_id, set()).update(
+                        d for d, r in judged.items() if r > 0
+                    )
+        trained_docs = set().union(*positives.values()) if positives else set()
+        trained_texts = {
+            dataset.queries[q].text.strip().lower() for q in trained if q in dataset.queries
+        }
+        overlapping = tuple(
+            q
+            for q in test_ids
+            if any(r > 0 and d in trained_docs for d, r in test_qrels.get(q, {}).items())
+        )
+        verbatim = tuple(
+            q
+            for q in test_ids
+            if q in dataset.queries and dataset.queries[q].text.strip().lower() in trained_texts
+        )
+        return cls(len(test_ids), len(trained), overlapping, verbatim)
+
+    def describe(self) -> str:
+        """One sentence for the summary."""
+        if not self.trained_queries:
+            return (
+                "Overlap: no reranker in this table was trained or selected on this "
+                "collection's labelled queries."
+            )
+        return (
+            f"Overlap: {len(self.overlapping)} of {self.test_queries} test queries share a "
+            f"relevant document with the {self.trained_queries} labelled queries the reranker "
+            f"was trained or selected on; {len(self.verbatim)} test queries are verbatim "
+            "copies of one of them."
+        )
+
+
+def holm_family_text(family: str, depths: Sequence[int], measures: Sequence[str]) -> str:
+    """What one Holm–Bonferroni correction covers."""
+    if family == "table":
+        return (
+            "Holm–Bonferroni family: the whole table (every system against the baseline at "
+            f"every depth {list(depths)} on every measure {list(measures)}, in one correction)."
+        )
+    return (
+        "Holm–Bonferroni family: per depth and measure (the systems compared with the baseline "
+        "at one depth on one measure)."
+    )
+
+
+def _comparisons(
+    evaluations: Mapping[int, Evaluation],
+    rows: Sequence[Row],
+    depths: Sequence[int],
+    measures: Sequence[str],
+    family: str,
+) -> dict[tuple[int, str, int], tuple[ComparisonRow, bool]]:
+    """(row index, measure, depth) -> (comparison with the baseline, significant after Holm)."""
+    found: dict[tuple[int, str, int], ComparisonRow] = {}
+    for depth in depths:
+        at_depth = [i for i, row in enumerate(rows) if row.depth == depth]
+        base = [i for i in at_depth if rows[i].is_baseline]
+        if not base:
+            continue
+        named = {str(i): evaluations[i] for i in at_depth}
+        for measure in measures:
+            result = compare(named, str(base[0]), measure)
+            for cmp_row in result.rows:
+                found[(int(cmp_row.run), measure, depth)] = cmp_row
+    if family == "table":
+        keys = list(found)
+        t_holm = holm_bonferroni([found[k].t_p for k in keys])
+        w_holm = holm_bonferroni([found[k].wilcoxon_p for k in keys])
+        return {
+            k: (found[k], t < 0.05 and w < 0.05)
+            for k, t, w in zip(keys, t_holm, w_holm, strict=True)
+        }
+    return {k: (v, v.significant) for k, v in found.items()}
+
+
+def _table(
+    rows: Sequence[Row],
+    qrels: Qrels,
+    measures: Sequence[str],
+    depths: Sequence[int],
+    family: str,
+    costs: Mapping[str, float],
+) -> list[dict[str, Any]]:
+    evaluations = {
+        i: evaluate(read_trec_run(row.run_path), qrels, measures) for i, row in enumerate(rows)
+    }
+    comparisons = _comparisons(evaluations, rows, depths, measures, family)
+    table: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        ev = evaluations[i]
+        entry: dict[str, Any] = {
+            "system": row.name,
+            "kind": row.kind,
+            "family": row.family,
+            "depth": row.depth,
+            "variant": row.variant,
+            "variants": list(row.variants),
+            "bm25_weight": row.bm25_weight,
+            "pure_system": row.pure,
+            "baseline": row.is_baseline,
+            "run": str(row.run_path),
+            "measures": ev.aggregate,
+            "stage_seconds": row.stage_seconds,
+        }
+        if row.depth is not None and not row.is_baseline:
+            for measure in ev.measures:
+                found = comparisons.get((i, measure, row.depth))
+                if found is None:
+                    continue
+                cmp_row, significant = found
+                entry.setdefault("delta", {})[measure] = cmp_row.delta
+                entry.setdefault("significant", {})[measure] = significant
+                entry.setdefault("p_values", {})[measure] = {
+                    "t": cmp_row.t_p,
+                    "wilcoxon": cmp_row.wilcoxon_p,
+                }
+                entry.setdefault("wins_ties_losses", {})[measure] = [
+                    cmp_row.wins,
+                    cmp_row.ties,
+                    cmp_row.losses,
+                ]
+        if row.variant is not None:
+            entry["generation_cost_usd"] = costs.get(row.variant, 0.0)
+        if row.training:
+            entry["training"] = row.training
+        table.append(entry)
+    return table
 
 
 def write_summary(
-    runner: ExperimentRunner, rows: list[Row], costs: dict[str, float], seconds: float
+    runner: ExperimentRunner,
+    rows: list[Row],
+    costs: dict[str, float],
+    seconds: float,
+    overlap: Overlap,
 ) -> dict[str, Any]:
-    """Evaluate every row, compare with the zero-shot base per depth, write summary.json/.md."""
+    """Evaluate every row, compare with the baseline per depth, write summary.json/.md."""
     config = runner.config
     measures = list(config.evaluation.measures)
     queries = set(runner.test_queries())
     qrels = {
         q: j for q, j in runner.dataset.qrels(config.dataset.test_split).items() if q in queries
     }
-    evaluations: dict[tuple[str, int | None], Evaluation] = {}
-    for row in rows:
-        evaluations[(row.name, row.depth)] = evaluate(read_trec_run(row.run_path), qrels, measures)
-    table: list[dict[str, Any]] = []
     depths = list(config.rerank.depths)
-    comparisons: dict[tuple[int, str], dict[str, Any]] = {}
-    for depth in depths:
-        at_depth = {name: ev for (name, d), ev in evaluations.items() if d == depth}
-        if BASELINE not in at_depth:
-            continue
-        for measure in evaluations[(BASELINE, depth)].measures:
-            result = compare(at_depth, BASELINE, measure)
-            for row in result.rows:
-                comparisons[(depth, measure)] = comparisons.get((depth, measure), {})
-                comparisons[(depth, measure)][row.run] = row
-    for row in rows:
-        ev = evaluations[(row.name, row.depth)]
-        entry: dict[str, Any] = {
-            "system": row.name,
-            "kind": row.kind,
-            "depth": row.depth,
-            "variant": row.variant,
-            "run": str(row.run_path),
-            "measures": ev.aggregate,
-            "stage_seconds": row.stage_seconds,
-        }
-        if row.depth is not None and row.name != BASELINE:
-            entry["delta"] = {}
-            entry["significant"] = {}
-            for measure in ev.measures:
-                cmp_row = comparisons.get((row.depth, measure), {}).get(row.name)
-                if cmp_row is not None:
-                    entry["delta"][measure] = cmp_row.delta
-                    entry["significant"][measure] = cmp_row.significant
-                    entry.setdefault("wins_ties_losses", {})[measure] = [
-                        cmp_row.wins,
-                        cmp_row.ties,
-                        cmp_row.losses,
-                    ]
-        if row.variant is not None:
-            entry["generation_cost_usd"] = costs.get(row.variant, 0.0)
-        if row.training:
-            entry["training"] = row.training
-        table.append(entry)
-    summary = {
+    family = config.evaluation.holm_family
+    baselines = {row.depth: row.name for row in rows if row.is_baseline}
+    summary: dict[str, Any] = {
         "experiment": config.experiment.name,
         "dataset": config.dataset.name,
+        "dataset_path": str(Path(runner.dataset.path).resolve()),
+        "test_split": config.dataset.test_split,
         "test_queries": len(qrels),
+        "test_query_ids": sorted(queries),
         "measures": measures,
         "depths": depths,
-        "rows": table,
+        "baselines": {str(d): name for d, name in baselines.items()},
+        "holm_family": family,
+        "holm_family_text": holm_family_text(family, depths, measures),
+        "overlap": {**asdict(overlap), "text": overlap.describe()},
+        "rows": _table(rows, qrels, measures, depths, family, costs),
         "wall_seconds": round(seconds, 1),
         "stages_ran": list(runner.store.ran),
         "stages_cached": list(runner.store.cached),
     }
+    if config.evaluation.exclude_overlap:
+        excluded = set(overlap.overlapping)
+        clean = {q: j for q, j in qrels.items() if q not in excluded}
+        summary["no_overlap"] = {
+            "test_queries": len(clean),
+            "rows": _table(rows, clean, measures, depths, family, costs),
+        }
     write_json(runner.root / "summary.json", summary)
     with atomic_text(runner.root / "summary.md") as handle:
         handle.write(to_markdown(summary))
     return summary
 
 
-def to_markdown(summary: dict[str, Any]) -> str:
-    """The summary as a Markdown table (one row per system and depth)."""
-    measures = summary["measures"]
+def _markdown_rows(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> list[str]:
     header = [
         "system",
+        "kind",
         "depth",
         *measures,
         "model kept: step/steps (dev nDCG@10 step 0 → best @ step)",
         "cost US$",
         "stage seconds",
     ]
-    lines = [
-        f"# {summary['experiment']} ({summary['dataset']}, {summary['test_queries']} test queries)",
-        "",
-        f"Δ vs `{BASELINE}` at the same depth; * = paired t-test and Wilcoxon both < 0.05 after "
-        "Holm–Bonferroni across the systems at that depth.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    for row in summary["rows"]:
-        cells = [row["system"], "full" if row["depth"] is None else str(row["depth"])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        name = f"**{row['system']}** (baseline)" if row.get("baseline") else row["system"]
+        cells = [name, row["kind"], "full" if row["depth"] is None else str(row["depth"])]
         for measure in measures:
             value = row["measures"][measure]
             delta = row.get("delta", {}).get(measure)
@@ -128,17 +263,51 @@ def to_markdown(summary: dict[str, Any]) -> str:
             cells.append(
                 f"{kept}/{training['final_step']} "
                 f"({training['step0_dev_ndcg10']:.3f} → {training['best_dev_ndcg10']:.3f} "
-                f"@ {training['best_step']})"
+                f"@ {training['best_step']}; {training.get('dev', '?')} dev)"
             )
+        elif training.get("final_step") is not None:
+            cells.append(f"{training['final_step']}/{training['final_step']} (no dev set)")
         else:
             cells.append("")
         cost = row.get("generation_cost_usd")
         cells.append("" if cost is None else f"{cost:.4f}")
         cells.append(", ".join(f"{k} {v:.0f}" for k, v in row["stage_seconds"].items()))
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def to_markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown: header lines, then one row per system and depth."""
+    measures = summary["measures"]
+    baselines = summary.get("baselines", {})
+    base_text = "; ".join(f"depth {d}: `{name}`" for d, name in baselines.items()) or "none"
+    lines = [
+        f"# {summary['experiment']} ({summary['dataset']}, {summary['test_queries']} test queries)",
+        "",
+        f"Δ vs the baseline at the same depth ({base_text}); * = paired t-test and Wilcoxon both "
+        "< 0.05 after Holm–Bonferroni.",
+        "",
+        summary.get("holm_family_text", ""),
+        "",
+        "Kinds: bm25; zero-shot = never trained on this collection; supervised = trained on its "
+        "train qrels; synthetic = fine-tuned on generated queries. `⊕ w·BM25` = "
+        "(1 − w)·model + w·BM25 (min-max per query); the pure model's row stands beside it.",
+        "",
+        summary.get("overlap", {}).get("text", ""),
+        "",
+        *_markdown_rows(summary["rows"], measures),
+    ]
+    if "no_overlap" in summary:
+        block = summary["no_overlap"]
+        lines += [
+            "",
+            f"## Only the {block['test_queries']} test queries without overlap",
+            "",
+            *_markdown_rows(block["rows"], measures),
+        ]
     lines += [
         "",
         f"Wall time of this invocation: {summary['wall_seconds']:.0f} s; stages run: "
         f"{', '.join(summary['stages_ran']) or 'none (all cached)'}.",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(line for line in lines if line is not None) + "\n"

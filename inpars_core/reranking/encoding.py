@@ -5,6 +5,11 @@ share — and the seed's bug reproduced on purpose.
 with ``type_vocab_size >= 2`` token_type_ids are 0 for ``[CLS] query [SEP]`` and 1 for
 ``doc [SEP]``. ``separate``: query and document tokenised apart and concatenated, every token type
 0, two [CLS] — what made the seed's nDCG@10 fall from 0.7131 to 0.2949.
+
+In both modes a query of ``L - 3`` word-pieces or more (``L`` minus the special tokens of a
+pair) is cut to ``L - 4`` with a warning before encoding (:func:`query_token_budget`): the
+document is what gets truncated, and an over-long query must neither crash the tokenizer
+("Sequence to truncate too short") nor push out the [SEP].
 """
 
 from __future__ import annotations
@@ -49,6 +54,57 @@ def _warn_separate() -> None:
         )
 
 
+def query_token_budget(tokenizer: Any, max_length: int) -> int:
+    """Most word-pieces a query keeps at ``max_length``: ``max_length`` minus the special tokens
+    of a pair (3 for BERT: [CLS] query [SEP] document [SEP]) minus one, so at least one document
+    word-piece is left (the tokenizer refuses to truncate a document to nothing)."""
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    return max(1, max_length - specials - 1)
+
+
+def _cut_query(tokenizer: Any, query: str, budget: int, offsets: Sequence[Any] | None) -> str:
+    """The longest prefix of ``query`` (at a word-piece boundary) that tokenises to at most
+    ``budget`` word-pieces."""
+    keep = budget
+    while keep > 0:
+        if offsets is not None:
+            text = query[: offsets[keep - 1][1]]
+        else:
+            ids = tokenizer(query, add_special_tokens=False)["input_ids"]
+            text = tokenizer.decode(ids[:keep])
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= budget:
+            return text
+        keep -= 1
+    return ""
+
+
+def fit_queries(tokenizer: Any, queries: Sequence[str], max_length: int) -> list[str]:
+    """``queries`` with each one longer than :func:`query_token_budget` word-pieces cut to that
+    budget (at a word-piece boundary), with one warning per call naming how many were cut."""
+    budget = query_token_budget(tokenizer, max_length)
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    encoded = tokenizer(list(queries), add_special_tokens=False, return_offsets_mapping=fast)
+    fitted = list(queries)
+    cut = []
+    for i, ids in enumerate(encoded["input_ids"]):
+        if len(ids) > budget:
+            offsets = encoded["offset_mapping"][i] if fast else None
+            fitted[i] = _cut_query(tokenizer, queries[i], budget, offsets)
+            cut.append(len(ids))
+    if cut:
+        logger.warning(
+            "%d queries longer than %d word-pieces (longest %d; max_length %d minus the special "
+            "tokens and one document word-piece) were truncated to %d: their documents are "
+            "cut to almost nothing; raise max_length or shorten the queries",
+            len(cut),
+            budget,
+            max(cut),
+            max_length,
+            budget,
+        )
+    return fitted
+
+
 def encode_pairs(
     tokenizer: Any,
     queries: Sequence[str],
@@ -57,9 +113,14 @@ def encode_pairs(
     *,
     return_tensors: str | None = "pt",
 ) -> Any:
-    """Encode a batch of pairs (padded to the longest) as the model will see them."""
+    """Encode a batch of pairs (padded to the longest) as the model will see them.
+
+    A query longer than :func:`query_token_budget` is cut to it first (with a warning, see
+    :func:`fit_queries`) in every mode; then the document is truncated to fit ``max_length``.
+    """
     if len(queries) != len(documents):
         raise ValueError(f"{len(queries)} queries for {len(documents)} documents")
+    queries = fit_queries(tokenizer, queries, config.max_length)
     if config.mode == "pair":
         return tokenizer(
             list(queries),
@@ -138,6 +199,7 @@ def explain_encoding(
     ids = encoded["input_ids"][0]
     types = encoded.get("token_type_ids", [[0] * len(ids)])[0]
     full = len(tokenizer(query, document)["input_ids"])
+    query_pieces = len(tokenizer(query, add_special_tokens=False)["input_ids"])
     check = check_segments(ids, types, tokenizer, type_vocab_size)
     return {
         "pair_encoding": config.mode,
@@ -148,6 +210,7 @@ def explain_encoding(
         "attention_mask": list(encoded["attention_mask"][0]),
         "truncated": full > config.max_length,
         "untruncated_length": full,
+        "query_truncated": query_pieces > query_token_budget(tokenizer, config.max_length),
         "problems": list(check.problems),
     }
 

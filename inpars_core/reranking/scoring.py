@@ -11,11 +11,10 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from inpars_core.errors import ConfigError
-from inpars_core.models import resolve_model_path
+from inpars_core.models import model_fingerprint, resolve_model_path
 from inpars_core.reranking.encoding import EncodingConfig, encode_pairs
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,8 @@ def pick_device(device: str = "auto") -> str:
 
 @dataclass
 class LoadedReranker:
-    """A model, its tokenizer and a fingerprint of its weights and name."""
+    """A model, its tokenizer and its fingerprint (:func:`~inpars_core.models.model_fingerprint`
+    of its files, plus a hash of any weights initialised at load time, such as a new head)."""
 
     model: Any
     tokenizer: Any
@@ -62,21 +62,14 @@ class LoadedReranker:
         return int(getattr(self.model.config, "type_vocab_size", 1) or 1)
 
 
-def _fingerprint(path: str) -> str:
-    """sha256 over the weight files of a local model (or the hub id when remote)."""
-    folder = Path(path)
+def _initialised_weights_hash(network: Any, missing: Sequence[str]) -> str:
+    """sha256 (16 hex) over the weights ``from_pretrained`` initialised afresh (a new head)."""
+    state = network.state_dict()
     digest = hashlib.sha256()
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    if not files:
-        digest.update(path.encode())
-    for file in files:
-        digest.update(file.name.encode())
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    config = folder / "config.json"
-    if config.is_file():
-        digest.update(config.read_bytes())
+    for name in sorted(missing):
+        if name in state:
+            tensor = state[name].detach().float().cpu().contiguous()
+            digest.update(name.encode() + b"\0" + tensor.numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -95,7 +88,13 @@ def load_reranker(
     elif model == "minilm":
         kwargs["num_labels"] = 1
     tokenizer = AutoTokenizer.from_pretrained(path)
-    network = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    network, info = AutoModelForSequenceClassification.from_pretrained(
+        path, output_loading_info=True, **kwargs
+    )
+    fingerprint = model_fingerprint(model)
+    if info.get("missing_keys"):
+        # A freshly initialised head scores differently per seed: fingerprint it too.
+        fingerprint += "+init:" + _initialised_weights_hash(network, info["missing_keys"])
     device = pick_device(config.device)
     precision = config.precision
     if precision == "int8":
@@ -107,7 +106,7 @@ def load_reranker(
     elif precision == "fp16" and device == "cpu":
         raise ConfigError("fp16 is for GPUs; use bf16 or int8 on the CPU")
     network.to(device).eval()
-    return LoadedReranker(network, tokenizer, model, _fingerprint(path), device, precision)
+    return LoadedReranker(network, tokenizer, model, fingerprint, device, precision)
 
 
 def logits_to_scores(logits: Any) -> Any:

@@ -1,12 +1,16 @@
 """The reranking stage: re-score the top ``depth`` of a run with a cross-encoder.
 
+The result is the ranking as shown: the reranked head, then the first stage's tail.
+
 Scores are cached per (model fingerprint, pair encoding, max_length, precision, query text,
-doc id) in an append-only file flushed after every batch: reranking the same pairs twice costs
-nothing, and a killed run loses at most the batch in flight.
+document text) in an append-only file flushed after every batch: reranking the same pairs
+twice costs nothing, a changed document or model is scored afresh, and a killed run loses at
+most the batch in flight.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -15,10 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inpars_core.artifacts import stable_hash
+from inpars_core.errors import InputFormatError
 from inpars_core.records import Document, Query, Run, ScoredDoc
 from inpars_core.reranking.encoding import EncodingConfig
 from inpars_core.reranking.scoring import LoadedReranker, ScoringConfig, score_pairs
-from inpars_core.runs import sort_ranking, top_k
+from inpars_core.runs import normalise_run, sort_ranking, top_k, with_first_stage_tail
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +47,57 @@ class RerankConfig:
     chunk_pairs: int = 256
 
 
+#: Version of the cache key schema, written as the first line of every cache file.
+CACHE_SCHEMA = "inpars-score-cache/2"
+CACHE_HEADER = (
+    f"#{CACHE_SCHEMA}\tkey=sha256(model fingerprint, pair encoding, max_length, precision, "
+    "query text, sha256(document text))\n"
+)
+
+
+@dataclass(frozen=True)
+class ScoreSetting:
+    """Everything besides the two texts that decides a cross-encoder score."""
+
+    model_fingerprint: str
+    pair_encoding: str
+    max_length: int
+    precision: str
+
+    @classmethod
+    def of(cls, reranker: LoadedReranker, config: RerankConfig) -> ScoreSetting:
+        """The setting of ``reranker`` under ``config``."""
+        return cls(
+            reranker.fingerprint,
+            config.encoding.mode,
+            config.encoding.max_length,
+            reranker.precision,
+        )
+
+    def key(self, query_text: str, document_text: str) -> str:
+        """Cache key of a (query text, document text) pair under this setting (sha256 hex)."""
+        document = hashlib.sha256(document_text.encode("utf-8")).hexdigest()
+        fields = (
+            CACHE_SCHEMA,
+            self.model_fingerprint,
+            self.pair_encoding,
+            str(self.max_length),
+            self.precision,
+            query_text,
+            document,
+        )
+        return hashlib.sha256("\x00".join(fields).encode("utf-8")).hexdigest()
+
+
 class ScoreCache:
-    """Append-only ``key<TAB>score`` file for one model and encoding setting."""
+    """Append-only ``key<TAB>score`` file, first line :data:`CACHE_HEADER`.
+
+    A key (:meth:`ScoreSetting.key`) covers the model fingerprint, the pair encoding,
+    ``max_length``, the precision, the query text and a hash of the document text, so a cache
+    never serves a score computed for another model, setting or document text. A file written
+    under another key schema (no header, or another version) is not mixed in: it is moved
+    aside to ``<name>.stale-<n>`` with a warning, and the cache starts empty.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -51,24 +106,43 @@ class ScoreCache:
         if self.path.exists():
             raw = self.path.read_text(encoding="utf-8")
             complete = raw[: raw.rfind("\n") + 1]
+            if complete and not complete.startswith(CACHE_HEADER):
+                self._move_aside(complete.partition("\n")[0])
+                return
             if len(complete) < len(raw):
                 with open(self.path, "r+", encoding="utf-8") as handle:
                     handle.truncate(len(complete.encode("utf-8")))
-            for line in complete.splitlines():
+            for line in complete.splitlines()[1:]:
                 key, _, value = line.partition("\t")
                 if value:
                     self.scores[key] = float(value)
 
+    def _move_aside(self, first_line: str) -> None:
+        number = 1
+        while (stale := self.path.with_name(f"{self.path.name}.stale-{number}")).exists():
+            number += 1
+        self.path.rename(stale)
+        logger.warning(
+            "score cache %s was written under another key schema (first line %r, expected "
+            "%r); it is not used and was moved to %s: delete it when no older version needs it",
+            self.path,
+            first_line[:60],
+            CACHE_HEADER.rstrip("\n"),
+            stale,
+        )
+
     @staticmethod
-    def key(query_text: str, doc_id: str) -> str:
-        """Cache key of a pair."""
-        return hashlib.sha1(f"{query_text}\x00{doc_id}".encode()).hexdigest()
+    def key(setting: ScoreSetting, query_text: str, document_text: str) -> str:
+        """Cache key of a pair (see :meth:`ScoreSetting.key`)."""
+        return setting.key(query_text, document_text)
 
     def add(self, items: Mapping[str, float]) -> None:
-        """Append scores durably."""
+        """Append scores durably (the header first when the file is new or empty)."""
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:
+                if handle.tell() == 0:
+                    handle.write(CACHE_HEADER)
                 handle.write("".join(f"{k}\t{v!r}\n" for k, v in items.items()))
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -79,9 +153,10 @@ class ScoreCache:
         cls, reranker: LoadedReranker, config: RerankConfig, root: Path | None = None
     ) -> ScoreCache:
         """The cache file of this model fingerprint and encoding/precision setting."""
+        setting = ScoreSetting.of(reranker, config)
         name = (
-            f"{reranker.fingerprint}-{config.encoding.mode}-{config.encoding.max_length}-"
-            f"{reranker.precision}.tsv"
+            f"{stable_hash(dataclasses.asdict(setting))[:16]}-{setting.pair_encoding}-"
+            f"{setting.max_length}-{setting.precision}.tsv"
         )
         return cls((root or cache_dir()) / "scores" / name)
 
@@ -134,28 +209,56 @@ def rerank(
     cache: ScoreCache | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Run, RerankReport]:
-    """Cross-encoder scores for the top ``depth`` documents of each query in ``run``."""
+    """The ranking as shown after reranking: cross-encoder scores for the top ``depth``
+    documents of each query in ``run``, then the rest of ``run`` in its first-stage order
+    (:func:`~inpars_core.runs.with_first_stage_tail`), so R@100 of a depth-20 rerank is the
+    recall of the whole list. Every (query, document) appears once; queries without text are
+    left out. ``top_k(result, depth)`` is the reranked head alone.
+
+    Pairs are keyed by :class:`ScoreSetting` (model fingerprint, encoding, max_length,
+    precision, query text, document text): a pair already in ``cache`` is not scored again,
+    and equal texts are scored once.
+    """
     validate_encoding(reranker, config.encoding)
-    shallow = top_k(run, config.depth)
+    setting = ScoreSetting.of(reranker, config)
+    untexted = [q for q in run if q not in queries]
+    if untexted:
+        logger.warning(
+            "%d queries of the run have no text (e.g. %s); they are left out",
+            len(untexted),
+            ", ".join(untexted[:3]),
+        )
+    first_stage = normalise_run({q: docs for q, docs in run.items() if q in queries})
+    shallow = top_k(first_stage, config.depth)
     report = RerankReport()
-    wanted: list[tuple[str, str, str]] = []  # (cache key, query text, doc id)
+    keys: dict[str, list[str]] = {}  # query_id -> cache key of each head document
+    wanted: list[tuple[str, str, str]] = []  # (cache key, query text, document text)
     seen: set[str] = set()
     for query_id, docs in shallow.items():
-        if query_id not in queries:
-            continue
         text = queries[query_id].text
+        keys[query_id] = []
         for doc in docs:
             report.pairs += 1
-            key = ScoreCache.key(text, doc.doc_id)
+            if doc.doc_id not in documents:
+                raise InputFormatError(
+                    "run",
+                    f"document {doc.doc_id!r} (query {query_id!r}, top {config.depth}) "
+                    "has no text in the corpus",
+                    field="doc_id",
+                    fix="rerank a run of this dataset's corpus",
+                )
+            contents = documents[doc.doc_id].contents
+            key = setting.key(text, contents)
+            keys[query_id].append(key)
             if cache is not None and key in cache.scores:
                 report.cached += 1
             elif key not in seen:
                 seen.add(key)
-                wanted.append((key, text, doc.doc_id))
+                wanted.append((key, text, contents))
     local: dict[str, float] = {}
     for start in range(0, len(wanted), config.chunk_pairs):
         chunk = wanted[start : start + config.chunk_pairs]
-        pairs = [(text, documents[doc_id].contents) for _, text, doc_id in chunk]
+        pairs = [(text, contents) for _, text, contents in chunk]
         scores = score_pairs(reranker, pairs, config.encoding, config.scoring)
         fresh = {key: score for (key, _, _), score in zip(chunk, scores, strict=True)}
         if cache is not None:
@@ -164,17 +267,11 @@ def rerank(
         report.scored += len(chunk)
         if progress:
             progress(len(chunk))
-    lookup = cache.scores if cache is not None else local
-    reranked: Run = {}
+    stored = cache.scores if cache is not None else {}
+    head: Run = {}
     for query_id, docs in shallow.items():
-        if query_id not in queries:
-            continue
-        text = queries[query_id].text
-        key_score = (
-            lookup.get(ScoreCache.key(text, d.doc_id), local.get(ScoreCache.key(text, d.doc_id)))
-            for d in docs
+        scored = (local[k] if k in local else stored[k] for k in keys[query_id])
+        head[query_id] = sort_ranking(
+            ScoredDoc(query_id, d.doc_id, float(s)) for d, s in zip(docs, scored, strict=True)
         )
-        reranked[query_id] = sort_ranking(
-            ScoredDoc(query_id, d.doc_id, float(s)) for d, s in zip(docs, key_score, strict=True)
-        )
-    return reranked, report
+    return with_first_stage_tail(head, first_stage, config.depth), report

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from inpars_core.training.loading import NEW_HEAD_NOTE, load_for_training
 from inpars_core.training.objectives import OBJECTIVES, Objective, PairBatch, get_objective
+from inpars_core.training.teachers import (
+    check_teacher_is_not_student,
+    check_triples_teacher,
+    teacher_fingerprint,
+)
 from inpars_core.training.trainer import (
     DevSet,
     TrainingConfig,
     TrainingMeta,
     TrainingResult,
     train_reranker,
+    weights_sha256,
 )
 
 __all__ = [
@@ -25,7 +31,11 @@ __all__ = [
     "TrainingConfig",
     "TrainingMeta",
     "TrainingResult",
+    "check_teacher_is_not_student",
+    "check_triples_teacher",
     "get_objective",
     "load_for_training",
+    "teacher_fingerprint",
     "train_reranker",
+    "weights_sha256",
 ]

@@ -4,6 +4,11 @@ One loop: seeded shuffles, AdamW with linear warm-up then linear decay, gradient
 line per step (loss, lr, gradient norm, parameter drift ‖θ−θ₀‖/‖θ₀‖), an evaluation at step 0
 (before any update), every ``eval_every`` steps and at the end (nDCG@10 of the reranked dev run,
 score mean/std on a fixed probe set), and the best checkpoint kept — which may be step 0 (P5).
+The dev criterion is the system that is reported: with ``DevSet.bm25_weight > 0`` the reranked
+dev head is interpolated with the first-stage scores before it is evaluated. Each saved
+checkpoint's weights hash (``weights_sha256``) is logged, so ``model/`` can be traced to its step.
+A margin-mse teacher (``TrainingConfig.teacher_model``, or the guard teacher recorded in the
+triples) is never the model being trained (:mod:`inpars_core.training.teachers`).
 Pairs are encoded by :func:`inpars_core.reranking.encoding.encode_pairs` for training and scored
 by :func:`inpars_core.reranking.scoring.score_pairs` for evaluation, with the same encoding.
 
@@ -17,6 +22,7 @@ The output folder is written through :func:`inpars_core.artifacts.atomic_path`::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -38,7 +44,11 @@ from inpars_core.reranking.encoding import PAIR_ENCODINGS, EncodingConfig
 from inpars_core.runs import sort_ranking
 from inpars_core.training.loading import load_for_training
 from inpars_core.training.objectives import OBJECTIVES, Objective, get_objective
-from inpars_core.training.objectives.base import pointwise_pairs
+from inpars_core.training.objectives.base import PairScorer, pointwise_pairs
+from inpars_core.training.teachers import (
+    check_teacher_is_not_student,
+    check_triples_teacher,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +69,10 @@ class TrainingConfig:
     listwise objectives). ``max_steps`` overrides ``epochs`` when set (the data is re-shuffled
     and repeated as needed). ``bf16`` turns on bf16 autocast for the training forward pass;
     evaluation always scores in fp32 so step 0 equals the zero-shot scores.
+
+    ``teacher_model`` names the cross-encoder whose scores ``margin-mse`` distils (hub id,
+    folder or ``minilm``); it scores the pairs of triples without stored teacher scores once,
+    before training, in fp32 eval mode. It must not be the base model being trained.
     """
 
     objective: str = "bce"
@@ -80,6 +94,8 @@ class TrainingConfig:
     #: Which checkpoint model/ holds: the best on the dev set (may be step 0), or the final one
     #: (to see what training did even when it hurt; the dev curve is logged either way).
     keep: str = "best"
+    #: The margin-mse teacher cross-encoder (None: only stored teacher scores in the triples).
+    teacher_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -106,6 +122,11 @@ class TrainingConfig:
             ),
             (self.keep in ("best", "final"), f"keep must be 'best' or 'final', got {self.keep!r}"),
             (
+                self.teacher_model is None
+                or (isinstance(self.teacher_model, str) and bool(self.teacher_model.strip())),
+                f"teacher_model must be a model name or None, got {self.teacher_model!r}",
+            ),
+            (
                 self.pair_encoding in PAIR_ENCODINGS,
                 f"pair_encoding must be one of {PAIR_ENCODINGS}, got {self.pair_encoding!r}",
             ),
@@ -123,17 +144,34 @@ class TrainingConfig:
 @dataclass(frozen=True)
 class DevSet:
     """What the dev evaluation reranks: query texts, a first-stage run (e.g. BM25), its qrels,
-    document texts (doc_id -> text) and the reranking depth."""
+    document texts (doc_id -> text) and the reranking depth.
+
+    ``bm25_weight`` is the weight of the first-stage score in the evaluated system: 0 evaluates
+    the pure reranker; above 0 the reranked head is interpolated with the run's scores
+    (:func:`inpars_core.runs.interpolate_with_first_stage`), so the checkpoint is picked for the
+    system that is reported.
+    """
 
     queries: Mapping[str, str]
     run: Run
     qrels: Qrels
     documents: Mapping[str, str]
     depth: int = 100
+    bm25_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.depth < 1:
             raise ConfigError(f"dev set: depth must be at least 1, got {self.depth}")
+        weight = self.bm25_weight
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not 0.0 <= weight <= 1.0
+        ):
+            raise ConfigError(
+                f"dev set: bm25_weight must be a number in [0, 1] (0 = pure reranker), "
+                f"got {weight!r}"
+            )
 
     def validate(self) -> None:
         """Every reranked query has a text and every reranked document a text."""
@@ -238,7 +276,9 @@ def probe_pairs(
 
 
 def rerank_dev(reranker: Any, dev: DevSet, encoding: EncodingConfig, scoring: Any) -> Run:
-    """The dev run's top ``depth`` documents of every query, rescored by ``reranker``."""
+    """The dev run's top ``depth`` documents of every query, rescored by ``reranker`` and, when
+    ``dev.bm25_weight > 0``, interpolated with the run's first-stage scores: the system whose dev
+    value picks the checkpoint."""
     from inpars_core.reranking.scoring import score_pairs
 
     keys: list[tuple[str, str]] = []
@@ -251,12 +291,37 @@ def rerank_dev(reranker: Any, dev: DevSet, encoding: EncodingConfig, scoring: An
     run: Run = {query_id: [] for query_id in dev.run}
     for (query_id, doc_id), score in zip(keys, scores, strict=True):
         run[query_id].append(ScoredDoc(query_id, doc_id, score))
-    return {query_id: sort_ranking(docs) for query_id, docs in run.items()}
+    reranked = {query_id: sort_ranking(docs) for query_id, docs in run.items()}
+    if dev.bm25_weight > 0:
+        from inpars_core.runs import interpolate_with_first_stage
+
+        return interpolate_with_first_stage(reranked, dev.run, dev.bm25_weight)
+    return reranked
+
+
+def weights_sha256(folder: Path) -> str:
+    """sha256 (hex) over the weight files of a saved model folder (``*.safetensors`` then
+    ``*.bin``, by name): equal hashes mean the same saved weights."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    if not files:
+        raise InputFormatError(
+            folder, "holds no weight files (*.safetensors, *.bin)", fix="save a model there first"
+        )
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _check_triples(triples: Sequence[Triple], documents: Mapping[str, str]) -> None:
     if not triples:
-        raise InputFormatError("triples", "no triples to train on", fix="build triples first")
+        raise InputFormatError(
+            "triples", "no triples to train on", fix="build triples first with 'inpars triples'"
+        )
     same = 0
     for number, triple in enumerate(triples, start=1):
         for name in ("pos_doc_id", "neg_doc_id"):
@@ -368,6 +433,65 @@ def _first_batch_checks(
         logger.warning(note)
 
 
+def _teacher_scorer(
+    teacher_model: str, encoding: EncodingConfig, batch_size: int, device: str
+) -> PairScorer:
+    """Scores pairs with ``teacher_model``, loaded on the first call (fp32, eval mode, no
+    gradients) and released after it: the teacher scores every needed pair once."""
+
+    def score(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
+
+        scoring = ScoringConfig(batch_size=batch_size, device=device, precision="fp32")
+        teacher = load_reranker(teacher_model, scoring)
+        logger.info("scoring %d pairs with the teacher %s", len(pairs), teacher_model)
+        try:
+            return score_pairs(teacher, pairs, encoding, scoring)
+        finally:
+            del teacher
+
+    return score
+
+
+def _check_teachers(
+    triples: Sequence[Triple], config: TrainingConfig, objective: Objective, base_model: str
+) -> list[str]:
+    """Refuse a teacher that is the student, and a distillation objective without a teacher;
+    returns notes. Runs before any model is loaded."""
+    from inpars_core.training.objectives.margin_mse import missing_teacher_message
+
+    notes: list[str] = []
+    check_triples_teacher((t.teacher_fingerprint for t in triples), base_model, "triples")
+    stored = [
+        t for t in triples if t.teacher_pos_score is not None and t.teacher_neg_score is not None
+    ]
+    if objective.needs_teacher:
+        lacking = len(triples) - len(stored)
+        if lacking and config.teacher_model is None:
+            raise ConfigError(missing_teacher_message(lacking, len(triples)))
+        unrecorded = sum(1 for t in stored if not t.teacher_fingerprint)
+        if unrecorded:
+            note = (
+                f"{unrecorded} triples carry teacher scores from a teacher the triples do not "
+                "name (no teacher_fingerprint): it could not be checked against the base model"
+            )
+            notes.append(note)
+            logger.warning(note)
+    if config.teacher_model is not None:
+        if objective.needs_teacher:
+            check_teacher_is_not_student(
+                config.teacher_model, base_model, f"{objective.name} teacher"
+            )
+        else:
+            note = (
+                f"teacher_model {config.teacher_model!r} is unused: objective "
+                f"{objective.name!r} learns from the labels, not from a teacher"
+            )
+            notes.append(note)
+            logger.warning(note)
+    return notes
+
+
 def train_reranker(
     triples: Sequence[Triple],
     documents: Mapping[str, str],
@@ -397,6 +521,7 @@ def train_reranker(
     if dev is not None:
         dev.validate()
     objective = get_objective(config.objective)
+    teacher_notes = _check_teachers(triples, config, objective, base_model)
     encoding = config.encoding()
     timings: dict[str, float] = {}
     meta = TrainingMeta(
@@ -410,6 +535,7 @@ def train_reranker(
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     model, tokenizer, notes = load_for_training(base_model, objective)
+    notes.extend(teacher_notes)
     device = pick_device(config.device)
     model.to(device)
     timings["load_s"] = round(time.perf_counter() - started, 3)
@@ -420,8 +546,12 @@ def train_reranker(
         model.eval()
         return score_pairs(reranker, pairs, encoding, scoring)
 
+    teacher = None
+    if config.teacher_model is not None and objective.needs_teacher:
+        teacher = _teacher_scorer(config.teacher_model, encoding, config.eval_batch_size, device)
+        meta.inputs["teacher_model"] = config.teacher_model
     started = time.perf_counter()
-    notes.extend(objective.prepare(triples, documents, scorer))
+    notes.extend(objective.prepare(triples, documents, teacher))
     timings["prepare_s"] = round(time.perf_counter() - started, 3)
 
     steps = plan_steps(triples, config, objective.keep_groups)
@@ -466,10 +596,12 @@ def train_reranker(
                 )
                 value = evaluation.aggregate[MEASURE]
                 record[MEASURE] = value
+                record["bm25_weight"] = dev.bm25_weight
                 if best["value"] is None or value > best["value"]:
                     best.update(step=step, value=value)
                     _save_model(model, tokenizer, model_dir)
                     record["saved"] = True
+                    record["weights_sha256"] = weights_sha256(model_dir)
             record["seconds"] = round(time.perf_counter() - began, 3)
             eval_seconds += record["seconds"]
             evals.append(record)
@@ -567,12 +699,18 @@ def train_reranker(
             dev_queries=len(dev.run) if dev is not None else 0,
         )
         if dev is not None:
-            meta.inputs["dev"] = {"queries": len(dev.run), "depth": dev.depth}
+            meta.inputs["dev"] = {
+                "queries": len(dev.run),
+                "depth": dev.depth,
+                "bm25_weight": dev.bm25_weight,
+            }
         meta.results = {
             "best_step": best["step"],
             "kept_step": kept_step,
             "best_dev_ndcg10": best["value"],
             "step0_dev_ndcg10": step0,
+            "dev_bm25_weight": dev.bm25_weight if dev is not None else None,
+            "kept_weights_sha256": weights_sha256(model_dir),
             "final_step": final_step,
             "first_loss": first_loss,
             "last_loss": last_loss,

@@ -8,7 +8,7 @@ bce        1       binary cross-entropy with logits on the single logit
 ce2        2       cross-entropy over a two-label head (re-initialised on a 1-logit
                    checkpoint: pitfall P3)
 lce        1       softmax over one positive and its negatives per (query, positive)
-margin-mse 1       MSE between student and teacher (starting model) score margins
+margin-mse 1       MSE between student and teacher (another cross-encoder) score margins
 ========== ======= =========================================================================
 """
 

@@ -15,7 +15,8 @@ from typing import Any
 from inpars_core.records import Triple
 from inpars_core.reranking.encoding import EncodingConfig, encode_pairs
 
-#: Scores (query text, document text) pairs with the model as it is now (eval mode, no grad).
+#: Scores (query text, document text) pairs, one float each, in order (eval mode, no grad): the
+#: teacher cross-encoder of a distillation objective.
 PairScorer = Callable[[Sequence[tuple[str, str]]], list[float]]
 
 
@@ -77,6 +78,9 @@ class Objective:
     keep_groups: bool = False
     #: Whether :meth:`loss` hands the labels to the model (so ``problem_type`` picks the loss).
     labels_to_model: bool = False
+    #: Whether the objective learns from a teacher's scores (stored in the triples, or from the
+    #: teacher :meth:`prepare` receives) rather than from the 0/1 labels.
+    needs_teacher: bool = False
 
     def prepare_model(self, model: Any) -> list[str]:
         """Configure ``model`` for this objective (e.g. ``config.problem_type``); returns notes
@@ -84,9 +88,13 @@ class Objective:
         return []
 
     def prepare(
-        self, triples: Sequence[Triple], documents: Mapping[str, str], scorer: PairScorer
+        self,
+        triples: Sequence[Triple],
+        documents: Mapping[str, str],
+        teacher: PairScorer | None = None,
     ) -> list[str]:
-        """Run once before the first update, with the starting model (e.g. teacher scores).
+        """Run once before the first update (e.g. teacher scores). ``teacher`` scores pairs
+        with the configured teacher model (never the student), or is None when there is none.
         Returns notes for meta.json."""
         return []
 
