@@ -582,6 +582,7 @@ def _train(args: argparse.Namespace) -> int:
         Path(args.out),
         dev=dev,
         base_model=args.base_model,
+        progress=_show_progress(args),
     )
     step0 = "n/a" if result.step0_dev_ndcg10 is None else f"{result.step0_dev_ndcg10:.4f}"
     best = "n/a" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
@@ -594,6 +595,21 @@ def _train(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     return 0
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """--progress / --no-progress, else a progress bar only when stderr is a terminal."""
+    flag = getattr(args, "progress", None)
+    return sys.stderr.isatty() if flag is None else bool(flag)
+
+
+def _progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="training progress bar with loss and ETA on stderr (default: when it is a terminal)",
+    )
 
 
 def _dev_queries(dataset, run_path: str, split: str, limit: int):
@@ -719,6 +735,7 @@ def _train_dense(args: argparse.Namespace) -> int:
         Path(args.out),
         config,
         dev,
+        progress=_show_progress(args),
     )
     step0 = "n/a" if result.step0_dev_ndcg10 is None else f"{result.step0_dev_ndcg10:.4f}"
     best = "n/a" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
@@ -1006,6 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
     p.add_argument("--device", default="auto")
     _dev_flags(p)
+    _progress_flag(p)
     p.add_argument("--out", required=True, help="model folder to create")
 
     p = sub.add_parser("dense-index", help="encode a corpus with a bi-encoder (cached)")
@@ -1047,6 +1065,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--eval-every", type=positive_int, default=50)
     _dev_flags(p)
+    _progress_flag(p)
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("run", help="run an experiment config (TOML): every stage, cached")

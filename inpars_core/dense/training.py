@@ -36,15 +36,13 @@ The output folder, written through :func:`~inpars_core.artifacts.atomic_path`::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta
 from inpars_core.dense.encoder import SIMILARITIES, load_encoder, model_fingerprint
@@ -52,6 +50,7 @@ from inpars_core.dense.search import rerank_with_encoder
 from inpars_core.errors import ConfigError, DependencyError, InputFormatError, UnknownNameError
 from inpars_core.evaluation import evaluate
 from inpars_core.records import Document, Qrels, Query, Run, Triple
+from inpars_core.training.trainer import TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -186,25 +185,8 @@ class DenseDevSet:
         check_run_texts(self.run, self.queries, self.documents, self.depth)
 
 
-@dataclass(frozen=True)
-class DenseTrainingResult:
-    """What a training run produced. Without a dev set ``best_step`` is the final step and the
-    dev values are None."""
-
-    best_step: int
-    best_dev_ndcg10: float | None
-    step0_dev_ndcg10: float | None
-    final_step: int
-    model_dir: Path
-    first_loss: float | None
-    last_loss: float | None
-    notes: tuple[str, ...] = ()
-    kept_step: int | None = None
-
-    @property
-    def best_at_step0(self) -> bool:
-        """Whether the starting model beat every fine-tuned checkpoint on the dev set."""
-        return self.best_dev_ndcg10 is not None and self.best_step == 0
+#: One result type for both trainers (see :class:`inpars_core.training.trainer.TrainingResult`).
+DenseTrainingResult = TrainingResult
 
 
 @dataclass
@@ -321,11 +303,6 @@ def state_sha256(state: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def _write_line(handle: TextIO, record: dict[str, Any]) -> None:
-    handle.write(json.dumps(record, sort_keys=True) + "\n")
-    handle.flush()
-
-
 def _make_loss(encoder: Any, config: TrainDenseConfig) -> Any:
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.util import cos_sim, dot_score, pairwise_cos_sim, pairwise_dot_score
@@ -360,13 +337,15 @@ def train_dense(
     out_dir: Path,
     config: TrainDenseConfig = TrainDenseConfig(),
     dev: DenseDevSet | None = None,
-) -> DenseTrainingResult:
+    progress: bool = False,
+) -> TrainingResult:
     """Fine-tune the bi-encoder ``model`` on ``triples`` (document texts from ``documents``)
     with ``SentenceTransformerTrainer`` and write the artifact folder ``out_dir`` (see the
     module docstring).
 
     With ``dev`` the checkpoint with the best dev nDCG@10 is kept (step 0 included; ties keep
-    the earlier step); without, the final weights are kept.
+    the earlier step); without, the final weights are kept. ``progress`` shows HF's progress
+    bar (loss, ETA); the library never prints otherwise.
     """
     try:
         import torch
@@ -375,8 +354,9 @@ def train_dense(
             SentenceTransformerTrainer,
             SentenceTransformerTrainingArguments,
         )
-        from transformers import TrainerCallback, set_seed
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from transformers import set_seed
+
+        from inpars_core.training.hf import DevEvaluation, StepLog, quiet_trainer
     except ImportError as exc:
         raise DependencyError(
             "training a bi-encoder needs sentence-transformers with its train extra: "
@@ -431,76 +411,33 @@ def train_dense(
     encoder = load_encoder(model, config.max_length)
     timings["load_s"] = round(time.perf_counter() - started, 3)
 
-    evals: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"step": None, "value": None, "state": None}
-    losses: list[dict[str, Any]] = []
-    eval_seconds = 0.0
+    best: dict[str, Any] = {"state": None}
 
     with atomic_path(out_dir) as staged:
         staged.mkdir()
         trainer_dir = staged / _TRAINER_DIR
 
-        def run_eval(step: int, eval_log: TextIO) -> None:
-            nonlocal eval_seconds
-            if dev is None:
-                return
-            began = time.perf_counter()
+        def measure(step: int) -> dict[str, Any]:
+            assert dev is not None
             value = evaluate_dev(encoder, dev, config.similarity, config.eval_batch_size)
-            record: dict[str, Any] = {"step": step, MEASURE: value, "bm25_weight": dev.bm25_weight}
-            if best["value"] is None or value > best["value"]:
-                state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in encoder.state_dict().items()
-                }
-                best.update(step=step, value=value, state=state)
-                record["best"] = True
-                record["weights_sha256"] = state_sha256(state)
-            record["seconds"] = round(time.perf_counter() - began, 3)
-            eval_seconds += record["seconds"]
-            evals.append(record)
-            _write_line(eval_log, record)
             logger.info("dev step %d: %s %.4f", step, MEASURE, value)
+            return {MEASURE: value, "bm25_weight": dev.bm25_weight}
+
+        def keep(step: int) -> dict[str, Any]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in encoder.state_dict().items()}
+            best["state"] = state
+            return {"best": True, "weights_sha256": state_sha256(state)}
 
         with (
             open(staged / TRAIN_LOG, "w", encoding="utf-8") as train_log,
             open(staged / EVAL_LOG, "w", encoding="utf-8") as eval_log,
         ):
-
-            class _LogAndEvaluate(TrainerCallback):
-                """Writes a train_log line per update and evaluates every ``eval_every``."""
-
-                def on_log(
-                    self,
-                    args: Any,
-                    state: Any,
-                    control: Any,
-                    logs: dict[str, Any] | None = None,
-                    **kwargs: Any,
-                ) -> None:
-                    if not logs or "loss" not in logs:
-                        return
-                    record = {
-                        "step": state.global_step,
-                        "epoch": logs.get("epoch"),
-                        "loss": float(logs["loss"]),
-                        "lr": logs.get("learning_rate"),
-                        "grad_norm": logs.get("grad_norm"),
-                    }
-                    losses.append(record)
-                    _write_line(train_log, record)
-                    if not math.isfinite(record["loss"]):
-                        note = f"loss is {record['loss']} at step {state.global_step}: stopped"
-                        notes.append(note)
-                        logger.warning(note)
-                        control.should_training_stop = True
-
-                def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-                    if state.global_step % config.eval_every == 0:
-                        run_eval(state.global_step, eval_log)
-
-                def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-                    if dev is not None and evals[-1]["step"] != state.global_step:
-                        run_eval(state.global_step, eval_log)
-
+            # The callbacks the cross-encoder trainer uses too: one train-log line per update
+            # (a non-finite loss stops training), the dev evaluation at step 0, every
+            # eval_every updates and at the end, keeping the best state.
+            step_log = StepLog(train_log, notes=notes)
+            evaluation = DevEvaluation(measure, keep, config.eval_every, eval_log)
+            callbacks = [step_log] if dev is None else [evaluation, step_log]
             args = SentenceTransformerTrainingArguments(
                 output_dir=str(trainer_dir),
                 num_train_epochs=config.epochs,
@@ -528,17 +465,17 @@ def train_dense(
                 args=args,
                 train_dataset=HFDataset.from_dict(columns),
                 loss=_make_loss(encoder, config),
-                callbacks=[_LogAndEvaluate()],
+                callbacks=callbacks,
             )
-            for printer in (PrinterCallback, ProgressCallback):  # library code logs, not prints
-                trainer.remove_callback(printer)
-            run_eval(0, eval_log)  # before any update: the zero-shot score
-            step0_seconds = eval_seconds
+            quiet_trainer(trainer, progress)
             started = time.perf_counter()
             trainer.train()
             elapsed = time.perf_counter() - started
-            timings["train_s"] = round(elapsed - (eval_seconds - step0_seconds), 3)
-            timings["eval_s"] = round(eval_seconds, 3)
+            timings["train_s"] = round(elapsed - evaluation.seconds, 3)
+            timings["eval_s"] = round(evaluation.seconds, 3)
+        evals = evaluation.records
+        losses = step_log.records
+        best.update(step=evaluation.best_step, value=evaluation.best_value)
         final_step = int(trainer.state.global_step)
         shutil.rmtree(trainer_dir, ignore_errors=True)
 
@@ -601,7 +538,7 @@ def train_dense(
         meta.timings.update(timings)
         finish_meta(meta, staged / META_FILE)
 
-    return DenseTrainingResult(
+    return TrainingResult(
         best_step=int(best["step"]),
         best_dev_ndcg10=best["value"],
         step0_dev_ndcg10=step0,

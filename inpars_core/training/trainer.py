@@ -1,9 +1,12 @@
 """Fine-tuning a cross-encoder reranker on triples, with the checks the pitfalls call for.
 
-One loop: seeded shuffles, AdamW with linear warm-up then linear decay, gradient clipping, a JSON
-line per step (loss, lr, gradient norm, parameter drift ‖θ−θ₀‖/‖θ₀‖), an evaluation at step 0
-(before any update), every ``eval_every`` steps and at the end (nDCG@10 of the reranked dev run,
-score mean/std on a fixed probe set), and the best checkpoint kept — which may be step 0 (P5).
+Training runs on sentence-transformers' ``CrossEncoderTrainer`` (an HF ``Trainer``;
+:mod:`inpars_core.training.hf`) with each objective's loss module: the batches our seeded
+shuffles planned (:func:`plan_steps`), AdamW with linear warm-up then linear decay (our schedule,
+:func:`lr_factor`: no update at lr 0), gradient clipping, a JSON line per step (loss, lr,
+gradient norm, parameter drift ‖θ−θ₀‖/‖θ₀‖), an evaluation at step 0 (before any update), every
+``eval_every`` steps and at the end (nDCG@10 of the reranked dev run, score mean/std on a fixed
+probe set; one dev-evaluation callback), and the best checkpoint kept — which may be step 0 (P5).
 The dev criterion is the system that is reported: with ``DevSet.bm25_weight > 0`` the reranked
 dev head is interpolated with the first-stage scores before it is evaluated. Each saved
 checkpoint's weights hash (``weights_sha256``) is logged, so ``model/`` can be traced to its step.
@@ -23,7 +26,6 @@ The output folder is written through :func:`inpars_core.artifacts.atomic_path`::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -34,7 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta
 from inpars_core.errors import ConfigError, InputFormatError, UnknownNameError
@@ -353,11 +355,6 @@ def _save_model(model: Any, tokenizer: Any, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _write_line(handle: TextIO, record: dict[str, Any]) -> None:
-    handle.write(json.dumps(record, sort_keys=True) + "\n")
-    handle.flush()
-
-
 class _Tracker:
     """Parameter drift ‖θ−θ₀‖/‖θ₀‖ against a copy of the starting weights."""
 
@@ -492,6 +489,36 @@ def _check_teachers(
     return notes
 
 
+def _training_args(config: TrainingConfig, device: str, output_dir: Path, total: int) -> Any:
+    """``CrossEncoderTrainingArguments`` for a planned run of ``total`` updates."""
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    return CrossEncoderTrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=total,
+        num_train_epochs=1,
+        per_device_train_batch_size=config.batch_size,  # informative: batches are planned
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.bf16,
+        use_cpu=device == "cpu",
+        logging_strategy="steps",
+        logging_steps=1,
+        logging_nan_inf_filter=False,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,  # the ProgressCallback is added back only when progress is asked for
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,
+    )
+
+
 def train_reranker(
     triples: Sequence[Triple],
     documents: Mapping[str, str],
@@ -499,21 +526,34 @@ def train_reranker(
     out_dir: Path,
     dev: DevSet | None = None,
     base_model: str = "minilm",
+    progress: bool = False,
 ) -> TrainingResult:
     """Fine-tune ``base_model`` on ``triples`` (document texts in ``documents``, doc_id -> text)
-    and write the artifact folder ``out_dir`` (see the module docstring).
+    with sentence-transformers' ``CrossEncoderTrainer`` and write the artifact folder
+    ``out_dir`` (see the module docstring).
 
     With ``dev``, the checkpoint with the best dev nDCG@10 is kept (ties keep the earlier step,
     so step 0 — the starting model — wins unless training strictly improves on it); without, the
-    final model is kept.
+    final model is kept. ``progress`` shows HF's progress bar (loss, ETA) on stderr; the library
+    never prints otherwise.
     """
     import torch
+    from datasets import Dataset as HFDataset
 
+    from inpars_core.models import resolve_model_path
     from inpars_core.reranking.scoring import (
         LoadedReranker,
         ScoringConfig,
         pick_device,
         score_pairs,
+    )
+    from inpars_core.training.hf import (
+        DevEvaluation,
+        NonFiniteLossError,
+        PlannedCrossEncoderTrainer,
+        StepLog,
+        quiet_trainer,
+        wrap_cross_encoder,
     )
 
     out_dir = Path(out_dir)
@@ -543,8 +583,14 @@ def train_reranker(
     scoring = ScoringConfig(batch_size=config.eval_batch_size, device=device)
 
     def scorer(pairs: Sequence[tuple[str, str]]) -> list[float]:
+        # Evaluation scores the transformers model itself, in fp32 eval mode, exactly as
+        # inference does: step 0 equals the zero-shot scores (bf16 autocast, which accelerate
+        # puts around the CrossEncoder's forward, never reaches it).
         model.eval()
-        return score_pairs(reranker, pairs, encoding, scoring)
+        try:
+            return score_pairs(reranker, pairs, encoding, scoring)
+        finally:
+            model.train()
 
     teacher = None
     if config.teacher_model is not None and objective.needs_teacher:
@@ -557,6 +603,13 @@ def train_reranker(
     steps = plan_steps(triples, config, objective.keep_groups)
     total = len(steps)
     warmup = math.ceil(config.warmup_ratio * total) if config.warmup_ratio > 0 else 0
+    position = {id(triple): index for index, triple in enumerate(triples)}
+    planned = [
+        [row for t in batch for row in objective.row_indices(position[id(t)])] for _, batch in steps
+    ]
+    dataset = HFDataset.from_dict(objective.train_columns(triples, documents))
+    # Our optimiser and schedule, not HF's: HF's linear warm-up starts at lr 0 (a wasted first
+    # update) and decays to 0 (a wasted last one); lr_factor never runs an update at lr 0.
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda index: lr_factor(index + 1, warmup, total)
@@ -564,24 +617,33 @@ def train_reranker(
     params = [p for p in model.parameters() if p.requires_grad]
     tracker = _Tracker(params)
     probe, probe_labels = probe_pairs(triples, documents, config.probe_size)
-    device_type = device.split(":")[0]
+    cross_encoder = wrap_cross_encoder(
+        str(resolve_model_path(base_model)), model, tokenizer, encoding, device
+    )
 
-    evals: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"step": None, "value": None}
-    eval_seconds = 0.0
-    first_loss: float | None = None
-    last_loss: float | None = None
-    final_step = 0
-    pairs_seen = 0
+    losses: dict[int, float] = {}
+    first: dict[str, float | None] = {"loss": None}
+
+    def on_loss(step: int, value: float, labels: Any) -> None:
+        losses[step] = value
+        if step == 1:
+            first["loss"] = value
+            _first_batch_checks(objective, model, labels, value, notes)
+
+    def step_fields(step: int) -> dict[str, Any]:
+        epoch, batch = steps[step - 1]
+        return {
+            "epoch": epoch,
+            "param_drift": tracker.drift(),
+            "pairs": objective.pair_count(batch),
+        }
 
     with atomic_path(out_dir) as staged:
         staged.mkdir()
         model_dir = staged / MODEL_DIR
 
-        def run_eval(step: int, eval_log: TextIO) -> None:
-            nonlocal eval_seconds
-            began = time.perf_counter()
-            record: dict[str, Any] = {"step": step}
+        def measure(step: int) -> dict[str, Any]:
+            record: dict[str, Any] = {}
             if probe:
                 scores = scorer(probe)
                 pos = [s for s, y in zip(scores, probe_labels, strict=True) if y == 1.0]
@@ -591,76 +653,62 @@ def train_reranker(
                 record["probe_pos_mean"] = statistics.fmean(pos) if pos else None
                 record["probe_neg_mean"] = statistics.fmean(neg) if neg else None
             if dev is not None:
-                evaluation = evaluate(
-                    rerank_dev(reranker, dev, encoding, scoring), dev.qrels, [MEASURE]
-                )
-                value = evaluation.aggregate[MEASURE]
-                record[MEASURE] = value
+                model.eval()
+                try:
+                    ranked = rerank_dev(reranker, dev, encoding, scoring)
+                finally:
+                    model.train()
+                record[MEASURE] = evaluate(ranked, dev.qrels, [MEASURE]).aggregate[MEASURE]
                 record["bm25_weight"] = dev.bm25_weight
-                if best["value"] is None or value > best["value"]:
-                    best.update(step=step, value=value)
-                    _save_model(model, tokenizer, model_dir)
-                    record["saved"] = True
-                    record["weights_sha256"] = weights_sha256(model_dir)
-            record["seconds"] = round(time.perf_counter() - began, 3)
-            eval_seconds += record["seconds"]
-            evals.append(record)
-            _write_line(eval_log, record)
-            logger.info("eval step %d: %s", step, record)
-            model.train()
+            return record
+
+        def keep(step: int) -> dict[str, Any]:
+            _save_model(model, tokenizer, model_dir)
+            return {"saved": True, "weights_sha256": weights_sha256(model_dir)}
 
         train_started = time.perf_counter()
         with (
             open(staged / TRAIN_LOG, "w", encoding="utf-8") as train_log,
             open(staged / EVAL_LOG, "w", encoding="utf-8") as eval_log,
         ):
-            run_eval(0, eval_log)
-            model.train()
-            for step, (epoch, triples_batch) in enumerate(steps, start=1):
-                began = time.perf_counter()
-                batch = objective.make_batch(triples_batch, documents, tokenizer, encoding)
-                batch = batch.to(device)
-                with torch.autocast(
-                    device_type=device_type, dtype=torch.bfloat16, enabled=config.bf16
-                ):
-                    loss = objective.loss(model, batch)
-                value = float(loss.detach().float())
-                if step == 1:
-                    first_loss = value
-                    _first_batch_checks(objective, model, batch.labels, value, notes)
-                if not math.isfinite(value):
-                    note = f"loss is {value} at step {step}: training stopped before that update"
-                    notes.append(note)
-                    logger.warning(note)
-                    break
-                lr = float(optimizer.param_groups[0]["lr"])
-                loss.backward()
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                final_step = step
-                last_loss = value
-                pairs_seen += batch.size
-                _write_line(
-                    train_log,
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        "loss": value,
-                        "lr": lr,
-                        "grad_norm": grad_norm,
-                        "param_drift": tracker.drift(),
-                        "pairs": batch.size,
-                        "seconds": round(time.perf_counter() - began, 3),
-                    },
+            step_log = StepLog(train_log, extra=step_fields, loss_of=losses.get)
+            evaluation = DevEvaluation(measure, keep, config.eval_every, eval_log)
+            rng = torch.get_rng_state()
+            trainer = PlannedCrossEncoderTrainer(
+                model=cross_encoder,
+                args=_training_args(config, device, staged / "_trainer", total),
+                train_dataset=dataset,
+                loss=objective.make_loss(cross_encoder),
+                callbacks=[evaluation, step_log],
+                optimizers=(optimizer, scheduler),
+                planned=planned,
+                on_loss=on_loss,
+            )
+            # HF's Trainer re-seeds every RNG (set_seed(config.seed)) when it is built; put
+            # torch's back where our seed left it, so dropout draws the masks it drew before the
+            # port (the differential test in tests/test_training.py relies on it).
+            torch.set_rng_state(rng)
+            quiet_trainer(trainer, progress)
+            try:
+                trainer.train()
+            except NonFiniteLossError as stop:
+                note = (
+                    f"loss is {stop.value} at step {stop.step}: training stopped before that update"
                 )
-                if step % config.eval_every == 0:
-                    run_eval(step, eval_log)
-            if final_step and evals[-1]["step"] != final_step:
-                run_eval(final_step, eval_log)
+                notes.append(note)
+                logger.warning(note)
+                evaluation.finish(int(trainer.state.global_step))
+            final_step = int(trainer.state.global_step)
+        shutil.rmtree(staged / "_trainer", ignore_errors=True)
+        evals = evaluation.records
+        eval_seconds = evaluation.seconds
         timings["train_s"] = round(time.perf_counter() - train_started - eval_seconds, 3)
         timings["eval_s"] = round(eval_seconds, 3)
+        applied = [r for r in step_log.records if r["step"] <= final_step]
+        first_loss = first["loss"]
+        last_loss = applied[-1]["loss"] if applied else None
+        pairs_seen = sum(r["pairs"] for r in applied)
+        best = {"step": evaluation.best_step, "value": evaluation.best_value}
 
         kept_step = best["step"]
         if dev is None:
@@ -688,7 +736,7 @@ def train_reranker(
             logger.warning(note)
         step0 = evals[0].get(MEASURE)
 
-        meta.objective = objective.describe()
+        meta.objective = {**objective.describe(), "loss": type(trainer.loss).__name__}
         meta.counts.update(
             steps=final_step,
             planned_steps=total,

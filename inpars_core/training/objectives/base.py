@@ -1,10 +1,12 @@
-"""What every training objective shares: the batch it receives and the small interface it has.
+"""What every training objective shares: the batch layout it trains on and the small interface it
+has.
 
-An objective decides how a group of triples is laid out as encoded pairs (:meth:`make_batch`),
-how many output labels the model needs, how the model is prepared (``problem_type``), and turns a
-batch into a loss. It receives the model; it owns no optimiser, schedule or loop (that is the
-trainer's job), like sentence-transformers' loss modules.
-"""
+An objective decides how triples are laid out as training rows (:meth:`train_columns`,
+:attr:`layout`; :meth:`make_batch` shows the same pairs encoded), how many output labels the
+model needs, how the model is prepared (``problem_type``), and which loss module
+(:meth:`make_loss`, an ``nn.Module`` receiving the model, like sentence-transformers' losses)
+turns a batch into a loss. It owns no optimiser, schedule or loop: that is
+``CrossEncoderTrainer``'s job (:mod:`inpars_core.training.trainer`)."""
 
 from __future__ import annotations
 
@@ -81,6 +83,10 @@ class Objective:
     #: Whether the objective learns from a teacher's scores (stored in the triples, or from the
     #: teacher :meth:`prepare` receives) rather than from the 0/1 labels.
     needs_teacher: bool = False
+    #: Training rows: ``pairs`` (query, document, label; rows ``2i`` and ``2i + 1`` are triple
+    #: ``i``'s positive and negative) or ``triples`` (query, positive, negative, label; row ``i``
+    #: is triple ``i``).
+    layout: str = "pairs"
 
     def prepare_model(self, model: Any) -> list[str]:
         """Configure ``model`` for this objective (e.g. ``config.problem_type``); returns notes
@@ -112,8 +118,32 @@ class Objective:
         features = encode_pairs(tokenizer, queries, texts, encoding)
         return PairBatch(features, torch.tensor(labels, dtype=torch.float32), tuple(triples))
 
-    def loss(self, model: Any, batch: PairBatch) -> Any:
-        """The loss of ``model`` on ``batch`` (a scalar tensor with a graph)."""
+    def pair_label(self, positive: bool) -> Any:
+        """The label of a positive/negative pair in the ``pairs`` layout (float 1.0/0.0)."""
+        return 1.0 if positive else 0.0
+
+    def train_columns(
+        self, triples: Sequence[Triple], documents: Mapping[str, str]
+    ) -> dict[str, list[Any]]:
+        """The training dataset's columns (see :attr:`layout`), for ``CrossEncoderTrainer``."""
+        queries, texts, labels = pointwise_pairs(triples, documents)
+        return {
+            "query": queries,
+            "document": texts,
+            "label": [self.pair_label(label == 1.0) for label in labels],
+        }
+
+    def row_indices(self, index: int) -> list[int]:
+        """The dataset rows of triple ``index``, in batch order."""
+        return [2 * index, 2 * index + 1] if self.layout == "pairs" else [index]
+
+    def pair_count(self, triples: Sequence[Triple]) -> int:
+        """How many (query, document) pairs the model scores for a batch of ``triples``."""
+        return 2 * len(triples)
+
+    def make_loss(self, model: Any) -> Any:
+        """The loss module (``nn.Module`` receiving the sentence-transformers ``CrossEncoder``
+        ``model``) that ``CrossEncoderTrainer`` calls with the batch's columns and labels."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inpars_core.training.objectives.base import Objective, PairBatch
+from inpars_core.training.objectives.base import Objective
 
 
 class BinaryCrossEntropy(Objective):
@@ -20,9 +20,8 @@ class BinaryCrossEntropy(Objective):
         model.config.problem_type = "multi_label_classification"
         return ["problem_type set to 'multi_label_classification' (BCE with logits)"]
 
-    def loss(self, model: Any, batch: PairBatch) -> Any:
-        """``binary_cross_entropy_with_logits(logit, label)`` averaged over pairs."""
-        import torch.nn.functional as F  # noqa: N812
+    def make_loss(self, model: Any) -> Any:
+        """The library's ``BinaryCrossEntropyLoss`` (BCE with logits on the one logit)."""
+        from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-        logits = model(**batch.features).logits
-        return F.binary_cross_entropy_with_logits(logits[:, 0].float(), batch.labels.float())
+        return BinaryCrossEntropyLoss(model)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inpars_core.training.objectives.base import Objective, PairBatch
+from inpars_core.training.objectives.base import Objective
 
 
 class TwoLabelCrossEntropy(Objective):
@@ -24,6 +24,13 @@ class TwoLabelCrossEntropy(Objective):
         model.config.problem_type = "single_label_classification"
         return ["problem_type set to 'single_label_classification' (2 labels, cross-entropy)"]
 
-    def loss(self, model: Any, batch: PairBatch) -> Any:
-        """``model(**features, labels=long labels).loss``."""
-        return model(**batch.features, labels=batch.labels.long()).loss
+    def pair_label(self, positive: bool) -> Any:
+        """Class indices (1 positive, 0 negative): cross-entropy needs long labels."""
+        return 1 if positive else 0
+
+    def make_loss(self, model: Any) -> Any:
+        """The library's ``CrossEntropyLoss`` over the two logits, the loss the model itself
+        computes for ``single_label_classification`` with long labels."""
+        from sentence_transformers.cross_encoder.losses import CrossEntropyLoss
+
+        return CrossEntropyLoss(model)

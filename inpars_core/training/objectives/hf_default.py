@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inpars_core.training.objectives.base import Objective, PairBatch
+from inpars_core.training.objectives.base import Objective
 
 
 class HFDefault(Objective):
@@ -29,6 +29,10 @@ class HFDefault(Objective):
             ]
         return [f"problem_type left as the checkpoint has it: {current!r}"]
 
-    def loss(self, model: Any, batch: PairBatch) -> Any:
-        """``model(**features, labels=labels).loss``."""
-        return model(**batch.features, labels=batch.labels).loss
+    def make_loss(self, model: Any) -> Any:
+        """:class:`~inpars_core.training.losses.ModelOwnLoss`: the model's own
+        ``outputs.loss`` (no library loss does this: they all compute their loss from the
+        logits)."""
+        from inpars_core.training.losses import ModelOwnLoss
+
+        return ModelOwnLoss(model)

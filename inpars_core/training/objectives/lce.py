@@ -25,6 +25,34 @@ class LocalisedContrastive(Objective):
     name = "lce"
     num_labels = 1
     keep_groups = True
+    layout = "triples"
+
+    def train_columns(
+        self, triples: Sequence[Triple], documents: Mapping[str, str]
+    ) -> dict[str, list[Any]]:
+        """One row per triple; the label is its (query, positive) group's number."""
+        keys: dict[tuple[str, str], int] = {}
+        for triple in triples:
+            keys.setdefault((triple.query_id, triple.pos_doc_id), len(keys))
+        return {
+            "query": [t.query_text for t in triples],
+            "positive": [documents[t.pos_doc_id] for t in triples],
+            "negative": [documents[t.neg_doc_id] for t in triples],
+            "label": [keys[(t.query_id, t.pos_doc_id)] for t in triples],
+        }
+
+    def pair_count(self, triples: Sequence[Triple]) -> int:
+        """One pair per group's positive plus one per negative."""
+        return len(group_triples(triples)) + len(triples)
+
+    def make_loss(self, model: Any) -> Any:
+        """:class:`~inpars_core.training.losses.ListwiseSoftmaxLoss`. The library's listwise
+        losses (``ListNetLoss``, ``CrossEntropyLoss``) want a fixed number of documents per
+        row with graded labels; a group here has as many negatives as it has triples, so the
+        group is rebuilt from the rows' group ids inside our own small loss."""
+        from inpars_core.training.losses import ListwiseSoftmaxLoss
+
+        return ListwiseSoftmaxLoss(model)
 
     def prepare_model(self, model: Any) -> list[str]:
         """Nothing to set: the loss is computed from the raw logit, no labels reach the model."""
@@ -62,19 +90,3 @@ class LocalisedContrastive(Objective):
             tuple(triples),
             groups=tuple(groups),
         )
-
-    def loss(self, model: Any, batch: PairBatch) -> Any:
-        """Mean over groups of ``-log softmax(scores)[positive]``."""
-        import torch
-        import torch.nn.functional as F  # noqa: N812
-
-        scores = model(**batch.features).logits[:, 0].float()
-        width = max(len(g) for g in batch.groups)
-        index = torch.zeros((len(batch.groups), width), dtype=torch.long, device=scores.device)
-        mask = torch.zeros((len(batch.groups), width), dtype=torch.bool, device=scores.device)
-        for row, members in enumerate(batch.groups):
-            index[row, : len(members)] = torch.tensor(members, device=scores.device)
-            mask[row, : len(members)] = True
-        grouped = scores[index].masked_fill(~mask, float("-inf"))
-        target = torch.zeros(len(batch.groups), dtype=torch.long, device=scores.device)
-        return F.cross_entropy(grouped, target)

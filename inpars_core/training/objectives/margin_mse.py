@@ -46,6 +46,7 @@ class MarginMSE(Objective):
     name = "margin-mse"
     num_labels = 1
     needs_teacher = True
+    layout = "triples"
 
     def __init__(self) -> None:
         self.teacher: dict[tuple[str, str, str, str], tuple[float, float]] = {}
@@ -120,9 +121,31 @@ class MarginMSE(Objective):
             teacher_margins=torch.tensor(margins, dtype=torch.float32),
         )
 
-    def loss(self, model: Any, batch: PairBatch) -> Any:
-        """``mse_loss(s_pos - s_neg, t_pos - t_neg)``."""
-        import torch.nn.functional as F  # noqa: N812
+    def train_columns(
+        self, triples: Sequence[Triple], documents: Mapping[str, str]
+    ) -> dict[str, list[Any]]:
+        """One row per triple; the label is the teacher margin ``t_pos - t_neg`` (call
+        :meth:`prepare` first)."""
+        missing = [t for t in triples if triple_key(t) not in self.teacher]
+        if missing:
+            raise RuntimeError(
+                f"margin-mse: {len(missing)} triples have no teacher score; call prepare() first"
+            )
+        margins = [self.teacher[triple_key(t)][0] - self.teacher[triple_key(t)][1] for t in triples]
+        return {
+            "query": [t.query_text for t in triples],
+            "positive": [documents[t.pos_doc_id] for t in triples],
+            "negative": [documents[t.neg_doc_id] for t in triples],
+            "label": margins,
+        }
 
-        scores = model(**batch.features).logits[:, 0].float().view(-1, 2)
-        return F.mse_loss(scores[:, 0] - scores[:, 1], batch.teacher_margins.float())
+    def make_loss(self, model: Any) -> Any:
+        """The library's ``MarginMSELoss``: ``MSE(s_pos - s_neg, t_pos - t_neg)``.
+
+        It scores the positives and the negatives in two forward passes (the loop before the
+        port scored ``pos, neg, pos, neg, ...`` in one), so in train mode dropout draws other
+        masks and the loss curve is not bit-identical to the old one; the loss is the same
+        function of the scores."""
+        from sentence_transformers.cross_encoder.losses import MarginMSELoss
+
+        return MarginMSELoss(model)
