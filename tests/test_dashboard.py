@@ -134,12 +134,13 @@ def test_runs_dir_comes_from_the_cli_or_the_environment(monkeypatch):
 
 
 def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
-    import subprocess
-
+    from inpars_core import cli
     from inpars_core.cli import main
 
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+    monkeypatch.setattr(
+        cli, "run_forwarding_signals", lambda cmd, env: calls.append((cmd, env)) or 0
+    )
     assert main(["dashboard", "--runs-dir", str(tmp_path), "--port", "9999"]) == 0
     ((command, env),) = calls
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == str(APP)
@@ -147,6 +148,86 @@ def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[-3:] == ["--", "--runs-dir", str(tmp_path.resolve())]
     assert env["INPARS_RUNS_DIR"] == str(tmp_path.resolve())
+
+
+def _free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port``."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_stopping_the_cli_stops_the_streamlit_server(tmp_path, signum):
+    """``inpars dashboard`` forwards SIGTERM/SIGINT: no orphaned server keeps the port."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _free_port()
+    command = [sys.executable, "-m", "inpars_core.cli", "dashboard"]
+    command += ["--runs-dir", str(tmp_path), "--port", str(port), "--address", "127.0.0.1"]
+    log = (tmp_path / "cli.log").open("w")
+    cli = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not _accepts(port):
+            assert cli.poll() is None, (tmp_path / "cli.log").read_text()
+            assert time.monotonic() < deadline, "the dashboard did not open its port in 90 s"
+            time.sleep(0.2)
+        children = _children(cli.pid)
+        assert children, "the CLI runs the server as its child"
+        cli.send_signal(getattr(signal, signum))
+        code = cli.wait(timeout=20)
+        deadline = time.monotonic() + 10
+        while _accepts(port) or any(_alive(pid) for pid in children):
+            assert time.monotonic() < deadline, f"port {port} still open or alive: {children}"
+            time.sleep(0.2)
+        assert code == 0, (tmp_path / "cli.log").read_text()
+    finally:
+        for pid in [*children, cli.pid]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        cli.wait()
+        log.close()
 
 
 def test_cached_experiment_follows_the_files(smoke, tmp_path):
