@@ -127,7 +127,6 @@ def test_faults_are_retried_and_each_document_succeeds_once(
             model="gemma-3-270m",
             base_url=proxy.base_url,
             api="completions",
-            backoff_s=0.01,
             logprobs=False,
             concurrency=2,
         )
@@ -158,7 +157,6 @@ def test_auth_and_missing_model_fail_at_once(
             model="gemma-3-270m",
             base_url=proxy.base_url,
             api="completions",
-            backoff_s=0.01,
         )
         config = _config("openai", short_prompt, num_docs=1)
         with pytest.raises(GenerationError, match=message) as info:
@@ -174,6 +172,27 @@ def test_auth_and_missing_model_fail_at_once(
         proxy.stop()
     assert "gemma-3-270m" in str(info.value) and proxy.base_url in str(info.value)
     assert sum(proxy.attempts.values()) == 1
+
+
+def test_refused_connection_fails_fast_naming_the_url(short_prompt, scifact, tmp_path: Path):
+    """Nothing listens at the base URL: one clear error within seconds, not minutes of retries."""
+    from tests.llm_servers import free_port
+
+    base_url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = get_backend("openai", model="gemma-3-270m", base_url=base_url, api="completions")
+    config = _config("openai", short_prompt, num_docs=1)
+    started = time.monotonic()
+    with pytest.raises(GenerationError, match="connection refused") as info:
+        generate_queries(
+            backend,
+            sample_documents(scifact, config),
+            short_prompt,
+            config,
+            tmp_path / "q.jsonl",
+            FREE,
+        )
+    assert time.monotonic() - started < 10
+    assert base_url in str(info.value) and "gemma-3-270m" in str(info.value)
 
 
 def test_remote_server_without_key_is_refused(monkeypatch) -> None:
