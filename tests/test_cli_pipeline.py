@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TINY_CORPUS, TINY_QUERIES, write_beir
+
+pytestmark = pytest.mark.integration  # index, train, rerank through the CLI
 
 CLI = [sys.executable, "-m", "inpars_core.cli"]
 

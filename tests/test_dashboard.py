@@ -192,6 +192,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
 def test_stopping_the_cli_stops_the_streamlit_server(tmp_path, signum):
@@ -230,6 +231,7 @@ def test_stopping_the_cli_stops_the_streamlit_server(tmp_path, signum):
         log.close()
 
 
+@pytest.mark.integration
 def test_cached_experiment_follows_the_files(smoke, tmp_path):
     from dashboard import data
 
@@ -245,6 +247,7 @@ def test_cached_experiment_follows_the_files(smoke, tmp_path):
     assert data.get_experiment(str(tmp_path / "runs"), "copy").summary["test_queries"] == 99
 
 
+@pytest.mark.integration
 def test_dataset_comes_from_the_folder_the_run_used(smoke, summary, tmp_path, monkeypatch):
     from dashboard import data
 
@@ -305,6 +308,7 @@ def test_older_summaries_keep_their_baseline_and_tuned_rows():
 # --------------------------------------------------------------------------- the pages
 
 
+@pytest.mark.integration
 def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch):
     from dashboard import data
 
@@ -387,6 +391,7 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
     assert app.query_params["depth"] == "all"
 
 
+@pytest.mark.integration
 def test_overview_exports(smoke_runs_dir, summary):
     from dashboard import data
     from inpars_core.compare import latex_escape
@@ -429,6 +434,7 @@ def test_overview_exports(smoke_runs_dir, summary):
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
+@pytest.mark.integration
 def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
     app = open_page(smoke_runs_dir, "synthetic", monkeypatch, exp=EXPERIMENT)
     generated = (next((smoke / "stages" / "generate").iterdir()) / "queries.jsonl").read_text()
@@ -479,6 +485,7 @@ def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
     assert set(zip(negatives["neg_doc_id"], negatives["neg_rank"], strict=True)) == expected
 
 
+@pytest.mark.integration
 def test_encodings_page(smoke_runs_dir, monkeypatch):
     from dashboard import data
     from inpars_core.reranking.encoding import EncodingConfig
@@ -508,6 +515,7 @@ def test_encodings_page(smoke_runs_dir, monkeypatch):
     assert len([m for m in app.metric if m.label == "Score"]) == 2
 
 
+@pytest.mark.integration
 def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
     app = open_page(smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT)
     depth = summary["depths"][0]
@@ -534,6 +542,7 @@ def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
                for c in app.caption)  # fmt: skip
 
 
+@pytest.mark.integration
 def test_per_query_view_opens_from_a_shared_link(smoke_runs_dir, summary, monkeypatch):
     depth = summary["depths"][0]
     bm25, other = bm25_row(summary), tuned_row(summary, "hf-default", depth)
@@ -546,6 +555,7 @@ def test_per_query_view_opens_from_a_shared_link(smoke_runs_dir, summary, monkey
     assert metrics(app)["nDCG@10 B"] == f"{other['measures']['nDCG@10']:.4f}"
 
 
+@pytest.mark.integration
 def test_training_page(smoke_runs_dir, smoke, monkeypatch):
     app = open_page(smoke_runs_dir, "training", monkeypatch, exp=EXPERIMENT)
     table = frame_with(app, "objective").set_index("run")
@@ -609,6 +619,7 @@ def test_missing_runs_dir_says_so(tmp_path, page, monkeypatch):
     assert str(tmp_path / "nowhere") in _messages(app)
 
 
+@pytest.mark.integration
 def test_interrupted_experiment_says_what_is_missing(damaged_runs, monkeypatch):
     expected = {
         "overview": ["summary.json` is missing", "unfinished stages", "finetune/"],
@@ -629,6 +640,7 @@ def test_interrupted_experiment_says_what_is_missing(damaged_runs, monkeypatch):
             assert len(app.metric) == 5
 
 
+@pytest.mark.integration
 def test_corrupt_and_empty_experiments(damaged_runs, monkeypatch):
     app = open_page(damaged_runs, "overview", monkeypatch, exp="corrupt")
     assert "summary.json` cannot be read: not valid JSON" in _messages(app)
