@@ -1,4 +1,4 @@
-"""The issue-4 CLI contract end to end on a tiny corpus: triples, train, rerank, evaluate."""
+"""The training CLI contract end to end on a tiny corpus: triples, train, rerank, evaluate."""
 
 from __future__ import annotations
 
