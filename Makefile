@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export INPARS_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && realpath ../shared/datasets || echo $(CURDIR)/data/datasets)
 DEMO_OUT ?= runs/scifact-bm25
 
-.PHONY: setup demo bm25-demo test test-random test-slow lint bench
+.PHONY: setup demo bm25-demo test test-fast test-random test-slow lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -24,8 +24,13 @@ bm25-demo: setup
 	$(BIN)/inpars evaluate --dataset scifact --split test --run $(DEMO_OUT)/bm25-flat.run --out $(DEMO_OUT)/eval-flat
 	$(BIN)/inpars compare --dataset scifact --split test --runs $(DEMO_OUT)/bm25-flat.run $(DEMO_OUT)/bm25-multifield.run --baseline bm25-flat --measure nDCG@10 --out $(DEMO_OUT)/compare
 
+# Both tiers: unit and integration (no slow test).
 test: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The unit tier: no JVM, no model loaded or trained, no pipeline, server or browser (<= 60 s).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
 
 # The default tier in a random order (the seed is printed; rerun one with PYTEST_ARGS=-p ...).
 test-random: setup

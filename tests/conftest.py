@@ -82,3 +82,28 @@ def smoke_runs_dir(tmp_path_factory) -> Path:
     runs_dir = tmp_path_factory.mktemp("runs")
     ExperimentRunner(load_config(SMOKE_CONFIG), runs_dir).run()
     return runs_dir
+
+
+#: Fixtures that start a JVM, load or train a model, run the pipeline, or start a server or a
+#: browser: a test using one (directly or through another fixture) belongs to the integration tier.
+INTEGRATION_FIXTURES = frozenset(
+    {"smoke_runs_dir", "gguf", "checkpoint", "tiny_reranker_dir", "cached", "flat_index", "browser"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep `make test-fast` fast: a test using an integration fixture must be marked
+    ``integration`` (or ``slow``), else collection stops naming it."""
+    unmarked = [
+        f"{item.nodeid} (uses {', '.join(sorted(heavy))})"
+        for item in items
+        if (heavy := INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        and item.get_closest_marker("integration") is None
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "expected @pytest.mark.integration on tests using integration fixtures, found none on: "
+            + "; ".join(unmarked)
+            + ". Fix: mark them (or the module, with pytestmark)"
+        )

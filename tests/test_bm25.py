@@ -14,6 +14,8 @@ from inpars_core.evaluation import evaluate
 from inpars_core.retrieval.bm25 import BM25Retriever, IndexConfig, build_index
 from inpars_core.runs import read_trec_run, write_trec_run
 
+pytestmark = pytest.mark.integration  # Lucene in a JVM
+
 # Published Pyserini BEIR regression figures for SciFact test (BM25 k1=0.9, b=0.4, top 1000).
 PUBLISHED_FLAT = {"nDCG@10": 0.6789, "R@100": 0.9253}
 PUBLISHED_MULTIFIELD_NDCG10 = 0.6647

@@ -123,6 +123,7 @@ def test_a_dev_query_of_the_evaluated_split_stops_the_command(
     assert "evaluated split 'test'" in line and "Fix: " in line
 
 
+@pytest.mark.integration
 def test_triples_mined_with_a_guard_teacher_cannot_train_that_teacher(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

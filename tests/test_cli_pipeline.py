@@ -1,4 +1,4 @@
-"""The issue-4 CLI contract end to end on a tiny corpus: triples, train, rerank, evaluate."""
+"""The training CLI contract end to end on a tiny corpus: triples, train, rerank, evaluate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TINY_CORPUS, TINY_QUERIES, write_beir
+
+pytestmark = pytest.mark.integration  # index, train, rerank through the CLI
 
 CLI = [sys.executable, "-m", "inpars_core.cli"]
 

@@ -134,12 +134,13 @@ def test_runs_dir_comes_from_the_cli_or_the_environment(monkeypatch):
 
 
 def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
-    import subprocess
-
+    from inpars_core import cli
     from inpars_core.cli import main
 
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+    monkeypatch.setattr(
+        cli, "run_forwarding_signals", lambda cmd, env: calls.append((cmd, env)) or 0
+    )
     assert main(["dashboard", "--runs-dir", str(tmp_path), "--port", "9999"]) == 0
     ((command, env),) = calls
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == str(APP)
@@ -149,6 +150,88 @@ def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
     assert env["INPARS_RUNS_DIR"] == str(tmp_path.resolve())
 
 
+def _free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port``."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_stopping_the_cli_stops_the_streamlit_server(tmp_path, signum):
+    """``inpars dashboard`` forwards SIGTERM/SIGINT: no orphaned server keeps the port."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _free_port()
+    command = [sys.executable, "-m", "inpars_core.cli", "dashboard"]
+    command += ["--runs-dir", str(tmp_path), "--port", str(port), "--address", "127.0.0.1"]
+    log = (tmp_path / "cli.log").open("w")
+    cli = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not _accepts(port):
+            assert cli.poll() is None, (tmp_path / "cli.log").read_text()
+            assert time.monotonic() < deadline, "the dashboard did not open its port in 90 s"
+            time.sleep(0.2)
+        children = _children(cli.pid)
+        assert children, "the CLI runs the server as its child"
+        cli.send_signal(getattr(signal, signum))
+        code = cli.wait(timeout=20)
+        deadline = time.monotonic() + 10
+        while _accepts(port) or any(_alive(pid) for pid in children):
+            assert time.monotonic() < deadline, f"port {port} still open or alive: {children}"
+            time.sleep(0.2)
+        assert code == 0, (tmp_path / "cli.log").read_text()
+    finally:
+        for pid in [*children, cli.pid]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        cli.wait()
+        log.close()
+
+
+@pytest.mark.integration
 def test_cached_experiment_follows_the_files(smoke, tmp_path):
     from dashboard import data
 
@@ -164,6 +247,7 @@ def test_cached_experiment_follows_the_files(smoke, tmp_path):
     assert data.get_experiment(str(tmp_path / "runs"), "copy").summary["test_queries"] == 99
 
 
+@pytest.mark.integration
 def test_dataset_comes_from_the_folder_the_run_used(smoke, summary, tmp_path, monkeypatch):
     from dashboard import data
 
@@ -224,6 +308,7 @@ def test_older_summaries_keep_their_baseline_and_tuned_rows():
 # --------------------------------------------------------------------------- the pages
 
 
+@pytest.mark.integration
 def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch):
     from dashboard import data
 
@@ -306,6 +391,7 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
     assert app.query_params["depth"] == "all"
 
 
+@pytest.mark.integration
 def test_overview_exports(smoke_runs_dir, summary):
     from dashboard import data
     from inpars_core.compare import latex_escape
@@ -348,6 +434,7 @@ def test_overview_exports(smoke_runs_dir, summary):
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
+@pytest.mark.integration
 def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
     app = open_page(smoke_runs_dir, "synthetic", monkeypatch, exp=EXPERIMENT)
     generated = (next((smoke / "stages" / "generate").iterdir()) / "queries.jsonl").read_text()
@@ -398,6 +485,7 @@ def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
     assert set(zip(negatives["neg_doc_id"], negatives["neg_rank"], strict=True)) == expected
 
 
+@pytest.mark.integration
 def test_encodings_page(smoke_runs_dir, monkeypatch):
     from dashboard import data
     from inpars_core.reranking.encoding import EncodingConfig
@@ -427,6 +515,7 @@ def test_encodings_page(smoke_runs_dir, monkeypatch):
     assert len([m for m in app.metric if m.label == "Score"]) == 2
 
 
+@pytest.mark.integration
 def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
     app = open_page(smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT)
     depth = summary["depths"][0]
@@ -453,6 +542,7 @@ def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
                for c in app.caption)  # fmt: skip
 
 
+@pytest.mark.integration
 def test_per_query_view_opens_from_a_shared_link(smoke_runs_dir, summary, monkeypatch):
     depth = summary["depths"][0]
     bm25, other = bm25_row(summary), tuned_row(summary, "hf-default", depth)
@@ -465,6 +555,7 @@ def test_per_query_view_opens_from_a_shared_link(smoke_runs_dir, summary, monkey
     assert metrics(app)["nDCG@10 B"] == f"{other['measures']['nDCG@10']:.4f}"
 
 
+@pytest.mark.integration
 def test_training_page(smoke_runs_dir, smoke, monkeypatch):
     app = open_page(smoke_runs_dir, "training", monkeypatch, exp=EXPERIMENT)
     table = frame_with(app, "objective").set_index("run")
@@ -528,6 +619,7 @@ def test_missing_runs_dir_says_so(tmp_path, page, monkeypatch):
     assert str(tmp_path / "nowhere") in _messages(app)
 
 
+@pytest.mark.integration
 def test_interrupted_experiment_says_what_is_missing(damaged_runs, monkeypatch):
     expected = {
         "overview": ["summary.json` is missing", "unfinished stages", "finetune/"],
@@ -548,6 +640,7 @@ def test_interrupted_experiment_says_what_is_missing(damaged_runs, monkeypatch):
             assert len(app.metric) == 5
 
 
+@pytest.mark.integration
 def test_corrupt_and_empty_experiments(damaged_runs, monkeypatch):
     app = open_page(damaged_runs, "overview", monkeypatch, exp="corrupt")
     assert "summary.json` cannot be read: not valid JSON" in _messages(app)

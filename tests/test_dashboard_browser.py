@@ -36,9 +36,12 @@ IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
 
 sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.is_file(), reason="needs Debian's chromium (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.integration,  # a Streamlit server and a headless browser
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(), reason="needs Debian's chromium (apt-get install chromium)"
+    ),
+]
 
 
 def _free_port() -> int:

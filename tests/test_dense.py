@@ -103,6 +103,7 @@ def test_import_loads_no_torch() -> None:
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.integration
 def test_corpus_embeddings_are_reused_from_the_cache(subset, cached, caplog) -> None:
     index, root, first_messages = cached
     assert any(m.startswith(f"encoding {SUBSET_DOCS} documents") for m in first_messages)
@@ -140,6 +141,7 @@ def test_corpus_embeddings_are_reused_from_the_cache(subset, cached, caplog) -> 
     assert dense_cache_key(subset, "minilm", 128)[0] != index.path.name
 
 
+@pytest.mark.integration
 def test_exact_search_equals_brute_force(subset, cached, retriever) -> None:
     index = cached[0]
     k = 10
@@ -166,6 +168,7 @@ def test_top_k_breaks_ties_by_doc_id_at_the_boundary() -> None:
     assert [d.doc_id for d in top_k_exact(scores, doc_ids, "q", 9)] == ["a", "b", "d", "e", "c"]
 
 
+@pytest.mark.integration
 def test_identical_documents_tie_and_sort_by_doc_id(tiny_dir: Path, tmp_path: Path) -> None:
     from inpars_core.datasets import load_beir_folder
 
@@ -253,6 +256,7 @@ def test_rerank_with_encoder_ties_identical_texts_and_keeps_the_tail() -> None:
     assert evaluate(shown, qrels, measures).per_query == evaluate(first, qrels, measures).per_query
 
 
+@pytest.mark.integration
 def test_dense_rerank_only_reorders_the_top_depth(subset, cached, retriever) -> None:
     index, depth = cached[0], 10
     # A first-stage run that ignores meaning: documents in id order, scores 50, 49, ...
@@ -370,6 +374,7 @@ def train_losses(out_dir: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in lines]
 
 
+@pytest.mark.integration
 def test_mnrl_lowers_its_loss_and_step0_equals_zero_shot(subset, retriever, tmp_path) -> None:
     queries = dict(list(subset.queries.items())[:4])
     dev_run = retriever.retrieve(queries, k=30)  # a first-stage run over the subset
@@ -419,6 +424,7 @@ def test_mnrl_lowers_its_loss_and_step0_equals_zero_shot(subset, retriever, tmp_
     assert kept == pytest.approx(result.best_dev_ndcg10, abs=1e-6)
 
 
+@pytest.mark.integration
 def test_margin_mse_lowers_its_loss(tmp_path: Path) -> None:
     config = TrainDenseConfig(
         objective="margin-mse",
@@ -441,6 +447,7 @@ def test_margin_mse_lowers_its_loss(tmp_path: Path) -> None:
     assert (out / "eval_log.jsonl").read_text() == ""
 
 
+@pytest.mark.integration
 def test_margin_labels_from_a_cross_encoder_teacher() -> None:
     torch = pytest.importorskip("torch")
     from inpars_core.reranking.encoding import EncodingConfig
@@ -465,6 +472,7 @@ def test_margin_labels_from_a_cross_encoder_teacher() -> None:
     assert sources == {"from_triples": 1, "from_teacher": 2}
 
 
+@pytest.mark.integration
 def test_margin_mse_without_teacher_scores_says_what_to_do(tmp_path: Path) -> None:
     config = TrainDenseConfig(objective="margin-mse", max_length=MAX_LENGTH)
     with pytest.raises(ConfigError, match="needs teacher scores: 6 of 6"):

@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from inpars_core.records import ScoredDoc
 from inpars_core.runs import read_trec_run, write_trec_run
+
+pytestmark = pytest.mark.integration  # MiniLM encodes through the CLI
 
 CLI = [sys.executable, "-m", "inpars_core.cli"]
 

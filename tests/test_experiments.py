@@ -38,6 +38,7 @@ ALL_STAGES = {
 }
 
 
+@pytest.mark.integration
 def test_smoke_config_runs_every_stage(smoke_runs_dir: Path) -> None:
     root = smoke_runs_dir / "scifact-smoke"
     summary = json.loads((root / "summary.json").read_text())
@@ -79,6 +80,7 @@ def test_smoke_config_runs_every_stage(smoke_runs_dir: Path) -> None:
         assert folders and all((p / "meta.json").is_file() for p in folders)
 
 
+@pytest.mark.integration
 def test_unchanged_rerun_runs_nothing_and_one_knob_reruns_downstream(
     smoke_runs_dir: Path, tmp_path: Path
 ) -> None:
@@ -96,6 +98,7 @@ def test_unchanged_rerun_runs_nothing_and_one_knob_reruns_downstream(
     assert runner.store.ran == ["finetune", "rerank", "interpolate"] * 2
 
 
+@pytest.mark.integration
 def test_interrupted_run_resumes(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     args = [*CLI, "run", str(SMOKE_CONFIG), "--runs-dir", str(runs), "--variant", "bce"]

@@ -57,6 +57,7 @@ def _config(backend: str, prompt, **kwargs) -> GenerationConfig:
     )
 
 
+@pytest.mark.integration
 def test_llamacpp_records_complete_and_deterministic(scifact, gguf: str, tmp_path: Path) -> None:
     prompt = inpars_prompt()
     config = _config("llamacpp", prompt, num_docs=3, seed=3, max_tokens=24)
@@ -85,6 +86,7 @@ def test_llamacpp_records_complete_and_deterministic(scifact, gguf: str, tmp_pat
     assert meta["inputs"]["example_queries"] == list(prompt.example_queries)
 
 
+@pytest.mark.integration
 def test_openai_completions_on_local_server(
     scifact, server: LlamaServer, short_prompt, tmp_path: Path
 ) -> None:
@@ -102,6 +104,7 @@ def test_openai_completions_on_local_server(
         assert query.prompt_tokens > 10 and 0 < query.completion_tokens <= 6
 
 
+@pytest.mark.integration
 def test_openai_chat_on_local_server(
     scifact, server: LlamaServer, short_prompt, tmp_path: Path, caplog
 ) -> None:
@@ -116,6 +119,7 @@ def test_openai_chat_on_local_server(
     assert query.raw_output == "" and "use --api completions" in caplog.text
 
 
+@pytest.mark.integration
 def test_faults_are_retried_and_each_document_succeeds_once(
     scifact, server: LlamaServer, short_prompt, tmp_path: Path
 ) -> None:
@@ -127,7 +131,6 @@ def test_faults_are_retried_and_each_document_succeeds_once(
             model="gemma-3-270m",
             base_url=proxy.base_url,
             api="completions",
-            backoff_s=0.01,
             logprobs=False,
             concurrency=2,
         )
@@ -158,7 +161,6 @@ def test_auth_and_missing_model_fail_at_once(
             model="gemma-3-270m",
             base_url=proxy.base_url,
             api="completions",
-            backoff_s=0.01,
         )
         config = _config("openai", short_prompt, num_docs=1)
         with pytest.raises(GenerationError, match=message) as info:
@@ -176,12 +178,34 @@ def test_auth_and_missing_model_fail_at_once(
     assert sum(proxy.attempts.values()) == 1
 
 
+def test_refused_connection_fails_fast_naming_the_url(short_prompt, scifact, tmp_path: Path):
+    """Nothing listens at the base URL: one clear error within seconds, not minutes of retries."""
+    from tests.llm_servers import free_port
+
+    base_url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = get_backend("openai", model="gemma-3-270m", base_url=base_url, api="completions")
+    config = _config("openai", short_prompt, num_docs=1)
+    started = time.monotonic()
+    with pytest.raises(GenerationError, match="connection refused") as info:
+        generate_queries(
+            backend,
+            sample_documents(scifact, config),
+            short_prompt,
+            config,
+            tmp_path / "q.jsonl",
+            FREE,
+        )
+    assert time.monotonic() - started < 10
+    assert base_url in str(info.value) and "gemma-3-270m" in str(info.value)
+
+
 def test_remote_server_without_key_is_refused(monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="set the environment variable OPENAI_API_KEY"):
         get_backend("openai", model="gpt-3.5-turbo", base_url="https://api.example.invalid/v1")
 
 
+@pytest.mark.integration
 def test_kill_and_resume_loses_nothing_and_asks_nothing_twice(
     scifact_dir: Path, server, tmp_path: Path
 ) -> None:
@@ -335,6 +359,7 @@ def test_dry_run_estimates_without_sending(scifact_dir: Path, scifact, tmp_path:
     assert f"US${estimate.expected_cost_usd:.4f}" in result.stdout
 
 
+@pytest.mark.integration
 def test_max_cost_stops_before_the_budget(scifact, server, short_prompt, tmp_path: Path) -> None:
     price = Price(2000.0, 2000.0)  # so each short request costs ~US$0.1
     config = _config("openai", short_prompt, num_docs=6, max_tokens=3, max_cost_usd=0.25)
@@ -358,6 +383,7 @@ def test_max_cost_stops_before_the_budget(scifact, server, short_prompt, tmp_pat
     assert report.total_usd <= 0.25
 
 
+@pytest.mark.integration
 def test_prompt_files_and_in_domain_examples(scifact, tmp_path: Path) -> None:
     from inpars_core.errors import InputFormatError
 
@@ -380,6 +406,7 @@ def test_prompt_files_and_in_domain_examples(scifact, tmp_path: Path) -> None:
     assert chat.messages[0]["role"] == "system" and "Relevant Query:" in chat.messages[1]["content"]
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_hf_backend_with_gguf_through_transformers(scifact, tmp_path: Path) -> None:
     prompt = inpars_prompt()

@@ -152,6 +152,7 @@ def test_only_collection(tmp_path: Path, scifact) -> Path:
     return write_beir(tmp_path / "own-corpus", corpus, queries, {"test": body})
 
 
+@pytest.mark.integration
 def test_a_collection_without_train_qrels_runs_label_free(
     test_only_collection: Path, tmp_path: Path
 ) -> None:
@@ -192,6 +193,7 @@ def smoke_summary(smoke_runs_dir: Path) -> dict:
     return json.loads((smoke_runs_dir / "scifact-smoke" / "summary.json").read_text())
 
 
+@pytest.mark.integration
 def test_rows_say_what_they_are(smoke_summary: dict) -> None:
     rows = smoke_summary["rows"]
     kinds = {r["system"]: r["kind"] for r in rows}
@@ -214,6 +216,7 @@ def test_rows_say_what_they_are(smoke_summary: dict) -> None:
     assert {r["kind"] for r in rows if r["family"] == "bi-encoder"} == {"zero-shot", "synthetic"}
 
 
+@pytest.mark.integration
 def test_reranked_recall_is_recall_of_the_whole_list(smoke_summary: dict) -> None:
     bm25 = next(r for r in smoke_summary["rows"] if r["kind"] == "bm25")
     for row in smoke_summary["rows"]:
@@ -221,6 +224,7 @@ def test_reranked_recall_is_recall_of_the_whole_list(smoke_summary: dict) -> Non
         assert row["measures"]["R@100"] == pytest.approx(bm25["measures"]["R@100"], abs=1e-12)
 
 
+@pytest.mark.integration
 def test_summary_states_overlap_and_holm_family(smoke_runs_dir: Path, smoke_summary: dict) -> None:
     overlap = smoke_summary["overlap"]
     assert overlap["trained_queries"] >= 16
@@ -309,6 +313,7 @@ def test_holm_family_is_configurable(tmp_path: Path) -> None:
 # ----------------------------------------------------------------- stage keys hash content
 
 
+@pytest.mark.integration
 def test_stage_keys_hash_content_not_names(tmp_path: Path, tiny_dir: Path) -> None:
     from inpars_core.datasets import load_beir_folder
 
@@ -333,6 +338,7 @@ def test_stage_keys_hash_content_not_names(tmp_path: Path, tiny_dir: Path) -> No
     assert runner.bm25(config, index, "synthetic-bm25", same_ids_a, 5).ran is False
 
 
+@pytest.mark.integration
 def test_round_trip_filter_uses_the_experiment_bm25_parameters(tmp_path: Path) -> None:
     """A short and a long document both match the query; with b = 0 (no length normalisation)
     the long one, which repeats the term, ranks first; with b = 1 the short one does. The

@@ -52,6 +52,7 @@ def test_dev_bm25_weight_is_checked() -> None:
     assert dev_set().bm25_weight == 0.0  # the pure reranker unless asked
 
 
+@pytest.mark.integration
 def test_the_dev_value_is_the_interpolated_system_when_bm25_weight_is_set(
     checkpoint: Path,  # noqa: F811
     tmp_path: Path,
@@ -89,6 +90,7 @@ def test_the_dev_value_is_the_interpolated_system_when_bm25_weight_is_set(
 # --- model/ holds exactly the best step's weights -----------------------------------------
 
 
+@pytest.mark.integration
 def test_a_later_step_wins_and_model_holds_exactly_its_weights(tmp_path: Path) -> None:
     # A fresh head on the packaged backbone ranks the dev set poorly at step 0; training on the
     # dev queries' own positives improves it, so a step > 0 is the best.
@@ -122,6 +124,7 @@ def test_a_later_step_wins_and_model_holds_exactly_its_weights(tmp_path: Path) -
 # --- margin-mse distils from a real teacher -----------------------------------------------
 
 
+@pytest.mark.integration
 def test_margin_mse_without_a_teacher_is_refused_before_loading(tmp_path: Path) -> None:
     config = TrainingConfig(objective="margin-mse", max_steps=1, max_length=MAX_LENGTH)
     with pytest.raises(ConfigError, match=r"8 of 8 triples .* no teacher model.*teacher_model"):
@@ -129,6 +132,7 @@ def test_margin_mse_without_a_teacher_is_refused_before_loading(tmp_path: Path) 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.integration
 def test_margin_mse_with_the_student_as_teacher_is_refused(
     checkpoint: Path,  # noqa: F811
     tmp_path: Path,
@@ -146,6 +150,7 @@ def test_margin_mse_with_the_student_as_teacher_is_refused(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.integration
 def test_margin_mse_with_another_teacher_starts_above_zero_and_learns(
     checkpoint: Path,  # noqa: F811
     tmp_path: Path,
@@ -177,6 +182,7 @@ def test_margin_mse_with_another_teacher_starts_above_zero_and_learns(
 # --- no teacher is the student: the helper and the mined triples --------------------------
 
 
+@pytest.mark.integration
 def test_check_teacher_is_not_student(checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
     with pytest.raises(ConfigError, match=r"^guard teacher: expected a model other than"):
         check_teacher_is_not_student("minilm", "minilm", "guard teacher")
@@ -188,6 +194,7 @@ def test_check_teacher_is_not_student(checkpoint: Path, tmp_path: Path) -> None:
     assert teacher_fingerprint(str(copy)) == teacher_fingerprint(str(checkpoint))
 
 
+@pytest.mark.integration
 def test_triples_guarded_by_the_student_are_refused(
     checkpoint: Path,  # noqa: F811
     tmp_path: Path,
@@ -232,6 +239,7 @@ def _dense_dev():
     return dev, triples, documents
 
 
+@pytest.mark.integration
 def test_dense_dev_value_is_the_interpolated_system() -> None:
     pytest.importorskip("sentence_transformers")
     from inpars_core.dense.encoder import load_encoder
@@ -251,6 +259,7 @@ def test_dense_dev_value_is_the_interpolated_system() -> None:
         replace(dev, bm25_weight=-0.1)
 
 
+@pytest.mark.integration
 def test_dense_later_step_wins_and_model_holds_exactly_its_weights(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
     from inpars_core.dense.encoder import load_encoder
@@ -281,6 +290,7 @@ def test_dense_later_step_wins_and_model_holds_exactly_its_weights(tmp_path: Pat
     assert meta["results"]["kept_step"] == result.best_step
 
 
+@pytest.mark.integration
 def test_dense_margin_mse_refuses_the_student_as_teacher(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
     from inpars_core.dense.training import TrainDenseConfig, train_dense

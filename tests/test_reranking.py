@@ -51,6 +51,7 @@ def reranker(tiny_reranker_dir: Path):
     return load_reranker(str(tiny_reranker_dir))
 
 
+@pytest.mark.integration
 def test_pair_encoding_segments(reranker) -> None:
     config = EncodingConfig("pair", max_length=48)
     batch = encode_pairs(
@@ -73,6 +74,7 @@ def test_pair_encoding_segments(reranker) -> None:
     assert len(batch["input_ids"][1]) == 48  # the long document is truncated, the query kept
 
 
+@pytest.mark.integration
 def test_separate_encoding_reproduces_the_bug(reranker, caplog) -> None:
     config = EncodingConfig("separate", max_length=48)
     batch = encode_pairs(
@@ -91,6 +93,7 @@ def test_separate_encoding_reproduces_the_bug(reranker, caplog) -> None:
     assert all(abs(a - b) > 1e-4 for a, b in zip(pair_scores, separate_scores, strict=True))
 
 
+@pytest.mark.integration
 def test_rerank_warns_for_separate_encoding(scifact, reranker, caplog) -> None:
     from inpars_core.reranking.stage import validate_encoding
 
@@ -100,6 +103,7 @@ def test_rerank_warns_for_separate_encoding(scifact, reranker, caplog) -> None:
     assert validate_encoding(reranker, EncodingConfig("pair", 48)) == ()
 
 
+@pytest.mark.integration
 def test_scores_equal_sentence_transformers_cross_encoder(
     tiny_reranker_dir: Path, reranker
 ) -> None:
@@ -115,6 +119,7 @@ def test_scores_equal_sentence_transformers_cross_encoder(
     assert ours == pytest.approx(theirs, abs=1e-5)
 
 
+@pytest.mark.integration
 def test_bf16_and_int8_stay_close(tiny_reranker_dir: Path, reranker) -> None:
     fp32 = score_pairs(reranker, PAIRS, EncodingConfig("pair", 64))
     for precision, tolerance in (("bf16", 0.05), ("int8", 0.1)):
@@ -123,6 +128,7 @@ def test_bf16_and_int8_stay_close(tiny_reranker_dir: Path, reranker) -> None:
         assert scores == pytest.approx(fp32, abs=tolerance)
 
 
+@pytest.mark.integration
 def test_rerank_uses_the_cache_and_is_deterministic(scifact, reranker, tmp_path: Path) -> None:
     queries = dict(list(scifact.split_queries("test").items())[:3])
     run = {
@@ -162,6 +168,7 @@ def _first_stage_with_relevant_deep(scifact, queries, ranks: list[int], size: in
     return run
 
 
+@pytest.mark.integration
 def test_depth_20_rerank_keeps_the_first_stage_tail(scifact, reranker) -> None:
     from inpars_core.evaluation import evaluate
     from inpars_core.runs import normalise_run, top_k
@@ -193,6 +200,7 @@ def test_depth_20_rerank_keeps_the_first_stage_tail(scifact, reranker) -> None:
     assert all(len(docs) == 20 for docs in top_k(shown, 20).values())
 
 
+@pytest.mark.integration
 def test_cache_rescores_a_pair_whose_document_text_changed(
     scifact, reranker, tmp_path: Path, caplog
 ) -> None:
@@ -246,6 +254,7 @@ def test_old_schema_cache_is_not_mixed_in(tmp_path: Path, caplog) -> None:
     assert ScoreCache(path).scores == {"k": 1.5}
 
 
+@pytest.mark.integration
 def test_a_new_head_is_part_of_the_fingerprint() -> None:
     import torch
 
@@ -259,6 +268,7 @@ def test_a_new_head_is_part_of_the_fingerprint() -> None:
     assert first.split("+init:")[0] == other.split("+init:")[0]
 
 
+@pytest.mark.integration
 def test_over_long_query_is_truncated_never_a_crash(caplog) -> None:
     from transformers import AutoTokenizer
 
@@ -294,11 +304,13 @@ def test_over_long_query_is_truncated_never_a_crash(caplog) -> None:
     assert "truncated" not in caplog.text
 
 
+@pytest.mark.integration
 def test_truncation_statistics(reranker) -> None:
     stats = truncation_stats(reranker.tokenizer, [PAIRS[0][1], PAIRS[1][1]], max_length=48)
     assert stats["documents"] == 2 and stats["truncated_fraction"] == 0.5
 
 
+@pytest.mark.integration
 def test_cli_encode_json(tiny_reranker_dir: Path) -> None:
     out = subprocess.run(
         [
@@ -326,6 +338,7 @@ def test_cli_encode_json(tiny_reranker_dir: Path) -> None:
     assert shown["attention_mask"] == [1] * 7 and shown["input_ids"][0] == 101
 
 
+@pytest.mark.integration
 def test_rerank_kill_and_resume_loses_nothing(
     scifact_dir: Path, scifact, tiny_reranker_dir, tmp_path: Path
 ) -> None:

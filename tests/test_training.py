@@ -165,6 +165,7 @@ def test_missing_document_is_reported_before_loading(tmp_path: Path) -> None:
 # --- objectives ---------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_hf_default_is_the_models_own_mse_on_0_1_labels(checkpoint: Path) -> None:
     import torch.nn.functional as F  # noqa: N812
 
@@ -190,6 +191,7 @@ def test_hf_default_is_the_models_own_mse_on_0_1_labels(checkpoint: Path) -> Non
     assert torch.allclose(loss, expected, rtol=0, atol=1e-7)
 
 
+@pytest.mark.integration
 def test_ce2_on_a_1_label_checkpoint_reports_a_newly_initialised_head(checkpoint: Path) -> None:
     from inpars_core.reranking.scoring import LoadedReranker, score_pairs
 
@@ -214,6 +216,7 @@ def test_ce2_on_a_1_label_checkpoint_reports_a_newly_initialised_head(checkpoint
     )
 
 
+@pytest.mark.integration
 def test_margin_mse_teacher_prefers_stored_scores_and_scores_the_rest_with_the_teacher() -> None:
     from transformers import AutoTokenizer
 
@@ -242,6 +245,7 @@ def test_margin_mse_teacher_prefers_stored_scores_and_scores_the_rest_with_the_t
         get_objective("margin-mse").prepare(computed, DOCS, None)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_every_objective_lowers_its_training_loss(
     name: str, checkpoint: Path, tmp_path: Path
@@ -270,6 +274,7 @@ def test_every_objective_lowers_its_training_loss(
 # --- trainer: step 0, best checkpoint, artifacts ------------------------------------------
 
 
+@pytest.mark.integration
 def test_step0_equals_zero_shot_and_logs_and_meta_hold_the_documented_fields(
     checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -323,6 +328,7 @@ def test_step0_equals_zero_shot_and_logs_and_meta_hold_the_documented_fields(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 
+@pytest.mark.integration
 def test_best_checkpoint_is_step_0_when_training_can_only_hurt(
     checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -362,6 +368,7 @@ def test_best_checkpoint_is_step_0_when_training_can_only_hurt(
     assert zero_shot_scores(result.model_dir, pairs) == start_scores
 
 
+@pytest.mark.integration
 def test_a_crash_mid_training_leaves_no_output_folder(
     checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

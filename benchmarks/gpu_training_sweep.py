@@ -1,11 +1,12 @@
-"""Issue 4 measurements (run on a GPU machine when one is lent; CPU works, slowly).
+"""Cross-encoder training sweep on SciFact (run on a GPU machine when one is lent; CPU works,
+slowly). Results: ``benchmarks/results/gpu-training-sweep-*.json``.
 
 Trains cross-encoders from the all-MiniLM-L6-v2 backbone (fresh 1-logit head) on SciFact train
 qrels (BM25 negatives), keeps 100 train claims out as the dev set, then reranks BM25 top-100 of
 the 300 test claims with `pair` and `separate` encodings and evaluates. Also reports the
 interpolation of the cross-encoder with BM25 and inference pairs/s per precision.
 
-Usage: python benchmarks/issue4_gpu.py DATA_DIR BACKBONE_DIR TRAIN_RUN TEST_RUN OUT_DIR
+Usage: python benchmarks/gpu_training_sweep.py DATA_DIR BACKBONE_DIR TRAIN_RUN TEST_RUN OUT_DIR
        [RECIPES_JSON [MAX_LENGTH [DEPTHS_JSON]]]
 RECIPES_JSON: [[name, objective, lr, epochs, [a, b], negatives], ...]
 """
