@@ -53,6 +53,24 @@ def run_filters(
     ranks: Mapping[str, int | None] | None = None,
 ) -> tuple[list[SyntheticQuery], dict[str, list[FilterVerdict]], dict[str, int]]:
     """Apply the configured filters; returns kept queries, dropping verdicts, drops per filter."""
+    verdicts = filter_verdicts(
+        queries, config, documents=documents, example_queries=example_queries, ranks=ranks
+    )
+    kept, dropped = filtering.combine(queries, verdicts)
+    per_filter = {(v[0].filter if v else "?"): sum(not x.kept for x in v) for v in verdicts}
+    return kept, dropped, per_filter
+
+
+def filter_verdicts(
+    queries: Sequence[SyntheticQuery],
+    config: FilterConfig,
+    *,
+    documents: Mapping[str, Document] | None = None,
+    example_queries: Sequence[str] = (),
+    ranks: Mapping[str, int | None] | None = None,
+) -> list[list[FilterVerdict]]:
+    """Every configured filter's verdict on every query (kept ones too, with the measured
+    value), one list per filter in query order."""
     verdicts: list[list[FilterVerdict]] = []
     if config.min_words is not None or config.max_words is not None:
         verdicts.append(
@@ -80,9 +98,27 @@ def run_filters(
         verdicts.append(
             filtering.by_logprob(queries, top_k=config.top_k, top_fraction=config.top_fraction)
         )
-    kept, dropped = filtering.combine(queries, verdicts)
-    per_filter = {(v[0].filter if v else "?"): sum(not x.kept for x in v) for v in verdicts}
-    return kept, dropped, per_filter
+    return verdicts
+
+
+def verdict_rows(
+    queries: Sequence[SyntheticQuery], verdicts: Sequence[Sequence[FilterVerdict]]
+) -> list[dict]:
+    """One JSON-able row per query: its text, source document, whether every filter kept it,
+    and each filter's verdict with the measured value (``verdicts.jsonl``)."""
+    rows = []
+    for position, query in enumerate(queries):
+        mine = [asdict(v[position]) for v in verdicts]
+        rows.append(
+            {
+                "query_id": query.query_id,
+                "doc_id": query.doc_id,
+                "text": query.text,
+                "kept": all(v["kept"] for v in mine),
+                "verdicts": mine,
+            }
+        )
+    return rows
 
 
 def write_filtered(

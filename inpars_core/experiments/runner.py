@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], Callable[[int], None]]
 RUN_FILE = "run.trec"
+#: Every filter's verdict on every synthetic query (kept ones too), in the filter stage.
+VERDICTS_FILE = "verdicts.jsonl"
+#: The exact prompt template and few-shot examples, in the generate stage.
+PROMPT_FILE = "prompt.json"
+
 TRAINING_FIELDS = (
     "best_step",
     "kept_step",
@@ -93,11 +98,32 @@ class Row:
     is_baseline: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    #: stage name -> artifact folder (relative to the experiment folder) this row was made from
+    stages: dict[str, str] = field(default_factory=dict)
 
 
 def with_bm25(name: str, weight: float) -> str:
     """A row name with its interpolation shown: ``name ⊕ 0.5·BM25``."""
     return f"{name} ⊕ {weight:g}·BM25" if weight > 0 else name
+
+
+def prompt_record(prompt: Any, chat: bool) -> dict[str, Any]:
+    """What the generator was asked, exactly: the template (``{document}`` where each document
+    goes), the system message for chat models, and the few-shot examples."""
+    from inpars_core.generation.prompts import DOCUMENT_PLACEHOLDER, SYSTEM_MESSAGE
+
+    return {
+        "prompt_id": prompt.prompt_id,
+        "prompt_hash": prompt.prompt_hash,
+        "template": prompt.text,
+        "document_placeholder": DOCUMENT_PLACEHOLDER,
+        "max_document_words": prompt.max_document_words,
+        "chat": chat,
+        "system_message": SYSTEM_MESSAGE if chat else None,
+        "example_queries": list(prompt.example_queries),
+        "example_query_ids": list(prompt.example_query_ids),
+        "example_doc_ids": list(prompt.example_doc_ids),
+    }
 
 
 def synthetic_dev_split(
@@ -377,6 +403,7 @@ class ExperimentRunner:
                 chat=chat,
             )
             documents = sample_documents(self.dataset, gen, exclude=prompt.example_doc_ids)
+            write_json(work / PROMPT_FILE, prompt_record(prompt, chat))
             kwargs: dict[str, Any] = {"model": section.model}
             if section.backend == "openai":
                 kwargs.update(
@@ -427,7 +454,8 @@ class ExperimentRunner:
         self, config: ExperimentConfig, generated: StageResult, index: StageResult
     ) -> StageResult:
         """Filtered synthetic queries."""
-        from inpars_core.filter_stage import run_filters, source_ranks
+        from inpars_core.filter_stage import filter_verdicts, source_ranks, verdict_rows
+        from inpars_core.filtering import combine
         from inpars_core.generation.stage import read_queries, write_queries
         from inpars_core.retrieval.bm25 import BM25Retriever
 
@@ -439,14 +467,19 @@ class ExperimentRunner:
             if section.round_trip_k is not None:
                 retriever = BM25Retriever(index.path / "index", self.bm25_config(config))
                 ranks = source_ranks(queries, retriever, section.round_trip_k)
-            kept, dropped, per_filter = run_filters(
+            verdicts = filter_verdicts(
                 queries,
                 section,
                 documents=self.dataset.corpus,
                 example_queries=generated.meta["counts"].get("example_queries", []),
                 ranks=ranks,
             )
+            kept, dropped = combine(queries, verdicts)
+            per_filter = {(v[0].filter if v else "?"): sum(not x.kept for x in v) for v in verdicts}
             write_queries(kept, work / "kept.jsonl")
+            with atomic_text(work / VERDICTS_FILE) as handle:
+                for row in verdict_rows(queries, verdicts):
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             with atomic_text(work / "dropped.jsonl") as handle:
                 for query_id, verdicts in dropped.items():
                     handle.write(
@@ -800,6 +833,7 @@ class ExperimentRunner:
         (the reported one: deltas are taken against the baseline's reported row)."""
         weight = config.rerank.bm25_weight
         seconds = dict(extra.pop("stage_seconds", {}))
+        lineage = [*extra.pop("lineage", []), bm25_test, stage]
         pure = Row(
             name,
             kind,
@@ -808,6 +842,7 @@ class ExperimentRunner:
             family="cross-encoder",
             is_baseline=baseline and weight == 0,
             stage_seconds={**seconds, "rerank": stage.seconds},
+            stages=self.lineage(*lineage),
             **extra,
         )
         if weight == 0:
@@ -825,9 +860,19 @@ class ExperimentRunner:
                 pure=name,
                 is_baseline=baseline,
                 stage_seconds={**seconds, "rerank": stage.seconds, "interpolate": fused.seconds},
+                stages=self.lineage(*lineage, fused),
                 **extra,
             ),
         ]
+
+    def lineage(self, *results: StageResult | str | None) -> dict[str, str]:
+        """stage name -> artifact folder relative to the experiment folder (later stages of the
+        same name, e.g. base-train vs finetune, keep their own names; strings are model ids)."""
+        found: dict[str, str] = {}
+        for result in results:
+            if isinstance(result, StageResult):
+                found[result.name] = str(result.path.relative_to(self.root))
+        return found
 
     # ------------------------------------------------------------------ the whole experiment
     def run(self, variants: Sequence[str] | None = None) -> dict[str, Any]:
@@ -853,6 +898,7 @@ class ExperimentRunner:
                 None,
                 bm25_test.path / RUN_FILE,
                 stage_seconds={"index": index.seconds, "bm25-test": bm25_test.seconds},
+                stages=self.lineage(index, bm25_test),
             )
         )
         train_ids, train_dev_ids = self.split_train(config.finetune.dev_queries)
@@ -877,6 +923,7 @@ class ExperimentRunner:
                 depth,
                 baseline=True,
                 stage_seconds={"base-train": base_seconds},
+                lineage=[train_triples, base_key],
             )
         if config.dense.enabled:
             for depth in config.rerank.depths:
@@ -891,6 +938,7 @@ class ExperimentRunner:
                         stage.path / RUN_FILE,
                         family="bi-encoder",
                         stage_seconds={"dense-rerank": stage.seconds},
+                        stages=self.lineage(bm25_test, stage),
                     )
                 )
         costs: dict[str, float] = {}
@@ -942,6 +990,7 @@ class ExperimentRunner:
                     variants=[name],
                     stage_seconds=shared,
                     training=training,
+                    lineage=[generated, kept, synthetic_bm25, triples, base_key, tuned],
                 )
             if variant.dense.enabled and variant.dense.finetune_objective:
                 dense_tuned = self.dense_finetune(variant, triples)
@@ -970,6 +1019,9 @@ class ExperimentRunner:
                             "dense-finetune": dense_tuned.seconds,
                             "dense-rerank": stage.seconds,
                         },
+                        stages=self.lineage(
+                            generated, kept, triples, dense_tuned, bm25_test, stage
+                        ),
                     )
                     dense_rows[dense_tuned.key].append(row)
                     rows.append(row)

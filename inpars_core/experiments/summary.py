@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Per-query values of every evaluated row (long format), beside summary.json.
+PER_QUERY_FILE = "per_query.tsv"
+#: Which stages and files make each reported system.
+MANIFEST_FILE = "experiment.json"
+
 
 @dataclass(frozen=True)
 class Overlap:
@@ -142,7 +147,9 @@ def _table(
     depths: Sequence[int],
     family: str,
     costs: Mapping[str, float],
+    per_query: list[tuple[int, str, str, float]] | None = None,
 ) -> list[dict[str, Any]]:
+    """Evaluate the rows on ``qrels``; append (row, query, measure, value) to ``per_query``."""
     evaluations = {
         i: evaluate(read_trec_run(row.run_path), qrels, measures) for i, row in enumerate(rows)
     }
@@ -150,7 +157,11 @@ def _table(
     table: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
         ev = evaluations[i]
+        if per_query is not None:
+            for query_id, values in sorted(ev.per_query.items()):
+                per_query.extend((i, query_id, m, values[m]) for m in ev.measures)
         entry: dict[str, Any] = {
+            "row": i,
             "system": row.name,
             "kind": row.kind,
             "family": row.family,
@@ -161,6 +172,7 @@ def _table(
             "pure_system": row.pure,
             "baseline": row.is_baseline,
             "run": str(row.run_path),
+            "stages": dict(row.stages),
             "measures": ev.aggregate,
             "stage_seconds": row.stage_seconds,
         }
@@ -206,6 +218,7 @@ def write_summary(
     depths = list(config.rerank.depths)
     family = config.evaluation.holm_family
     baselines = {row.depth: row.name for row in rows if row.is_baseline}
+    per_query: dict[str, list[tuple[int, str, str, float]]] = {"all": [], "no-overlap": []}
     summary: dict[str, Any] = {
         "experiment": config.experiment.name,
         "dataset": config.dataset.name,
@@ -219,7 +232,8 @@ def write_summary(
         "holm_family": family,
         "holm_family_text": holm_family_text(family, depths, measures),
         "overlap": {**asdict(overlap), "text": overlap.describe()},
-        "rows": _table(rows, qrels, measures, depths, family, costs),
+        "rows": _table(rows, qrels, measures, depths, family, costs, per_query["all"]),
+        "per_query_file": PER_QUERY_FILE,
         "wall_seconds": round(seconds, 1),
         "stages_ran": list(runner.store.ran),
         "stages_cached": list(runner.store.cached),
@@ -229,12 +243,63 @@ def write_summary(
         clean = {q: j for q, j in qrels.items() if q not in excluded}
         summary["no_overlap"] = {
             "test_queries": len(clean),
-            "rows": _table(rows, clean, measures, depths, family, costs),
+            "rows": _table(rows, clean, measures, depths, family, costs, per_query["no-overlap"]),
         }
+    with atomic_text(runner.root / PER_QUERY_FILE) as handle:
+        handle.write("block\trow\tsystem\tdepth\tquery_id\tmeasure\tvalue\n")
+        for block, values in per_query.items():
+            for index, query_id, measure, value in values:
+                row = rows[index]
+                depth = "full" if row.depth is None else row.depth
+                handle.write(
+                    f"{block}\t{index}\t{row.name}\t{depth}\t{query_id}\t{measure}\t{value!r}\n"
+                )
+    write_manifest(runner, rows, summary)
     write_json(runner.root / "summary.json", summary)
     with atomic_text(runner.root / "summary.md") as handle:
         handle.write(to_markdown(summary))
     return summary
+
+
+def write_manifest(runner: ExperimentRunner, rows: Sequence[Row], summary: dict[str, Any]) -> None:
+    """``experiment.json``: what each reported system is made of (stage folders and files), the
+    dataset as the run found it (resolved path, content hash), splits, baselines and row kinds,
+    so a reader (the dashboard) never reconstructs lineage from names."""
+    from dataclasses import asdict as as_dict
+
+    config = runner.config
+    manifest = {
+        "experiment": config.experiment.name,
+        "config": as_dict(config),
+        "dataset": {
+            "name": runner.dataset.name,
+            "path": summary["dataset_path"],
+            "content_hash": runner.dataset.content_hash(),
+            "test_split": config.dataset.test_split,
+            "train_split": config.dataset.train_split if runner.has_train_qrels() else None,
+        },
+        "test_query_ids": summary["test_query_ids"],
+        "baselines": summary["baselines"],
+        "per_query_file": PER_QUERY_FILE,
+        "systems": [
+            {
+                "row": index,
+                "system": row.name,
+                "kind": row.kind,
+                "family": row.family,
+                "depth": row.depth,
+                "variant": row.variant,
+                "variants": list(row.variants),
+                "bm25_weight": row.bm25_weight,
+                "pure_system": row.pure,
+                "baseline": row.is_baseline,
+                "run": str(row.run_path),
+                "stages": dict(row.stages),
+            }
+            for index, row in enumerate(rows)
+        ],
+    }
+    write_json(runner.root / MANIFEST_FILE, manifest)
 
 
 def _markdown_rows(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> list[str]:
