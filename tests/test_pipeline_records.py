@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # reads the smoke experiment made by the real pipeline
+
 
 @pytest.fixture(scope="module")
 def smoke_root(smoke_runs_dir: Path) -> Path:

@@ -453,6 +453,7 @@ def test_the_trainer_reproduces_the_old_loops_bce_curve(
     assert capsys.readouterr().out == ""  # the library logs; HF's printer callback is removed
 
 
+@pytest.mark.integration
 def test_training_sees_our_pair_encoding_in_both_modes(checkpoint: Path) -> None:
     from transformers import AutoTokenizer
 
