@@ -67,6 +67,15 @@ def with_first_stage_tail(head: Run, first_stage: Run, depth: int) -> Run:
     return shown
 
 
+def check_bm25_weight(weight: object, what: str) -> None:
+    """Raise ValueError unless ``weight`` is a number in [0, 1] (the first stage's share in an
+    interpolation; 0 = the pure model). ``what`` starts the message."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+        raise ValueError(
+            f"{what}: bm25_weight must be a number in [0, 1] (0 = the pure model), got {weight!r}"
+        )
+
+
 def interpolate_with_first_stage(reranked: Run, first_stage: Run, bm25_weight: float) -> Run:
     """``(1 - bm25_weight) * minmax(reranker) + bm25_weight * minmax(first stage)`` per query.
 
@@ -74,8 +83,7 @@ def interpolate_with_first_stage(reranked: Run, first_stage: Run, bm25_weight: f
     is the pure reranker, 1 the pure first stage. Min-max is taken over the fused documents of
     each query; a document missing from the first stage gets its normalised score 0.
     """
-    if not 0.0 <= bm25_weight <= 1.0:
-        raise ValueError(f"bm25_weight must be in [0, 1], got {bm25_weight}")
+    check_bm25_weight(bm25_weight, "interpolation")
 
     def norm(values: dict[str, float]) -> dict[str, float]:
         low, high = min(values.values()), max(values.values())

@@ -50,6 +50,7 @@ from inpars_core.dense.search import rerank_with_encoder
 from inpars_core.errors import ConfigError, DependencyError, InputFormatError, UnknownNameError
 from inpars_core.evaluation import evaluate
 from inpars_core.records import Document, Qrels, Query, Run, Triple
+from inpars_core.runs import check_bm25_weight
 from inpars_core.training.trainer import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -162,15 +163,10 @@ class DenseDevSet:
     bm25_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        weight = self.bm25_weight
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not 0.0 <= weight <= 1.0
-        ):
-            raise ConfigError(
-                f"dev bm25_weight must be a number in [0, 1] (0 = pure bi-encoder), got {weight!r}"
-            )
+        try:
+            check_bm25_weight(self.bm25_weight, "dev set")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def validate(self) -> None:
         """Raise InputFormatError naming the first query or document without text."""

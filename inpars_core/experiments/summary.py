@@ -140,6 +140,24 @@ def _comparisons(
     return {k: (v, v.significant) for k, v in found.items()}
 
 
+def row_identity(index: int, row: Row) -> dict[str, Any]:
+    """What a row's system is and where it came from (shared by summary and manifest)."""
+    return {
+        "row": index,
+        "system": row.name,
+        "kind": row.kind,
+        "family": row.family,
+        "depth": row.depth,
+        "variant": row.variant,
+        "variants": list(row.variants),
+        "bm25_weight": row.bm25_weight,
+        "pure_system": row.pure,
+        "baseline": row.is_baseline,
+        "run": str(row.run_path),
+        "stages": dict(row.stages),
+    }
+
+
 def _table(
     rows: Sequence[Row],
     qrels: Qrels,
@@ -161,18 +179,7 @@ def _table(
             for query_id, values in sorted(ev.per_query.items()):
                 per_query.extend((i, query_id, m, values[m]) for m in ev.measures)
         entry: dict[str, Any] = {
-            "row": i,
-            "system": row.name,
-            "kind": row.kind,
-            "family": row.family,
-            "depth": row.depth,
-            "variant": row.variant,
-            "variants": list(row.variants),
-            "bm25_weight": row.bm25_weight,
-            "pure_system": row.pure,
-            "baseline": row.is_baseline,
-            "run": str(row.run_path),
-            "stages": dict(row.stages),
+            **row_identity(i, row),
             "measures": ev.aggregate,
             "stage_seconds": row.stage_seconds,
         }
@@ -281,23 +288,7 @@ def write_manifest(runner: ExperimentRunner, rows: Sequence[Row], summary: dict[
         "test_query_ids": summary["test_query_ids"],
         "baselines": summary["baselines"],
         "per_query_file": PER_QUERY_FILE,
-        "systems": [
-            {
-                "row": index,
-                "system": row.name,
-                "kind": row.kind,
-                "family": row.family,
-                "depth": row.depth,
-                "variant": row.variant,
-                "variants": list(row.variants),
-                "bm25_weight": row.bm25_weight,
-                "pure_system": row.pure,
-                "baseline": row.is_baseline,
-                "run": str(row.run_path),
-                "stages": dict(row.stages),
-            }
-            for index, row in enumerate(rows)
-        ],
+        "systems": [row_identity(index, row) for index, row in enumerate(rows)],
     }
     write_json(runner.root / MANIFEST_FILE, manifest)
 

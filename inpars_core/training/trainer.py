@@ -43,7 +43,7 @@ from inpars_core.errors import ConfigError, InputFormatError, UnknownNameError
 from inpars_core.evaluation import evaluate
 from inpars_core.records import Qrels, Run, ScoredDoc, Triple
 from inpars_core.reranking.encoding import PAIR_ENCODINGS, EncodingConfig
-from inpars_core.runs import sort_ranking
+from inpars_core.runs import check_bm25_weight, sort_ranking
 from inpars_core.training.loading import load_for_training
 from inpars_core.training.objectives import OBJECTIVES, Objective, get_objective
 from inpars_core.training.objectives.base import PairScorer, pointwise_pairs
@@ -164,16 +164,10 @@ class DevSet:
     def __post_init__(self) -> None:
         if self.depth < 1:
             raise ConfigError(f"dev set: depth must be at least 1, got {self.depth}")
-        weight = self.bm25_weight
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not 0.0 <= weight <= 1.0
-        ):
-            raise ConfigError(
-                f"dev set: bm25_weight must be a number in [0, 1] (0 = pure reranker), "
-                f"got {weight!r}"
-            )
+        try:
+            check_bm25_weight(self.bm25_weight, "dev set")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def validate(self) -> None:
         """Every reranked query has a text and every reranked document a text."""
