@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -582,8 +583,11 @@ def _train(args: argparse.Namespace) -> int:
         Path(args.out),
         dev=dev,
         base_model=args.base_model,
-        progress=_show_progress(args),
+        progress=_show_progress(args) and _launch_rank() == 0,
     )
+    _end_process_group()
+    if _launch_rank() != 0:
+        return 0  # rank 0 reports for the launch
     step0 = "n/a" if result.step0_dev_ndcg10 is None else f"{result.step0_dev_ndcg10:.4f}"
     best = "n/a" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
     print(
@@ -595,6 +599,22 @@ def _train(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}")
     return 0
+
+
+def _launch_rank() -> int:
+    """This process's rank under ``torchrun`` / ``accelerate launch`` (0 otherwise)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def _end_process_group() -> None:
+    """Leave the process group a data-parallel launch opened (training has finished on every
+    rank by then: its result was broadcast from rank 0)."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
@@ -1144,8 +1164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a bad command line (2)
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    # under a data-parallel launch only rank 0 logs progress; the other ranks only warn
+    quiet = logging.INFO if _launch_rank() == 0 else logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else quiet,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -25,7 +25,13 @@ from inpars_core.training import (
     load_for_training,
     train_reranker,
 )
-from inpars_core.training.trainer import lr_factor, plan_epoch
+from inpars_core.training.trainer import (
+    Processes,
+    lr_factor,
+    plan_epoch,
+    shard_batch,
+    shard_steps,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -153,6 +159,21 @@ def test_listwise_batches_keep_each_query_positive_group_together() -> None:
     assert sum(len(b) for b in batches) == 8
     for batch in batches:
         assert len({t.query_id for t in batch}) * 2 == len(batch)
+
+
+def test_each_rank_gets_its_share_of_every_planned_batch_and_the_weight_to_average_it() -> None:
+    triples = make_triples()  # 8 triples, 2 per (query, positive)
+    assert shard_batch(triples[:5], 2, keep_groups=False) == [triples[:3], triples[3:5]]
+    # listwise: whole groups, as even as they allow (3 groups: 2 then 1)
+    groups = shard_batch(triples[:6], 2, keep_groups=True)
+    assert groups == [triples[:4], triples[4:6]]
+    steps = [(0, triples[:3]), (0, triples[3:4])]
+    shares, weights = shard_steps(steps, keep_groups=False, processes=Processes(1, 2, 1))
+    # 1 of 3 triples (weight 2 * 1/3); an empty share runs the first triple at weight 0
+    assert shares == [triples[2:3], triples[3:4]]
+    assert weights == pytest.approx([2 / 3, 0.0])
+    shares, weights = shard_steps(steps, keep_groups=False, processes=Processes(0, 2, 0))
+    assert (shares, weights) == ([triples[:2], triples[3:4]], pytest.approx([4 / 3, 2.0]))
 
 
 def test_missing_document_is_reported_before_loading(tmp_path: Path) -> None:

@@ -115,7 +115,10 @@ class PlannedCrossEncoderTrainer(CrossEncoderTrainer):
 
     ``on_loss(step, value, labels)`` runs after each training loss is computed and before its
     backward pass (first-batch checks); a non-finite loss raises :class:`NonFiniteLossError` there,
-    so that update never runs (HF's Trainer would step on NaN gradients).
+    so that update never runs (HF's Trainer would step on NaN gradients). Under data-parallel
+    training ``planned`` is this rank's share of each batch and ``loss_weights[step - 1]`` the
+    weight of its loss; the value ``on_loss`` sees is then the whole batch's loss (an
+    all-reduce), the same on every rank, so every rank stops on the same non-finite loss.
     """
 
     def __init__(
@@ -123,24 +126,38 @@ class PlannedCrossEncoderTrainer(CrossEncoderTrainer):
         *args: Any,
         planned: Sequence[Sequence[int]],
         on_loss: Callable[[int, float, Any], None] | None = None,
+        loss_weights: Sequence[float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.planned = planned
         self.on_loss = on_loss
+        self.loss_weights = loss_weights
 
     def get_train_dataloader(self) -> Any:
         """The planned batches, collated by the library's collator. The loader has its own
-        generator, so iterating it draws nothing from torch's global RNG (dropout's)."""
+        generator, so iterating it draws nothing from torch's global RNG (dropout's).
+
+        Under several processes ``planned`` already holds this rank's share of every batch
+        (:func:`inpars_core.training.trainer.shard_steps`): the ``BatchSamplerShard`` that
+        ``accelerator.prepare`` wraps around it is made a passthrough, as HF's Trainer does for
+        its own rank-aware sampler, so it does not deal out whole batches to the ranks (which
+        would multiply the global batch by the number of processes)."""
+        sampler = PlannedBatches(self.planned)
         loader = torch.utils.data.DataLoader(
             self.train_dataset,
-            batch_sampler=PlannedBatches(self.planned),
+            batch_sampler=sampler,
             collate_fn=self.data_collator,
             num_workers=0,
             pin_memory=self.args.dataloader_pin_memory,
             generator=torch.Generator().manual_seed(int(self.args.seed)),
         )
-        self._train_dataloader = self.accelerator.prepare(loader)
+        prepared = self.accelerator.prepare(loader)
+        shard = getattr(prepared, "batch_sampler", None)
+        if shard is not None and getattr(shard, "batch_sampler", None) is sampler:
+            shard.num_processes = 1
+            shard.process_index = 0
+        self._train_dataloader = prepared
         return self._train_dataloader
 
     def compute_loss(
@@ -155,12 +172,32 @@ class PlannedCrossEncoderTrainer(CrossEncoderTrainer):
         if model.training:
             loss = result[0] if return_outputs else result
             step = int(self.state.global_step) + 1
-            value = float(loss.detach().float())
+            if self.loss_weights is not None:
+                # This rank's share of the global batch: DDP averages the ranks' gradients, so
+                # weighting each rank's mean loss by ``ranks * share`` gives the gradient of the
+                # global batch's mean loss (a rank without rows runs a dummy row at weight 0).
+                loss = loss * self.loss_weights[step - 1]
+                result = (loss, result[1]) if return_outputs else loss
+            value = global_mean(loss.detach().float())
             if self.on_loss is not None:
                 self.on_loss(step, value, labels)
             if not math.isfinite(value):
                 raise NonFiniteLossError(step, value)
         return result
+
+
+def global_mean(value: Any) -> float:
+    """The mean of a scalar tensor over the processes (every rank must call it: an all-reduce),
+    or its value in a single process. With the weights of
+    :class:`PlannedCrossEncoderTrainer`, the mean of the weighted rank losses is the loss of the
+    whole planned batch."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return float(value)
+    total = value.detach().clone().reshape(1)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return float(total[0]) / dist.get_world_size()
 
 
 # --- the callbacks both trainers share ------------------------------------------------------

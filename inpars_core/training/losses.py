@@ -31,10 +31,22 @@ class ModelOwnLoss(nn.Module):
         self.model = model
 
     def forward(self, inputs: list[list[str]], labels: Any, **kwargs: Any) -> Any:
-        """``model(**features, labels=labels).loss`` of the underlying transformers model."""
+        """``model(**features, labels=labels).loss`` of the underlying transformers model.
+
+        Under DDP (``self.model`` is the wrapper: data-parallel training) the forward must run
+        through the wrapper, which returns only the logits, so the loss is transformers'
+        ``ForSequenceClassificationLoss`` of those logits: the function sequence-classification
+        models compute their own loss with (``problem_type`` picked and stored the same way)."""
         features = self.model.preprocess(list(zip(inputs[0], inputs[1], strict=True)))
         features = batch_to_device(features, self.model.device)
-        return self.model.model(**features, labels=labels.to(self.model.device)).loss
+        labels = labels.to(self.model.device)
+        wrapped = getattr(self.model, "module", None)
+        if wrapped is None:
+            return self.model.model(**features, labels=labels).loss
+        from transformers.loss.loss_utils import ForSequenceClassificationLoss
+
+        logits = self.model(features)["scores"]
+        return ForSequenceClassificationLoss(labels, logits, wrapped.model.config)
 
 
 class ListwiseSoftmaxLoss(nn.Module):

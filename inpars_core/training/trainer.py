@@ -25,6 +25,7 @@ The output folder is written through :func:`inpars_core.artifacts.atomic_path`::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -32,8 +33,9 @@ import os
 import random
 import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,6 +265,107 @@ def plan_steps(
         epoch += 1
 
 
+@dataclass(frozen=True)
+class Processes:
+    """Where this process stands in a data-parallel launch (``torchrun``, ``accelerate
+    launch``): its global rank, the number of processes and its rank on its machine."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the process that evaluates and writes the output folder."""
+        return self.rank == 0
+
+
+def launched_processes() -> Processes:
+    """The launch this process belongs to, from the variables ``torchrun`` and ``accelerate
+    launch`` set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); one process without them."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return Processes()
+    rank = int(os.environ.get("RANK", "0") or 0)
+    return Processes(rank, world, int(os.environ.get("LOCAL_RANK", str(rank)) or rank))
+
+
+def batch_units(batch: Sequence[Triple], keep_groups: bool) -> list[list[Triple]]:
+    """What the loss of a batch averages over, in batch order: each triple, or with
+    ``keep_groups`` each (query, positive) group (a listwise loss is a mean over groups)."""
+    if not keep_groups:
+        return [[triple] for triple in batch]
+    groups: dict[tuple[str, str], list[Triple]] = {}
+    for triple in batch:
+        groups.setdefault((triple.query_id, triple.pos_doc_id), []).append(triple)
+    return list(groups.values())
+
+
+def shard_batch(batch: Sequence[Triple], world: int, keep_groups: bool) -> list[list[Triple]]:
+    """One planned batch split into ``world`` consecutive shares, one per rank, as even as its
+    units allow (:func:`batch_units`: a group is never split); a share may be empty when the
+    batch has fewer units than ranks."""
+    units = batch_units(batch, keep_groups)
+    base, extra = divmod(len(units), world)
+    shares: list[list[Triple]] = []
+    start = 0
+    for rank in range(world):
+        size = base + (1 if rank < extra else 0)
+        shares.append([triple for unit in units[start : start + size] for triple in unit])
+        start += size
+    return shares
+
+
+def shard_steps(
+    steps: Sequence[tuple[int, list[Triple]]], keep_groups: bool, processes: Processes
+) -> tuple[list[list[Triple]], list[float]]:
+    """This rank's share of every planned batch and the weight of its loss.
+
+    Each rank's loss is the mean over its share; DDP averages the ranks' gradients, so the
+    weight ``world * units_in_share / units_in_batch`` makes that average the gradient of the
+    whole batch's mean loss, as one process would compute it (the global batch stays
+    ``batch_size``). A rank whose share is empty runs the batch's first triple at weight 0:
+    every rank must run each update's forward and backward (they are collective under DDP).
+    """
+    shares: list[list[Triple]] = []
+    weights: list[float] = []
+    for _, batch in steps:
+        mine = shard_batch(batch, processes.world, keep_groups)[processes.rank]
+        if mine:
+            units = len(batch_units(mine, keep_groups))
+            weights.append(processes.world * units / len(batch_units(batch, keep_groups)))
+        else:
+            mine = list(batch[:1])
+            weights.append(0.0)
+        shares.append(mine)
+    return shares, weights
+
+
+def shared_result(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (a broadcast every rank must join); ``value`` itself
+    in a single process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@contextlib.contextmanager
+def _staging(out_dir: Path, main: bool) -> Iterator[Path]:
+    """Where a process writes: rank 0 stages ``out_dir`` atomically
+    (:func:`~inpars_core.artifacts.atomic_path`); every other rank writes into a private
+    temporary folder that is removed, so the ranks never race on ``out_dir``."""
+    if main:
+        with atomic_path(out_dir) as staged:
+            yield staged
+    else:
+        with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.rank.") as tmp:
+            yield Path(tmp) / out_dir.name
+
+
 def probe_pairs(
     triples: Sequence[Triple], documents: Mapping[str, str], size: int
 ) -> tuple[list[tuple[str, str]], list[float]]:
@@ -483,8 +586,11 @@ def _check_teachers(
     return notes
 
 
-def _training_args(config: TrainingConfig, device: str, output_dir: Path, total: int) -> Any:
-    """``CrossEncoderTrainingArguments`` for a planned run of ``total`` updates."""
+def _training_args(
+    config: TrainingConfig, device: str, output_dir: Path, total: int, world: int = 1
+) -> Any:
+    """``CrossEncoderTrainingArguments`` for a planned run of ``total`` updates (under a launch
+    of ``world`` processes on CPU, DDP over gloo)."""
     import torch
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
@@ -510,6 +616,7 @@ def _training_args(config: TrainingConfig, device: str, output_dir: Path, total:
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
+        ddp_backend="gloo" if world > 1 and device == "cpu" else None,
     )
 
 
@@ -530,6 +637,12 @@ def train_reranker(
     so step 0 — the starting model — wins unless training strictly improves on it); without, the
     final model is kept. ``progress`` shows HF's progress bar (loss, ETA) on stderr; the library
     never prints otherwise.
+
+    Launched on several processes (``torchrun --nproc_per_node N -m inpars_core.cli train ...``
+    or ``accelerate launch``), training is data-parallel: every rank runs its share of each
+    planned batch (:func:`shard_steps`; the global batch stays ``batch_size``) and DDP averages
+    the gradients; only rank 0 evaluates on the dev set and writes ``out_dir``, and every rank
+    returns rank 0's result.
     """
     import torch
     from datasets import Dataset as HFDataset
@@ -566,11 +679,18 @@ def train_reranker(
         counts={"triples": len(triples), "documents": len(documents)},
     )
 
+    processes = launched_processes()
+    if processes.world > 1:
+        meta.config["processes"] = processes.world
+        logger.info("rank %d of %d processes", processes.rank, processes.world)
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     model, tokenizer, notes = load_for_training(base_model, objective)
     notes.extend(teacher_notes)
     device = pick_device(config.device)
+    if processes.world > 1 and device == "cuda":
+        device = f"cuda:{processes.local_rank}"
+        torch.cuda.set_device(processes.local_rank)
     model.to(device)
     timings["load_s"] = round(time.perf_counter() - started, 3)
     reranker = LoadedReranker(model, tokenizer, base_model, "in-training", device, "fp32")
@@ -598,8 +718,12 @@ def train_reranker(
     total = len(steps)
     warmup = math.ceil(config.warmup_ratio * total) if config.warmup_ratio > 0 else 0
     position = {id(triple): index for index, triple in enumerate(triples)}
+    weights: list[float] | None = None
+    batches = [batch for _, batch in steps]
+    if processes.world > 1:
+        batches, weights = shard_steps(steps, objective.keep_groups, processes)
     planned = [
-        [row for t in batch for row in objective.row_indices(position[id(t)])] for _, batch in steps
+        [row for t in batch for row in objective.row_indices(position[id(t)])] for batch in batches
     ]
     dataset = HFDataset.from_dict(objective.train_columns(triples, documents))
     # Our optimiser and schedule, not HF's: HF's linear warm-up starts at lr 0 (a wasted first
@@ -632,7 +756,7 @@ def train_reranker(
             "pairs": objective.pair_count(batch),
         }
 
-    with atomic_path(out_dir) as staged:
+    with _staging(out_dir, processes.main) as staged:
         staged.mkdir()
         model_dir = staged / MODEL_DIR
 
@@ -670,13 +794,15 @@ def train_reranker(
             rng = torch.get_rng_state()
             trainer = PlannedCrossEncoderTrainer(
                 model=cross_encoder,
-                args=_training_args(config, device, staged / "_trainer", total),
+                args=_training_args(config, device, staged / "_trainer", total, processes.world),
                 train_dataset=dataset,
                 loss=objective.make_loss(cross_encoder),
-                callbacks=[evaluation, step_log],
+                # only rank 0 evaluates and logs; the other ranks train in step with it
+                callbacks=[evaluation, step_log] if processes.main else [],
                 optimizers=(optimizer, scheduler),
                 planned=planned,
                 on_loss=on_loss,
+                loss_weights=weights,
             )
             # HF's Trainer re-seeds every RNG (set_seed(config.seed)) when it is built; put
             # torch's back where our seed left it, so dropout draws the masks it drew before the
@@ -694,6 +820,8 @@ def train_reranker(
                 evaluation.finish(int(trainer.state.global_step))
             final_step = int(trainer.state.global_step)
         shutil.rmtree(staged / "_trainer", ignore_errors=True)
+        if not processes.main:
+            return shared_result(None)
         evals = evaluation.records
         eval_seconds = evaluation.seconds
         timings["train_s"] = round(time.perf_counter() - train_started - eval_seconds, 3)
@@ -769,14 +897,16 @@ def train_reranker(
         meta.timings.update(timings)
         finish_meta(meta, staged / META_FILE)
 
-    return TrainingResult(
-        best_step=int(best["step"]),
-        best_dev_ndcg10=best["value"],
-        step0_dev_ndcg10=step0,
-        final_step=final_step,
-        model_dir=out_dir / MODEL_DIR,
-        first_loss=first_loss,
-        last_loss=last_loss,
-        notes=tuple(notes),
-        kept_step=kept_step,
+    return shared_result(
+        TrainingResult(
+            best_step=int(best["step"]),
+            best_dev_ndcg10=best["value"],
+            step0_dev_ndcg10=step0,
+            final_step=final_step,
+            model_dir=out_dir / MODEL_DIR,
+            first_loss=first_loss,
+            last_loss=last_loss,
+            notes=tuple(notes),
+            kept_step=kept_step,
+        )
     )
