@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from inpars_core.errors import InparsError
+from inpars_core.errors import ConfigError, InparsError, InputFormatError
 
 logger = logging.getLogger("inpars")
 
@@ -144,29 +144,72 @@ def _index(args: argparse.Namespace) -> int:
 
 @command("retrieve")
 def _retrieve(args: argparse.Namespace) -> int:
-    from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
+    """BM25 top-k of a split's queries, or of a synthetic queries file (``--queries``, the
+    output of ``inpars generate`` or ``inpars filter``), as a TREC run with a meta beside."""
+    from inpars_core.artifacts import StageMeta, file_fingerprint, finish_meta, sidecar_meta_path
     from inpars_core.retrieval.bm25 import BM25Config, BM25Retriever
     from inpars_core.runs import run_size, write_trec_run
 
     dataset = _dataset(args)
     config = BM25Config(k1=args.k1, b=args.b, threads=args.threads)
-    queries = dataset.split_queries(args.split)
+    inputs: dict[str, object] = {"dataset": dataset.name, "index": args.index}
+    if args.queries:
+        if args.max_queries is not None:
+            raise ConfigError(
+                f"expected --max-queries only with --split, found it with --queries "
+                f"{args.queries} (a queries file is retrieved whole). Fix: drop --max-queries, "
+                "or keep fewer queries with 'inpars filter --top-k N'"
+            )
+        queries = _synthetic_queries(Path(args.queries))
+        inputs.update(
+            queries=args.queries, queries_fingerprint=file_fingerprint(Path(args.queries))
+        )
+        tag = f"bm25-{dataset.name}-synthetic"
+    else:
+        split = args.split or "test"
+        queries = _first_queries(dataset, split, args.max_queries)
+        inputs.update(split=split, max_queries=args.max_queries)
+        tag = f"bm25-{dataset.name}"
     meta = StageMeta(
         stage="retrieve",
         config={"retriever": "bm25", "k": args.k, **vars_of(config)},
-        inputs={"dataset": dataset.name, "split": args.split, "index": args.index},
+        inputs=inputs,
     )
     started = time.perf_counter()
     run = BM25Retriever(Path(args.index), config).retrieve(queries, args.k)
     meta.timings["retrieve_s"] = round(time.perf_counter() - started, 3)
     meta.counts.update(queries=len(run), lines=run_size(run))
-    write_trec_run(run, Path(args.out), tag=f"bm25-{dataset.name}")
+    write_trec_run(run, Path(args.out), tag=tag)
     finish_meta(meta, sidecar_meta_path(Path(args.out)))
     print(
         f"{run_size(run)} lines for {len(run)} queries written to {args.out} "
         f"in {meta.timings['retrieve_s']:.1f} s"
     )
     return 0
+
+
+def _synthetic_queries(path: Path) -> dict:
+    """The queries of a file written by ``inpars generate``/``inpars filter``, by query id, in
+    file order; an empty file stops the command (nothing downstream could use its run)."""
+    from inpars_core.generation.stage import read_queries
+    from inpars_core.records import Query
+
+    records = read_queries(path)
+    if not records:
+        raise InputFormatError(
+            path,
+            "expected at least one synthetic query, found none",
+            fix="generate more queries (--num-docs) or loosen the filters of 'inpars filter'",
+        )
+    return {r.query_id: Query(r.query_id, r.text) for r in records}
+
+
+def _first_queries(dataset, split: str, max_queries: int | None) -> dict:
+    """The queries judged in ``split`` (qrels order), the first ``max_queries`` when given."""
+    queries = dataset.split_queries(split)
+    if max_queries is None:
+        return queries
+    return dict(list(queries.items())[:max_queries])
 
 
 def vars_of(config: object) -> dict:
@@ -176,11 +219,17 @@ def vars_of(config: object) -> dict:
     return asdict(config)  # type: ignore[arg-type]
 
 
-def _evaluate_run(dataset, split: str, run_path: Path, measures: Sequence[str]):
+def _evaluate_run(
+    dataset, split: str, run_path: Path, measures: Sequence[str], only: set[str] | None = None
+):
+    """Evaluate a run file on ``split``'s qrels (only the query ids in ``only`` when given)."""
     from inpars_core.evaluation import evaluate
     from inpars_core.runs import read_trec_run
 
-    return evaluate(read_trec_run(run_path), dataset.qrels(split), measures)
+    qrels = dataset.qrels(split)
+    if only is not None:
+        qrels = {q: judged for q, judged in qrels.items() if q in only}
+    return evaluate(read_trec_run(run_path), qrels, measures)
 
 
 @command("evaluate")
@@ -189,11 +238,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from inpars_core.evaluation import write_evaluation
 
     dataset = _dataset(args)
-    evaluation = _evaluate_run(dataset, args.split, Path(args.run), args.measures)
+    only = None
+    if args.max_queries is not None:
+        only = set(_first_queries(dataset, args.split, args.max_queries))
+    evaluation = _evaluate_run(dataset, args.split, Path(args.run), args.measures, only)
     if args.out:
         meta = StageMeta(
             stage="evaluate",
-            config={"measures": list(evaluation.measures)},
+            config={"measures": list(evaluation.measures), "max_queries": args.max_queries},
             inputs={"dataset": dataset.name, "split": args.split, "run": args.run},
         )
         write_evaluation(evaluation, Path(args.out), meta)
@@ -936,10 +988,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--out", required=True, help="index folder to create")
 
-    p = sub.add_parser("retrieve", help="BM25 top-k for a split, as a TREC run")
+    p = sub.add_parser(
+        "retrieve", help="BM25 top-k for a split or a synthetic queries file, as a TREC run"
+    )
     with_dataset(p)
     p.add_argument("--index", required=True)
-    p.add_argument("--split", default="test")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--split", help="qrels split whose queries are retrieved (default test)")
+    source.add_argument(
+        "--queries", help="synthetic queries JSONL from 'inpars generate' or 'inpars filter'"
+    )
+    p.add_argument("--max-queries", type=positive_int, help="only the first N queries of --split")
     p.add_argument("--k", type=positive_int, default=1000)
     p.add_argument("--k1", type=non_negative_float, default=0.9)
     p.add_argument("--b", type=probability, default=0.4)
@@ -951,6 +1010,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--run", required=True)
     p.add_argument("--measures", nargs="+", default=["nDCG@10", "RR@10", "R@100", "R@1000"])
+    p.add_argument(
+        "--max-queries",
+        type=positive_int,
+        help="only the first N judged queries of --split (as 'inpars retrieve --max-queries')",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object measure -> value")
     p.add_argument("--out", help="folder for aggregate.json, per_query.tsv and meta.json")
 

