@@ -16,26 +16,26 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import data, ui  # noqa: E402
+from dashboard import loading, ui  # noqa: E402
 
 st.set_page_config(page_title="InPars Lab", page_icon="🔎", layout="wide")
 
 with st.sidebar:
     st.markdown("### InPars Lab")
     if "runs_dir" not in st.session_state:
-        st.session_state["runs_dir"] = data.default_runs_dir()
+        st.session_state["runs_dir"] = loading.default_runs_dir()
     runs_dir = st.text_input("Runs directory", key="runs_dir", help="folder given to `inpars run`")
     experiment = None
     try:
-        names = data.list_experiments(runs_dir)
-    except data.MissingArtifactError as exc:
+        names = loading.list_experiments(runs_dir)
+    except loading.MissingArtifactError as exc:
         st.warning(exc.message, icon="⚠️")
         names = []
     if runs_dir and names:
         experiment = ui.synced_selectbox("Experiment", names, key="experiment", param="exp")
         try:
-            loaded = data.get_experiment(runs_dir, experiment) if experiment else None
-        except (data.MissingArtifactError, data.BadArtifactError) as exc:
+            loaded = loading.get_experiment(runs_dir, experiment) if experiment else None
+        except (loading.MissingArtifactError, loading.BadArtifactError) as exc:
             loaded = None
             st.warning(exc.message, icon="⚠️")
         if loaded is not None:

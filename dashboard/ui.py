@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import loading
 
 CONTEXT_KEY = "_inpars_context"
 
@@ -23,15 +23,15 @@ class Context:
     runs_dir: str
     experiment: str | None
 
-    def load(self) -> data.Experiment:
+    def load(self) -> loading.Experiment:
         """The chosen experiment (cached until a file changes)."""
         if self.experiment is None:
-            raise data.MissingArtifactError(
+            raise loading.MissingArtifactError(
                 self.runs_dir,
                 "An experiment folder",
                 "Run `inpars run CONFIG --runs-dir DIR` to create one.",
             )
-        return data.get_experiment(self.runs_dir, self.experiment)
+        return loading.get_experiment(self.runs_dir, self.experiment)
 
 
 def set_context(context: Context) -> None:
@@ -42,7 +42,7 @@ def set_context(context: Context) -> None:
 def context() -> Context:
     """The sidebar's choice (the runs directory default when the app script did not run)."""
     found = st.session_state.get(CONTEXT_KEY)
-    return found if isinstance(found, Context) else Context(data.default_runs_dir(), None)
+    return found if isinstance(found, Context) else Context(loading.default_runs_dir(), None)
 
 
 def _from_url(param: str) -> str | None:
@@ -162,9 +162,9 @@ def show_problem(exc: BaseException) -> None:
     """A missing or unreadable artifact (or an input error of the library) as a message."""
     from inpars_core.errors import InparsError
 
-    if isinstance(exc, data.MissingArtifactError):
+    if isinstance(exc, loading.MissingArtifactError):
         st.warning(exc.message, icon="⚠️")
-    elif isinstance(exc, data.BadArtifactError):
+    elif isinstance(exc, loading.BadArtifactError):
         st.error(exc.message, icon="🚫")
     elif isinstance(exc, InparsError):
         st.error(str(exc), icon="🚫")
@@ -172,7 +172,7 @@ def show_problem(exc: BaseException) -> None:
         raise exc
 
 
-def run_page(title: str, render: Callable[[Context, data.Experiment], None]) -> None:
+def run_page(title: str, render: Callable[[Context, loading.Experiment], None]) -> None:
     """Title, the experiment's problems, then ``render``; a missing file becomes a message."""
     from inpars_core.errors import InparsError
 
@@ -180,13 +180,13 @@ def run_page(title: str, render: Callable[[Context, data.Experiment], None]) -> 
     ctx = context()
     try:
         experiment = ctx.load()
-    except (data.MissingArtifactError, data.BadArtifactError, InparsError) as exc:
+    except (loading.MissingArtifactError, loading.BadArtifactError, InparsError) as exc:
         show_problem(exc)
         return
     st.caption(f"Experiment `{experiment.name}` in `{Path(ctx.runs_dir)}`")
     try:
         render(ctx, experiment)
-    except (data.MissingArtifactError, data.BadArtifactError, InparsError) as exc:
+    except (loading.MissingArtifactError, loading.BadArtifactError, InparsError) as exc:
         show_problem(exc)
 
 
@@ -197,7 +197,7 @@ def guarded(render: Callable[[], None]) -> bool:
 
     try:
         render()
-    except (data.MissingArtifactError, data.BadArtifactError, InparsError) as exc:
+    except (loading.MissingArtifactError, loading.BadArtifactError, InparsError) as exc:
         show_problem(exc)
         return False
     return True

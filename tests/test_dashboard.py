@@ -123,14 +123,55 @@ def frame_with(app: AppTest, column: str):
     raise AssertionError(f"no dataframe with a {column!r} column")
 
 
+def per_query_values(smoke: Path, row_index: int, block: str = "all") -> dict[str, float]:
+    """query_id -> nDCG@10 of one summary row, read straight from per_query.tsv."""
+    with open(smoke / "per_query.tsv", encoding="utf-8") as handle:
+        return {
+            r["query_id"]: float(r["value"])
+            for r in csv.DictReader(handle, delimiter="\t")
+            if r["block"] == block and int(r["row"]) == row_index and r["measure"] == "nDCG@10"
+        }
+
+
+def verdict_records(smoke: Path) -> dict[str, dict]:
+    """query_id -> its line of the filter stage's verdicts.jsonl."""
+    (path,) = (smoke / "stages" / "filter").glob("*/verdicts.jsonl")
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["query_id"]: r for r in lines}
+
+
+def test_dashboard_imports_no_evaluation_compare_or_filtering():
+    """The dashboard reads what the pipeline wrote: no module of it imports the evaluation,
+    the paired comparison or the filters (checked on the syntax tree of every .py file)."""
+    import ast
+
+    banned = {"inpars_core.evaluation", "inpars_core.compare", "inpars_core.filtering"}
+    files = sorted((ROOT / "dashboard").rglob("*.py"))
+    assert len(files) >= 8
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Call) and "import" in ast.unparse(node.func):
+                names = [a.value for a in node.args if isinstance(a, ast.Constant)]
+            for name in names:
+                if any(name == b or name.startswith(b + ".") for b in banned):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert not found, found
+
+
 def test_runs_dir_comes_from_the_cli_or_the_environment(monkeypatch):
-    from dashboard import data
+    from dashboard import loading
 
     monkeypatch.setenv("INPARS_RUNS_DIR", "/from/env")
-    assert data.default_runs_dir(["--runs-dir", "/from/args"]) == "/from/args"
-    assert data.default_runs_dir([]) == "/from/env"
+    assert loading.default_runs_dir(["--runs-dir", "/from/args"]) == "/from/args"
+    assert loading.default_runs_dir([]) == "/from/env"
     monkeypatch.delenv("INPARS_RUNS_DIR")
-    assert data.default_runs_dir([]) == "runs"
+    assert loading.default_runs_dir([]) == "runs"
 
 
 def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
@@ -233,34 +274,34 @@ def test_stopping_the_cli_stops_the_streamlit_server(tmp_path, signum):
 
 @pytest.mark.integration
 def test_cached_experiment_follows_the_files(smoke, tmp_path):
-    from dashboard import data
+    from dashboard import loading
 
     folder = tmp_path / "runs" / "copy"
     folder.mkdir(parents=True)
     summary = json.loads((smoke / "summary.json").read_text())
     (folder / "summary.json").write_text(json.dumps(summary))
-    assert data.get_experiment(str(tmp_path / "runs"), "copy").summary == summary
+    assert loading.get_experiment(str(tmp_path / "runs"), "copy").summary == summary
     summary["test_queries"] = 99
     (folder / "summary.json").write_text(json.dumps(summary))
     later = (folder / "summary.json").stat().st_mtime + 5
     os.utime(folder / "summary.json", (later, later))
-    assert data.get_experiment(str(tmp_path / "runs"), "copy").summary["test_queries"] == 99
+    assert loading.get_experiment(str(tmp_path / "runs"), "copy").summary["test_queries"] == 99
 
 
 @pytest.mark.integration
 def test_dataset_comes_from_the_folder_the_run_used(smoke, summary, tmp_path, monkeypatch):
-    from dashboard import data
+    from dashboard import loading
 
     assert Path(summary["dataset_path"]).is_dir()
     runs = tmp_path / "runs"
     _copy(smoke, runs / EXPERIMENT)
     # no dataset under $INPARS_DATA_DIR: the dashboard still finds the folder the run used
     monkeypatch.setenv("INPARS_DATA_DIR", str(tmp_path / "no-datasets"))
-    data.load_dataset.clear()
+    loading.load_dataset.clear()
     try:
-        experiment = data.get_experiment(str(runs), EXPERIMENT)
-        assert data.dataset_source(experiment) == summary["dataset_path"]
-        assert len(data.dataset_for(experiment).corpus) > 0
+        experiment = loading.get_experiment(str(runs), EXPERIMENT)
+        assert loading.dataset_source(experiment) == summary["dataset_path"]
+        assert len(loading.dataset_for(experiment).corpus) > 0
         app = open_page(runs, "per_query", monkeypatch, exp=EXPERIMENT)
         assert "missing" not in _messages(app)
         base = baseline_row(summary, summary["depths"][0])
@@ -270,16 +311,20 @@ def test_dataset_comes_from_the_folder_the_run_used(smoke, summary, tmp_path, mo
         (runs / EXPERIMENT / "summary.json").write_text(json.dumps(older))
         later = (runs / EXPERIMENT / "summary.json").stat().st_mtime + 5
         os.utime(runs / EXPERIMENT / "summary.json", (later, later))
-        experiment = data.get_experiment(str(runs), EXPERIMENT)
-        assert data.dataset_source(experiment) == summary["dataset"]
-        with pytest.raises(data.MissingArtifactError, match="Dataset 'scifact' is missing"):
-            data.dataset_for(experiment)
+        experiment = loading.get_experiment(str(runs), EXPERIMENT)
+        # experiment.json (the manifest) still records the folder
+        assert loading.dataset_source(experiment) == summary["dataset_path"]
+        (runs / EXPERIMENT / "experiment.json").unlink()  # older runs wrote no manifest
+        experiment = loading.get_experiment(str(runs), EXPERIMENT)
+        assert loading.dataset_source(experiment) == summary["dataset"]
+        with pytest.raises(loading.MissingArtifactError, match="Dataset 'scifact' is missing"):
+            loading.dataset_for(experiment)
     finally:
-        data.load_dataset.clear()
+        loading.load_dataset.clear()
 
 
 def test_older_summaries_keep_their_baseline_and_tuned_rows():
-    from dashboard import data
+    from dashboard import loading, views
 
     legacy = {
         "dataset": "scifact",
@@ -294,15 +339,15 @@ def test_older_summaries_keep_their_baseline_and_tuned_rows():
              "significant": {"nDCG@10": False}},
         ],
     }  # fmt: skip
-    experiment = data.Experiment("old", "/nowhere/old", legacy, (), ())
-    assert data.baselines(experiment) == {"10": "base (zero-shot)"}
-    assert data.default_pair(experiment) == ("base (zero-shot) @10", "bce @10")
-    display, _ = data.overview_frames(experiment, "10")
+    experiment = loading.Experiment("old", "/nowhere/old", legacy, (), ())
+    assert views.baselines(experiment) == {"10": "base (zero-shot)"}
+    assert views.default_pair(experiment) == ("base (zero-shot) @10", "bce @10")
+    display, _ = views.overview_frames(experiment, "10")
     assert list(display["baseline"]) == ["", "✓", ""]
     assert list(display["nDCG@10"]) == ["0.5000", "0.6000", "0.7000 (+0.1000)"]
     # a new summary names its baseline: a row called "base (zero-shot)" is not one by name
     renamed = {**legacy, "baselines": {}}
-    assert data.baselines(data.Experiment("new", "/nowhere/new", renamed, (), ())) == {}
+    assert views.baselines(loading.Experiment("new", "/nowhere/new", renamed, (), ())) == {}
 
 
 # --------------------------------------------------------------------------- the pages
@@ -310,7 +355,7 @@ def test_older_summaries_keep_their_baseline_and_tuned_rows():
 
 @pytest.mark.integration
 def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch):
-    from dashboard import data
+    from dashboard import views
 
     app = open_page(smoke_runs_dir, "overview", monkeypatch, exp=EXPERIMENT)
     shown = metrics(app)
@@ -334,7 +379,7 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
     assert f"({tuned['delta']['nDCG@10']:+.4f}" in cell
     assert cell.endswith("*)") == tuned["significant"]["nDCG@10"]
     training = tuned["training"]
-    kept = by_system.loc[tuned["system"], data.MODEL_KEPT]
+    kept = by_system.loc[tuned["system"], views.MODEL_KEPT]
     assert kept.startswith(f"{training['kept_step']}/{training['final_step']} ")
     assert f"@ {training['best_step']}; {training['dev']} dev)" in kept
     # how to read the table: the baseline, the Holm family and the overlap, as the summary says
@@ -356,8 +401,8 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
     assert list(clean.index) == [r["system"] for r in clean_rows]
     for r in clean_rows:
         assert clean.loc[r["system"], "nDCG@10"].startswith(f"{r['measures']['nDCG@10']:.4f}")
-    # the paired tests recomputed from the runs agree with the pipeline's summary
-    paired = frame_with(app, "Wilcoxon p (Holm)").set_index("run")
+    # the paired tests are the pipeline's, as summary.json records them
+    paired = frame_with(app, "Wilcoxon p").set_index("run")
     assert paired.index[0] == base["system"]
     assert paired.loc[tuned["system"], "delta"] == pytest.approx(
         tuned["delta"]["nDCG@10"], abs=1e-9
@@ -372,9 +417,14 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
                 r["delta"]["nDCG@10"], abs=1e-9
             )
             assert (paired.loc[r["system"], "significant"] == "*") == r["significant"]["nDCG@10"]
+            p_values = r["p_values"]["nDCG@10"]
+            assert paired.loc[r["system"], "t p"] == pytest.approx(p_values["t"], nan_ok=True)
+            assert paired.loc[r["system"], "Wilcoxon p"] == pytest.approx(
+                p_values["wilcoxon"], nan_ok=True
+            )
     app.toggle(key="overview_paired_clean").set_value(True).run()  # without the overlap
     assert not app.exception
-    paired = frame_with(app, "Wilcoxon p (Holm)").set_index("run")
+    paired = frame_with(app, "Wilcoxon p").set_index("run")
     clean_base = next(r for r in block["rows"] if r["system"] == base["system"])
     assert paired.loc[base["system"], "mean"] == pytest.approx(clean_base["measures"]["nDCG@10"])
     variants = frame_with(app, "objective").set_index("variant")
@@ -393,21 +443,25 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
 
 @pytest.mark.integration
 def test_overview_exports(smoke_runs_dir, summary):
-    from dashboard import data
+    from dashboard import export, loading, views
     from inpars_core.compare import latex_escape
 
-    experiment = data.get_experiment(str(smoke_runs_dir), EXPERIMENT)
-    display, raw = data.overview_frames(experiment, "all")
+    experiment = loading.get_experiment(str(smoke_runs_dir), EXPERIMENT)
+    display, raw = views.overview_frames(experiment, "all")
     bm25 = bm25_row(summary)
-    assert f"| {bm25['system']} | bm25 | full |" in data.summary_markdown(experiment)
-    latex = data.table_latex(display)
+    markdown = export.summary_markdown(experiment)  # the pipeline's own summary.md
+    assert markdown == (smoke_runs_dir / EXPERIMENT / "summary.md").read_text()
+    assert f"| {bm25['system']} | bm25 | full |" in markdown
+    latex = export.table_latex(display)
     assert latex.startswith(r"\begin{tabular}") and latex.rstrip().endswith(r"\end{tabular}")
     assert r"\toprule" in latex
     base = baseline_row(summary, summary["depths"][0])
     assert latex_escape(base["system"]) in latex
+    tricky = "a\\b & c_d {x} ~^ → Δ $5 #1 %"
+    assert export.latex_escape(tricky) == latex_escape(tricky)  # the library's escaping
     assert r"cost US\$" in latex and "cost US$" not in latex  # special characters escaped
     assert latex.count(r" \\") == len(display) + 1  # the header and one line per row
-    rows = list(csv.DictReader(io.StringIO(data.table_csv(raw))))
+    rows = list(csv.DictReader(io.StringIO(export.table_csv(raw))))
     assert [r["system"] for r in rows] == [r["system"] for r in summary["rows"]]
     assert [r["kind"] for r in rows] == [r["kind"] for r in summary["rows"]]
     assert [r["baseline"] == "True" for r in rows] == [r["baseline"] for r in summary["rows"]]
@@ -416,21 +470,27 @@ def test_overview_exports(smoke_runs_dir, summary):
     (tuned_csv,) = [r for r in rows if r["system"] == tuned["system"]]
     assert float(tuned_csv["t p nDCG@10"]) == pytest.approx(tuned["p_values"]["nDCG@10"]["t"])
     assert int(tuned_csv["best_step"]) == tuned["training"]["best_step"]
-    _, clean_raw = data.overview_frames(experiment, "all", without_overlap=True)
+    _, clean_raw = views.overview_frames(experiment, "all", without_overlap=True)
     assert list(clean_raw["nDCG@10"]) == pytest.approx(
         [r["measures"]["nDCG@10"] for r in summary["no_overlap"]["rows"]]
     )
     # the paired tests on the queries without overlap agree with that block of the summary
     depth = summary["depths"][0]
-    clean = data.paired_comparison(experiment, str(depth), "nDCG@10", without_overlap=True)
-    assert clean.baseline == summary["baselines"][str(depth)]
+    clean = views.paired_frame(experiment, str(depth), "nDCG@10", without_overlap=True)
+    clean = clean.set_index("run")
+    base_name = summary["baselines"][str(depth)]
+    assert clean.index[0] == base_name
     clean_rows = {r["system"]: r for r in summary["no_overlap"]["rows"] if r["depth"] == depth}
-    assert clean.baseline_mean == pytest.approx(clean_rows[clean.baseline]["measures"]["nDCG@10"])
-    assert len(clean.rows) == len(clean_rows) - 1
-    for r in clean.rows:
-        assert r.delta == pytest.approx(clean_rows[r.run]["delta"]["nDCG@10"], abs=1e-9)
-        assert [r.wins, r.ties, r.losses] == clean_rows[r.run]["wins_ties_losses"]["nDCG@10"]
-    png = data.table_png(display, "smoke")
+    assert clean.loc[base_name, "mean"] == pytest.approx(
+        clean_rows[base_name]["measures"]["nDCG@10"]
+    )
+    assert len(clean) == len(clean_rows)
+    for name, r in clean.iloc[1:].iterrows():
+        assert r["delta"] == pytest.approx(clean_rows[name]["delta"]["nDCG@10"], abs=1e-9)
+        assert [r["win"], r["tie"], r["loss"]] == clean_rows[name]["wins_ties_losses"]["nDCG@10"]
+    table_md = export.table_markdown(clean.reset_index())
+    assert table_md.count("\n") == len(clean) + 2 and f"| {base_name} |" in table_md
+    png = export.table_png(display, "smoke")
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
@@ -483,20 +543,53 @@ def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
     ]
     expected = {(t["neg_doc_id"], t["neg_rank"]) for t in mined if t["query_id"] == kept}
     assert set(zip(negatives["neg_doc_id"], negatives["neg_rank"], strict=True)) == expected
+    # the verdicts and the measured values are those of verdicts.jsonl, the prompt is the
+    # prompt.json template filled with the query's document cut to max_document_words words
+    from inpars_core.datasets import load_beir_folder
+
+    records = verdict_records(smoke)
+    assert set(records) == {line["query_id"] for line in lines}
+    (prompt_path,) = (smoke / "stages" / "generate").glob("*/prompt.json")
+    prompt = json.loads(prompt_path.read_text())
+    corpus = load_beir_folder(
+        Path(json.loads((smoke / "summary.json").read_text())["dataset_path"])
+    )
+    dropped_id = dropped["query_id"].iloc[0]
+    for query_id in (kept, dropped_id):
+        app.selectbox(key="synthetic_query").set_value(query_id).run()
+        assert not app.exception
+        shown_verdicts = frame_with(app, "reason")
+        expected_verdicts = records[query_id]["verdicts"]
+        assert list(shown_verdicts["filter"]) == [v["filter"] for v in expected_verdicts]
+        assert list(shown_verdicts["kept"]) == [v["kept"] for v in expected_verdicts]
+        assert list(shown_verdicts["reason"]) == [v["reason"] or "" for v in expected_verdicts]
+        assert list(shown_verdicts["value"]) == pytest.approx(
+            [float("nan") if v["value"] is None else v["value"] for v in expected_verdicts],
+            nan_ok=True,
+        )
+        row = table.set_index("query_id").loc[query_id]
+        assert row["verdict"] == ("kept" if records[query_id]["kept"] else "dropped")
+        document = corpus.corpus[records[query_id]["doc_id"]].contents
+        body = " ".join(document.split()[: prompt["max_document_words"]])
+        filled = prompt["template"].replace(prompt["document_placeholder"], body)
+        codes = [c.value for c in app.code]
+        assert filled in codes and "{document}" not in filled
+        if prompt["chat"]:
+            assert prompt["system_message"] in codes
 
 
 @pytest.mark.integration
 def test_encodings_page(smoke_runs_dir, monkeypatch):
-    from dashboard import data
+    from dashboard import loading, views
     from inpars_core.reranking.encoding import EncodingConfig
     from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
 
     app = open_page(smoke_runs_dir, "encodings", monkeypatch, exp=EXPERIMENT)
-    experiment = data.get_experiment(str(smoke_runs_dir), EXPERIMENT)
-    model = data.rerank_models(experiment)[app.selectbox(key="enc_model").value]
-    query, _doc_id, document = data.sample_pairs(experiment)[app.selectbox(key="enc_pair").value]
+    experiment = loading.get_experiment(str(smoke_runs_dir), EXPERIMENT)
+    model = views.rerank_models(experiment)[app.selectbox(key="enc_model").value]
+    query, _doc_id, document = views.sample_pairs(experiment)[app.selectbox(key="enc_pair").value]
     max_length = int(app.number_input(key="enc_max_length").value)
-    assert max_length == data.default_max_length(experiment)
+    assert max_length == views.default_max_length(experiment)
     reranker = load_reranker(model, ScoringConfig(device="cpu"))
     scores = [
         score_pairs(reranker, [(query, document)], EncodingConfig(mode, max_length))[0]
@@ -506,8 +599,8 @@ def test_encodings_page(smoke_runs_dir, monkeypatch):
     assert shown == [f"{s:.4f}" for s in scores]
     assert any("2 [CLS] tokens" in e.value for e in app.error)  # the separate encoding's bug
     assert any("switch 0 → 1" in s.value for s in app.success)  # the pair encoding is right
-    total = len(data.dataset_for(experiment).corpus)
-    assert metrics(app)["Documents"] == f"{min(data.CORPUS_SAMPLE, total)} of {total}"
+    total = len(loading.dataset_for(experiment).corpus)
+    assert metrics(app)["Documents"] == f"{min(loading.CORPUS_SAMPLE, total)} of {total}"
     app.radio(key="enc_source").set_value("typed").run()
     app.text_input(key="enc_query").set_value("does aspirin prevent heart attacks").run()
     assert not app.exception
@@ -516,7 +609,7 @@ def test_encodings_page(smoke_runs_dir, monkeypatch):
 
 
 @pytest.mark.integration
-def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
+def test_per_query_page(smoke_runs_dir, smoke, summary, monkeypatch):
     app = open_page(smoke_runs_dir, "per_query", monkeypatch, exp=EXPERIMENT)
     depth = summary["depths"][0]
     base, tuned = baseline_row(summary, depth), tuned_row(summary, "bce", depth)
@@ -529,6 +622,21 @@ def test_per_query_page(smoke_runs_dir, summary, monkeypatch):
     ]
     assert shown["nDCG@10 A"] == f"{base['measures']['nDCG@10']:.4f}"
     assert shown["nDCG@10 B"] == f"{tuned['measures']['nDCG@10']:.4f}"
+    # the per-query Δ are the differences of the two rows' values in per_query.tsv
+    before, after = per_query_values(smoke, base["row"]), per_query_values(smoke, tuned["row"])
+    assert set(before) == set(after) == set(summary["test_query_ids"])
+    options = app.selectbox(key="pq_query").options
+    assert len(options) == len(before)
+    for option in options:
+        query_id, delta_text = option.split(" — ")[:2]
+        assert delta_text == f"Δ {after[query_id] - before[query_id]:+.3f}"
+    from dashboard import loading, views
+
+    experiment = loading.get_experiment(str(smoke_runs_dir), EXPERIMENT)
+    frame = views.per_query_delta(experiment, base, tuned)
+    for query_id, r in frame.iterrows():
+        assert r["before"] == before[query_id] and r["after"] == after[query_id]
+        assert r["delta"] == after[query_id] - before[query_id]
     movement = frame_with(app, "moved up by")
     assert len(movement) >= 1 and (movement["rel"] > 0).all()
     assert len(frame_with(app, "synthetic query")) >= 1
@@ -602,6 +710,10 @@ def damaged_runs(smoke: Path, tmp_path_factory) -> Path:
     next((stages / "filter").glob("*/kept.jsonl")).unlink()
     queries = next((stages / "generate").glob("*/queries.jsonl"))
     queries.write_text(queries.read_text() + '{"query_id": "syn-half')
+    old = _copy(smoke, runs / "old")  # written before the pipeline recorded these files
+    for name in ("verdicts.jsonl", "prompt.json"):
+        next(old.glob(f"stages/*/*/{name}")).unlink()
+    (old / "per_query.tsv").unlink()
     corrupt = _copy(smoke, runs / "corrupt")
     (corrupt / "summary.json").write_text('{"rows": [')
     (runs / "empty" / "stages").mkdir(parents=True)
@@ -623,9 +735,9 @@ def test_missing_runs_dir_says_so(tmp_path, page, monkeypatch):
 def test_interrupted_experiment_says_what_is_missing(damaged_runs, monkeypatch):
     expected = {
         "overview": ["summary.json` is missing", "unfinished stages", "finetune/"],
-        "synthetic": ["kept.jsonl is missing", "kept.jsonl`"],
+        "synthetic": ["No filter stage is recorded"],  # summary.json links the stages
         "encodings": ["weights is missing", "model.safetensors"],
-        "per_query": [],  # the runs of the finished rerank stages are still comparable
+        "per_query": ["summary.json is missing"],  # per-query values come with the summary
         "training": [],
     }
     for page, needles in expected.items():
@@ -636,8 +748,26 @@ def test_interrupted_experiment_says_what_is_missing(damaged_runs, monkeypatch):
         if page == "training":
             labels = app.multiselect(key="train_runs").options
             assert any("(unfinished)" in label for label in labels)
-        if page == "per_query":
-            assert len(app.metric) == 5
+        if page == "synthetic":  # the queries written so far are still shown
+            assert metrics(app)["Generated"] != "0"
+
+
+@pytest.mark.integration
+def test_old_runs_name_the_missing_record(damaged_runs, monkeypatch):
+    from dashboard import loading, views
+
+    app = open_page(damaged_runs, "synthetic", monkeypatch, exp="old")
+    assert "verdicts.jsonl is missing" in _messages(app)
+    assert "/stages/filter/" in _messages(app)
+    app = open_page(damaged_runs, "per_query", monkeypatch, exp="old")
+    assert "per_query.tsv is missing" in _messages(app)
+    assert str(damaged_runs / "old" / "per_query.tsv") in _messages(app)
+    app = open_page(damaged_runs, "overview", monkeypatch, exp="old")
+    assert len(frame_with(app, "system")) >= 1  # the summary itself still reads
+    experiment = loading.get_experiment(str(damaged_runs), "old")
+    (generation,) = views.generations(experiment).values()
+    with pytest.raises(loading.MissingArtifactError, match=r"prompt\.json is missing"):
+        views.prompt_of(experiment, generation, "any")
 
 
 @pytest.mark.integration
@@ -650,11 +780,11 @@ def test_corrupt_and_empty_experiments(damaged_runs, monkeypatch):
 
 
 def test_half_written_jsonl_line_is_skipped(tmp_path):
-    from dashboard import data
+    from dashboard import loading
 
     path = tmp_path / "queries.jsonl"
     path.write_text('{"query_id": "a"}\n{"query_id": "b"}\n{"query_')
-    rows, bad = data.read_jsonl(path, "queries.jsonl")
+    rows, bad = loading.read_jsonl(path, "queries.jsonl")
     assert [r["query_id"] for r in rows] == ["a", "b"] and bad == 1
-    with pytest.raises(data.MissingArtifactError, match=r"nothing\.jsonl"):
-        data.read_jsonl(tmp_path / "nothing.jsonl", "nothing.jsonl")
+    with pytest.raises(loading.MissingArtifactError, match=r"nothing\.jsonl"):
+        loading.read_jsonl(tmp_path / "nothing.jsonl", "nothing.jsonl")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import loading, ui, views
 
 PACKAGED = "minilm (packaged backbone, untrained head)"
 SOURCES = ["from the data", "typed"]
 
 
-def render(ctx: ui.Context, experiment: data.Experiment) -> None:
+def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     """Pick a model and a pair; show both encodings with their scores and truncation stats."""
-    models = data.rerank_models(experiment)
+    models = views.rerank_models(experiment)
     if not models:
         st.info(
             "This experiment has no trained reranker yet (no complete `base-train` or "
@@ -29,7 +29,7 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
             "Document", key="enc_doc", value="Type or paste a document here.", height=120
         )
     else:
-        pairs = data.sample_pairs(experiment)
+        pairs = views.sample_pairs(experiment)
         if not pairs:
             st.info("No judged test query or synthetic query found: type a pair instead.")
             return
@@ -42,7 +42,7 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         "max_length",
         key="enc_max_length",
         param="maxlen",
-        default=data.default_max_length(experiment),
+        default=views.default_max_length(experiment),
         min_value=8,
         max_value=512,
         step=8,
@@ -53,7 +53,7 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
 
     columns = st.columns(2)
     for column, mode in zip(columns, ("pair", "separate"), strict=True):
-        explained = data.explain_pair(model, query, document, mode, max_length)
+        explained = loading.explain_pair(model, query, document, mode, max_length)
         with column:
             st.subheader(f"`{mode}`" + (" (correct)" if mode == "pair" else " (the seed's bug)"))
             kept = sum(explained["attention_mask"])
@@ -65,32 +65,32 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
                 st.error(problem)
             if not explained["problems"]:
                 st.success("One [CLS]; token types switch 0 → 1 after the first [SEP].")
-            st.markdown(data.tokens_html(explained), unsafe_allow_html=True)
+            st.markdown(views.tokens_html(explained), unsafe_allow_html=True)
             with st.expander("Token table"):
-                st.dataframe(data.tokens_frame(explained), width="stretch", height=240)
+                st.dataframe(views.tokens_frame(explained), width="stretch", height=240)
     st.caption("Blue: token_type_id 0 · orange: 1 · grey struck through: attention mask 0.")
 
     st.subheader(f"Truncation of the corpus at max_length {max_length}")
-    dataset = data.dataset_source(experiment)
-    total = len(data.dataset_for(experiment).corpus)
+    dataset = loading.dataset_source(experiment)
+    total = len(loading.dataset_for(experiment).corpus)
     limit = int(
         st.number_input(
             "Documents sampled (0 = all)",
             min_value=0,
             max_value=total,
-            value=min(data.CORPUS_SAMPLE, total),
+            value=min(loading.CORPUS_SAMPLE, total),
             step=500,
             key="enc_sample",
             help="evenly spaced over the corpus; every document is slow on large corpora",
         )
     )
-    stats = data.truncation(model, dataset, max_length, limit)
+    stats = loading.truncation(model, dataset, max_length, limit)
     cols = st.columns(4)
     cols[0].metric("Documents", f"{int(stats['documents'])} of {total}")
     cols[1].metric("Truncated", f"{stats['truncated_fraction']:.1%}")
     cols[2].metric("Median tokens", f"{stats['median_tokens']:.0f}")
     cols[3].metric("Mean tokens lost", f"{stats['mean_tokens_lost']:.1f}")
-    lengths = data.document_lengths(model, dataset, limit)
+    lengths = loading.document_lengths(model, dataset, limit)
     figure = px.histogram(x=lengths, nbins=60, labels={"x": "document tokens"})
     figure.add_vline(x=max_length - 23, line_dash="dash", annotation_text="budget (20-token query)")
     figure.update_layout(height=260, margin={"t": 20, "b": 0}, yaxis_title="documents")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import export, loading, ui, views
 
 
-def render(ctx: ui.Context, experiment: data.Experiment) -> None:
+def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     """Status, the before/after table (Δ, Holm marks, cost, times), charts and exports."""
     for problem in experiment.problems:
         st.warning(problem, icon="⚠️")
@@ -19,41 +19,45 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         cols[1].metric("Test queries", int(summary.get("test_queries") or 0))
         cols[2].metric("Systems", len(summary.get("rows") or []))
         cols[3].metric("Wall time", f"{float(summary.get('wall_seconds') or 0):.0f} s")
-    variants = data.variants_frame(experiment)
+    variants = views.variants_frame(experiment)
     if not variants.empty:
         st.subheader("Variants")
         st.dataframe(variants, hide_index=True, width="stretch")
     with st.expander(f"Stages ({len(experiment.stages)} folders)", expanded=summary is None):
-        st.dataframe(data.stages_frame(experiment), hide_index=True, width="stretch")
+        st.dataframe(views.stages_frame(experiment), hide_index=True, width="stretch")
     if summary is None:
         return
 
-    depths = data.summary_depths(experiment)
+    depths = views.summary_depths(experiment)
     depth = ui.synced_radio(
         "Rerank depth", [*depths, "all"], key="overview_depth", param="depth", horizontal=True
     )
-    display, raw = data.overview_frames(experiment, depth or "all")
+    display, raw = views.overview_frames(experiment, depth or "all")
     st.subheader("Before / after")
-    for note in data.summary_notes(experiment):
+    for note in views.summary_notes(experiment):
         st.caption(note)
     st.dataframe(display, hide_index=True, width="stretch")
 
     name = f"{experiment.name}-depth-{depth}"
     cols = st.columns(4)
-    cols[0].download_button(
-        "Markdown", data.summary_markdown(experiment), f"{experiment.name}.md", "text/markdown",
-        key="overview_dl_md",
-    )  # fmt: skip
+    try:
+        markdown = export.summary_markdown(experiment)
+    except loading.MissingArtifactError as exc:
+        cols[0].caption(exc.message)
+    else:
+        cols[0].download_button(
+            "Markdown", markdown, f"{experiment.name}.md", "text/markdown", key="overview_dl_md"
+        )
     cols[1].download_button(
-        "CSV", data.table_csv(raw), f"{name}.csv", "text/csv", key="overview_dl_csv"
+        "CSV", export.table_csv(raw), f"{name}.csv", "text/csv", key="overview_dl_csv"
     )
     cols[2].download_button(
-        "LaTeX", data.table_latex(display, experiment.name), f"{name}.tex", "text/x-tex",
+        "LaTeX", export.table_latex(display, experiment.name), f"{name}.tex", "text/x-tex",
         key="overview_dl_tex",
     )  # fmt: skip
     cols[3].download_button(
         "PNG (slides)",
-        lambda: data.table_png(display, f"{experiment.name} — depth {depth}"),
+        lambda: export.table_png(display, f"{experiment.name} — depth {depth}"),
         f"{name}.png",
         "image/png",
         key="overview_dl_png",
@@ -62,17 +66,17 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     block = summary.get("no_overlap")
     if block:
         st.subheader(f"Only the {block.get('test_queries')} test queries without overlap")
-        overlap = data.overlap_of(experiment)
+        overlap = views.overlap_of(experiment)
         st.caption(
             f"The same systems evaluated without the {len(overlap.get('overlapping') or [])} "
             "test queries that share a relevant document with a query the reranker was trained "
             "or selected on; Δ against the same baselines."
         )
-        clean, clean_raw = data.overview_frames(experiment, depth or "all", without_overlap=True)
+        clean, clean_raw = views.overview_frames(experiment, depth or "all", without_overlap=True)
         st.dataframe(clean, hide_index=True, width="stretch")
         st.download_button(
             "CSV (without overlap)",
-            data.table_csv(clean_raw),
+            export.table_csv(clean_raw),
             f"{name}-no-overlap.csv",
             "text/csv",
             key="overview_dl_clean_csv",
@@ -95,39 +99,37 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         st.subheader(f"Paired tests at depth {depth}: {measure}")
 
         def paired() -> None:
-            from inpars_core.compare import to_csv, to_latex, to_markdown
-
             clean = False
             if summary.get("no_overlap"):
                 clean = st.toggle(
                     "Without the test queries that overlap the training queries",
                     key="overview_paired_clean",
                 )
-            comparison = data.paired_comparison(experiment, depth, measure, without_overlap=clean)
-            if comparison is None:
+            frame = views.paired_frame(experiment, depth, measure, without_overlap=clean)
+            if frame is None:
                 st.info(f"No baseline row at depth {depth} to compare against.")
                 return
-            if summary.get("holm_family") == "table":
-                st.caption(
-                    "Holm–Bonferroni here covers the systems at this depth on this measure; the "
-                    "table's * marks correct over the whole table, so they can be stricter."
-                )
-            st.dataframe(data.comparison_frame(comparison), hide_index=True, width="stretch")
+            st.caption(
+                "As the pipeline computed them (summary.json): Δ, win/tie/loss, the paired "
+                "t-test and Wilcoxon p-values (uncorrected), and * = both < 0.05 after "
+                "Holm–Bonferroni over the pipeline's family."
+            )
+            st.dataframe(frame, hide_index=True, width="stretch")
             cols = st.columns(3)
             stem = f"{experiment.name}-{measure}-depth-{depth}" + ("-no-overlap" if clean else "")
             cols[0].download_button(
-                "Markdown", to_markdown(comparison), f"{stem}.md", key="overview_cmp_md"
+                "Markdown", export.table_markdown(frame), f"{stem}.md", key="overview_cmp_md"
             )
             cols[1].download_button(
-                "CSV", to_csv(comparison), f"{stem}.csv", key="overview_cmp_csv"
+                "CSV", export.table_csv(frame), f"{stem}.csv", key="overview_cmp_csv"
             )
             cols[2].download_button(
-                "LaTeX", to_latex(comparison), f"{stem}.tex", key="overview_cmp_tex"
+                "LaTeX", export.table_latex(frame), f"{stem}.tex", key="overview_cmp_tex"
             )
 
         ui.guarded(paired)
 
-    seconds = data.stage_seconds_frame(experiment)
+    seconds = views.stage_seconds_frame(experiment)
     if not seconds.empty:
         st.subheader("Stage times")
         figure = px.bar(seconds, x="seconds", y="system", color="stage", orientation="h")

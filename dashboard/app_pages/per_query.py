@@ -6,22 +6,22 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import loading, ui, views
 
 COLOURS = {"win": "#2e7d32", "tie": "#9e9e9e", "loss": "#c62828"}
 
 
-def render(ctx: ui.Context, experiment: data.Experiment) -> None:
+def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     """Two runs: ΔnDCG@10 per query, scatter, W/T/L; one query's rankings side by side."""
-    runs = data.comparable_runs(experiment)
+    runs = views.comparable_runs(experiment)
     if len(runs) < 2:
-        raise data.MissingArtifactError(
-            f"{experiment.path}/stages/*/<key>/run.trec",
-            "A second run to compare with",
-            f"Found {len(runs)} complete run(s); rerun the experiment to finish its stages.",
+        raise loading.MissingArtifactError(
+            f"{experiment.path}/{loading.SUMMARY_FILE}",
+            "A second evaluated row to compare with",
+            f"summary.json has {len(runs)} row(s).",
         )
     labels = list(runs)
-    default_a, default_b = data.default_pair(experiment)
+    default_a, default_b = views.default_pair(experiment)
     left, right = st.columns(2)
     with left:
         run_a = ui.synced_selectbox(
@@ -36,15 +36,32 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     if run_a == run_b:
         st.info("Pick two different runs.")
         return
-    measure = data.PER_QUERY_MEASURE
-    frame = data.per_query_delta(experiment, runs[str(run_a)], runs[str(run_b)], measure)
-    wtl = data.win_tie_loss(frame)
+    measure = views.PER_QUERY_MEASURE
+    row_a, row_b = runs[str(run_a)], runs[str(run_b)]
+    frame = views.per_query_delta(experiment, row_a, row_b, measure)
+    recorded = views.recorded_comparison(experiment, row_a, row_b, measure)
+    wtl = (recorded or {}).get("wtl") or views.win_tie_loss(frame)
+    means = [(r.get("measures") or {}).get(measure) for r in (row_a, row_b)]
+    delta = recorded["delta"] if recorded else frame["delta"].mean()
     cols = st.columns(5)
-    cols[0].metric(f"{measure} A", f"{frame['before'].mean():.4f}")
-    cols[1].metric(f"{measure} B", f"{frame['after'].mean():.4f}", f"{frame['delta'].mean():+.4f}")
+    cols[0].metric(f"{measure} A", views.show(means[0], ".4f"))
+    cols[1].metric(f"{measure} B", views.show(means[1], ".4f"), f"{delta:+.4f}")
     cols[2].metric("Wins", wtl["win"])
     cols[3].metric("Ties", wtl["tie"])
     cols[4].metric("Losses", wtl["loss"])
+    if recorded:
+        st.caption(
+            f"B against its baseline A, as the pipeline tested it: paired t-test p "
+            f"{views.show(recorded['t p'], '.4f')}, Wilcoxon p "
+            f"{views.show(recorded['wilcoxon p'], '.4f')} (uncorrected); "
+            + ("significant after Holm–Bonferroni." if recorded["significant"]
+               else "not significant after Holm–Bonferroni.")
+        )  # fmt: skip
+    else:
+        st.caption(
+            f"Per-query values from {loading.PER_QUERY_FILE}; the pipeline tests each row "
+            "against the baseline at its depth only (Overview), so no p-value for this pair."
+        )
 
     chart_left, chart_right = st.columns([3, 2])
     bars = frame.reset_index().reset_index(names="position")
@@ -81,8 +98,12 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         return
     top = st.slider("Documents shown", 5, 100, 20, step=5, key="pq_top")
     st.markdown(f"> {texts.get(query_id, '')}")
-    view_a, view_b, movement = data.side_by_side(
-        experiment, runs[str(run_a)], runs[str(run_b)], str(query_id), top
+    view_a, view_b, movement = views.side_by_side(
+        experiment,
+        views.run_path(experiment, row_a),
+        views.run_path(experiment, row_b),
+        str(query_id),
+        top,
     )
     left, right = st.columns(2)
     for column, name, view in ((left, run_a, view_a), (right, run_b, view_b)):
@@ -103,17 +124,17 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     st.markdown("**Closest synthetic training queries (word overlap)**")
 
     def closest() -> None:
-        if not data.generations(experiment):
+        if not views.generations(experiment):
             st.info("No synthetic queries in this experiment.")
             return
-        generation = data.generation_of_run(experiment, str(run_b))
+        generation = views.generation_of_run(experiment, str(run_b))
         st.caption(
             f"Among the kept queries of {generation.label}"
             if generation
             else "Among the kept queries of every query set"
         )
         st.dataframe(
-            data.closest_synthetic(experiment, texts.get(query_id, ""), generation),
+            views.closest_synthetic(experiment, texts.get(query_id, ""), generation),
             hide_index=True,
             width="stretch",
         )

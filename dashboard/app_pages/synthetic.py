@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import loading, ui, views
 
 VERDICTS = ["kept", "dropped", "not filtered"]
 
@@ -17,18 +17,18 @@ def _highlight(row):  # one CSS string per cell
     return [colour] * len(row)
 
 
-def render(ctx: ui.Context, experiment: data.Experiment) -> None:
+def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     """Pick a generation, filter its queries, inspect one with its document and negatives."""
-    gens = data.generations(experiment)
+    gens = views.generations(experiment)
     if not gens:
-        raise data.MissingArtifactError(
+        raise loading.MissingArtifactError(
             f"{experiment.path}/stages/generate/<key>/queries.jsonl",
             "Generated queries",
             "The generate stage has not run (or not written a query) yet.",
         )
     label = ui.synced_selectbox("Query set", list(gens), key="synthetic_gen", param="gen")
     generation = gens[str(label)]
-    frame, bad = data.synthetic_for(experiment, generation)
+    frame, bad = views.synthetic_for(experiment, generation)
     if not generation.generate.complete:
         st.warning(
             f"Generation is unfinished (`{generation.generate.path}`): showing the "
@@ -38,7 +38,10 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     if bad:
         st.warning(f"{bad} unreadable line(s) in queries.jsonl were skipped.", icon="⚠️")
     if generation.filter is None:
-        st.info("The filter stage has not run for these queries: no verdicts yet.")
+        st.info(
+            "No filter stage is recorded for these queries (summary.json names the stages each "
+            "row used; it is written when the experiment finishes): no verdicts shown."
+        )
 
     counts = frame["verdict"].value_counts()
     cols = st.columns(5)
@@ -58,7 +61,7 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         )
     with right:
         flagged = st.toggle("Flagged only", key="synthetic_flagged")
-    shown = data.filter_queries(frame, search, verdicts, flagged)
+    shown = views.filter_queries(frame, search, verdicts, flagged)
     st.caption(
         f"{len(shown)} of {len(frame)} queries; yellow = flagged (duplicate, copy of the "
         "document or of a few-shot example), red = dropped by a filter."
@@ -100,16 +103,16 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     if query_id is None:
         return
     row = frame[frame["query_id"] == query_id].iloc[0]
-    dataset = data.dataset_for(experiment)
-    title, text = data.document_text(dataset, row["doc_id"])
+    dataset = loading.dataset_for(experiment)
+    title, text = loading.document_text(dataset, row["doc_id"])
     left, right = st.columns(2)
     with left:
         st.markdown(f"**Query** `{query_id}`")
         st.markdown(f"> {row['text']}")
         st.markdown(
-            f"mean log-prob **{data.show(row['mean_logprob'], '.3f')}** · {row['words']} words"
+            f"mean log-prob **{views.show(row['mean_logprob'], '.3f')}** · {row['words']} words"
             f" · verdict **{row['verdict']}** · source document's BM25 rank "
-            f"**{data.show(row['source rank'], '.0f')}**"
+            f"**{views.show(row['source rank'], '.0f')}**"
         )
         if row["reasons"]:
             st.error(f"Dropped by {row['dropped by']}: {row['reasons']}")
@@ -121,10 +124,48 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
         st.markdown(f"**Source document** `{row['doc_id']}` — {title}")
         st.markdown(text[:1500] + ("…" if len(text) > 1500 else ""))
 
+    st.markdown("**Filter verdicts** (verdicts.jsonl)")
+
+    def verdict_table() -> None:
+        if generation.filter is None:
+            st.info("No filter stage is recorded for these queries.")
+            return
+        table = views.verdicts_of(generation, str(query_id))
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={"value": st.column_config.NumberColumn(format="%.4f")},
+        )
+
+    ui.guarded(verdict_table)
+
+    st.markdown("**The exact prompt** (prompt.json, filled with this document)")
+
+    def prompt() -> None:
+        shown = views.prompt_of(experiment, generation, str(row["doc_id"]), str(row["prompt_hash"]))
+        st.caption(
+            f"Prompt `{shown['prompt_id']}` · hash `{shown['prompt_hash']}` · document cut to "
+            f"{shown['max_document_words']} words · "
+            + ("chat model (system message, then the prompt as the user turn)"
+               if shown["chat"] else "base model (completion)")
+        )  # fmt: skip
+        if shown["hash_matches"] is False:
+            st.warning(
+                f"This query records prompt hash `{row['prompt_hash']}`, not the stage's "
+                f"`{shown['prompt_hash']}`: it was generated from another template.",
+                icon="⚠️",
+            )
+        if shown["system_message"]:
+            st.code(shown["system_message"], language=None, wrap_lines=True)
+        st.code(shown["text"], language=None, wrap_lines=True)
+
+    ui.guarded(prompt)
+
     st.markdown("**Negatives mined for this query**")
 
     def negatives() -> None:
-        neg = data.negatives_for(experiment, generation, str(query_id))
+        neg = views.negatives_for(experiment, generation, str(query_id))
         if neg.empty:
             st.info("No negatives for this query (dropped by the filters, or none mined).")
         else:

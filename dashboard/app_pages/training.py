@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import loading, ui, views
 
 PALETTE = px.colors.qualitative.D3  # runs must stay apart when overlaid
 
@@ -20,11 +20,11 @@ def _line(frame, y: str, title: str, key: str, log_y: bool = False) -> None:
     st.plotly_chart(figure, key=key)
 
 
-def render(ctx: ui.Context, experiment: data.Experiment) -> None:
+def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     """Pick training runs (variants and the base reranker) and overlay their logs."""
-    stages = data.training_stages(experiment)
+    stages = views.training_stages(experiment)
     if not stages:
-        raise data.MissingArtifactError(
+        raise loading.MissingArtifactError(
             f"{experiment.path}/stages/finetune/<key>/trained/train_log.jsonl",
             "A training log",
             "The finetune stage has not run yet.",
@@ -36,9 +36,9 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
     if not chosen:
         st.info("Pick at least one run.")
         return
-    train, evals, table, notes = data.training_for(chosen, stages)
+    train, evals, table, notes = views.training_for(chosen, stages)
     st.dataframe(table, hide_index=True, width="stretch")
-    for label, note, level in data.classify_notes(notes):
+    for label, note, level in views.classify_notes(notes):
         getattr(st, level)(f"**{label}**: {note}")
 
     left, right = st.columns(2)
@@ -55,13 +55,13 @@ def render(ctx: ui.Context, experiment: data.Experiment) -> None:
             figure = px.line(ev, x="step", y="nDCG@10", color="run", markers=True,
                              title="Dev nDCG@10 (step 0 = before training; ★ = best)",
                              color_discrete_sequence=PALETTE)  # fmt: skip
-            best = data.marked_points(evals, table, "best step")
+            best = views.marked_points(evals, table, "best step")
             figure.add_scatter(
                 x=best["step"], y=best["nDCG@10"], mode="markers", name="best",
                 marker={"symbol": "star", "size": 16, "color": "gold",
                         "line": {"color": "black", "width": 1}},
             )  # fmt: skip
-            kept = data.marked_points(evals, table, "kept step")
+            kept = views.marked_points(evals, table, "kept step")
             kept = kept[~kept.index.isin(best.index)]
             if not kept.empty:  # keep = "final": model/ holds another step than the best
                 figure.add_scatter(
