@@ -307,6 +307,11 @@ def test_holm_family_is_configurable(tmp_path: Path) -> None:
 
     raw = [table[k][0].t_p for k in table]
     assert max(holm_bonferroni(raw)) >= max(holm_bonferroni(raw[:2]))
+    assert [table[k][0].t_p_holm for k in table] == holm_bonferroni(raw)  # one family
+    for depth_measure in (("nDCG@10",), ("RR@10",)):
+        keys = [k for k in per if k[1] in depth_measure]
+        adjusted = holm_bonferroni([per[k][0].t_p for k in keys])
+        assert [per[k][0].t_p_holm for k in keys] == adjusted  # a family per depth and measure
     assert "whole table" in holm_family_text("table", [5], ["nDCG@10"])
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,8 +133,8 @@ def _comparisons(
         keys = list(found)
         t_holm = holm_bonferroni([found[k].t_p for k in keys])
         w_holm = holm_bonferroni([found[k].wilcoxon_p for k in keys])
-        return {
-            k: (found[k], t < 0.05 and w < 0.05)
+        found = {
+            k: replace(found[k], t_p_holm=t, wilcoxon_p_holm=w)
             for k, t, w in zip(keys, t_holm, w_holm, strict=True)
         }
     return {k: (v, v.significant) for k, v in found.items()}
@@ -194,6 +194,8 @@ def _table(
                 entry.setdefault("p_values", {})[measure] = {
                     "t": cmp_row.t_p,
                     "wilcoxon": cmp_row.wilcoxon_p,
+                    "t_holm": cmp_row.t_p_holm,
+                    "wilcoxon_holm": cmp_row.wilcoxon_p_holm,
                 }
                 entry.setdefault("wins_ties_losses", {})[measure] = [
                     cmp_row.wins,
