@@ -9,28 +9,7 @@ import pandas as pd
 
 from dashboard.loading import Experiment, summary_markdown_text
 from dashboard.views import MODEL_KEPT
-
-#: LaTeX special characters (and → and Δ in math mode), each escaped once.
-_LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "→": r"$\rightarrow$",
-    "Δ": r"$\Delta$",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters, each character once (the braces of an inserted
-    ``\\textbackslash{}`` are never escaped again)."""
-    return "".join(_LATEX_ESCAPES.get(char, char) for char in text)
+from inpars_core.latex import latex_escape
 
 
 def summary_markdown(experiment: Experiment) -> str:

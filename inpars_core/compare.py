@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from inpars_core.errors import ConfigError
 from inpars_core.evaluation import Evaluation
+from inpars_core.latex import latex_escape
 
 TIE_TOLERANCE = 1e-9
 
@@ -212,28 +213,6 @@ def to_csv(comparison: Comparison) -> str:
             ]
         )
     return out.getvalue()
-
-
-_LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "→": r"$\rightarrow$",
-    "Δ": r"$\Delta$",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters (and render → and Δ in math mode), each character
-    once: the braces of an inserted ``\\textbackslash{}`` are never escaped again."""
-    return "".join(_LATEX_ESCAPES.get(char, char) for char in text)
 
 
 def to_latex(comparison: Comparison) -> str:
