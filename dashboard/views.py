@@ -42,6 +42,7 @@ from dashboard.loading import (
     verdict_rows,
     words,
 )
+from inpars_core.experiments.schema import KINDS_TEXT, TRAINING_FIELDS
 
 LEGACY_BASELINE = "base (zero-shot)"  # summaries written before rows named their baseline
 PER_QUERY_MEASURE = "nDCG@10"
@@ -501,21 +502,6 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return f"{value:.{digits}f}"
-
-
-TRAINING_FIELDS = (
-    "best_step",
-    "kept_step",
-    "final_step",
-    "step0_dev_ndcg10",
-    "best_dev_ndcg10",
-    "best_at_step0",
-)
-KINDS_TEXT = (
-    "Kinds: bm25; zero-shot = never trained on this collection; supervised = trained on its "
-    "train qrels; synthetic = fine-tuned on generated queries. `⊕ w·BM25` = (1 − w)·model + "
-    "w·BM25 (min-max per query); the pure model's row stands beside it."
-)
 
 
 def training_of_row(experiment: Experiment, row: Mapping[str, Any]) -> dict[str, Any]:

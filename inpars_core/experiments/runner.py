@@ -28,6 +28,7 @@ from inpars_core.artifacts import atomic_text, stable_hash, write_json
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
+from inpars_core.experiments.schema import TRAINING_FIELDS
 from inpars_core.experiments.stages import StageResult, StageStore
 from inpars_core.records import Query, SyntheticQuery
 from inpars_core.runs import (
@@ -46,15 +47,6 @@ RUN_FILE = "run.trec"
 VERDICTS_FILE = "verdicts.jsonl"
 #: The exact prompt template and few-shot examples, in the generate stage.
 PROMPT_FILE = "prompt.json"
-
-TRAINING_FIELDS = (
-    "best_step",
-    "kept_step",
-    "final_step",
-    "step0_dev_ndcg10",
-    "best_dev_ndcg10",
-    "best_at_step0",
-)
 
 
 def _no_progress(_: str, __: int) -> Callable[[int], None]:

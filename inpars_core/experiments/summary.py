@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from inpars_core.artifacts import atomic_text, write_json
 from inpars_core.compare import ComparisonRow, compare, holm_bonferroni
 from inpars_core.evaluation import Evaluation, evaluate
+from inpars_core.experiments.schema import KINDS_TEXT
 from inpars_core.records import Qrels
 from inpars_core.runs import read_trec_run
 
@@ -347,9 +348,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "",
         summary.get("holm_family_text", ""),
         "",
-        "Kinds: bm25; zero-shot = never trained on this collection; supervised = trained on its "
-        "train qrels; synthetic = fine-tuned on generated queries. `⊕ w·BM25` = "
-        "(1 − w)·model + w·BM25 (min-max per query); the pure model's row stands beside it.",
+        KINDS_TEXT,
         "",
         summary.get("overlap", {}).get("text", ""),
         "",

@@ -1,0 +1,20 @@
+"""Names shared by the summary writer and its readers (the dashboard): no imports, no logic."""
+
+from __future__ import annotations
+
+#: Training facts of a fine-tuned row, copied from its finetune stage's counts.
+TRAINING_FIELDS = (
+    "best_step",
+    "kept_step",
+    "final_step",
+    "step0_dev_ndcg10",
+    "best_dev_ndcg10",
+    "best_at_step0",
+)
+
+#: What the row kinds and the interpolation mark mean (summary.md and the Overview page).
+KINDS_TEXT = (
+    "Kinds: bm25; zero-shot = never trained on this collection; supervised = trained on its "
+    "train qrels; synthetic = fine-tuned on generated queries. `⊕ w·BM25` = (1 − w)·model + "
+    "w·BM25 (min-max per query); the pure model's row stands beside it."
+)
