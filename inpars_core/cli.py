@@ -18,7 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from inpars_core.errors import ConfigError, InparsError, InputFormatError
+from inpars_core.errors import InparsError
+from inpars_core.stages import STAGE_MODULES, stage_module
+from inpars_core.stages.common import first_queries
 
 logger = logging.getLogger("inpars")
 
@@ -132,84 +134,11 @@ def _dataset(args: argparse.Namespace):
     return resolve_dataset(args.dataset, progress=_download_progress())
 
 
-@command("index")
-def _index(args: argparse.Namespace) -> int:
-    from inpars_core.retrieval.bm25 import IndexConfig, build_index
+def _run_file(path: str | Path, flag: str) -> Path:
+    """The TREC run of a run artifact folder (or a plain run file)."""
+    from inpars_core.stages.contract import open_input
 
-    config = IndexConfig(fields=args.fields, threads=args.threads)
-    build_index(_dataset(args), Path(args.out), config)
-    print(f"index written to {args.out}")
-    return 0
-
-
-@command("retrieve")
-def _retrieve(args: argparse.Namespace) -> int:
-    """BM25 top-k of a split's queries, or of a synthetic queries file (``--queries``, the
-    output of ``inpars generate`` or ``inpars filter``), as a TREC run with a meta beside."""
-    from inpars_core.artifacts import StageMeta, file_fingerprint, finish_meta, sidecar_meta_path
-    from inpars_core.retrieval.bm25 import BM25Config, BM25Retriever
-    from inpars_core.runs import run_size, write_trec_run
-
-    dataset = _dataset(args)
-    config = BM25Config(k1=args.k1, b=args.b, threads=args.threads)
-    inputs: dict[str, object] = {"dataset": dataset.name, "index": args.index}
-    if args.queries:
-        if args.max_queries is not None:
-            raise ConfigError(
-                f"expected --max-queries only with --split, found it with --queries "
-                f"{args.queries} (a queries file is retrieved whole). Fix: drop --max-queries, "
-                "or keep fewer queries with 'inpars filter --top-k N'"
-            )
-        queries = _synthetic_queries(Path(args.queries))
-        inputs.update(
-            queries=args.queries, queries_fingerprint=file_fingerprint(Path(args.queries))
-        )
-        tag = f"bm25-{dataset.name}-synthetic"
-    else:
-        split = args.split or "test"
-        queries = _first_queries(dataset, split, args.max_queries)
-        inputs.update(split=split, max_queries=args.max_queries)
-        tag = f"bm25-{dataset.name}"
-    meta = StageMeta(
-        stage="retrieve",
-        config={"retriever": "bm25", "k": args.k, **vars_of(config)},
-        inputs=inputs,
-    )
-    started = time.perf_counter()
-    run = BM25Retriever(Path(args.index), config).retrieve(queries, args.k)
-    meta.timings["retrieve_s"] = round(time.perf_counter() - started, 3)
-    meta.counts.update(queries=len(run), lines=run_size(run))
-    write_trec_run(run, Path(args.out), tag=tag)
-    finish_meta(meta, sidecar_meta_path(Path(args.out)))
-    print(
-        f"{run_size(run)} lines for {len(run)} queries written to {args.out} "
-        f"in {meta.timings['retrieve_s']:.1f} s"
-    )
-    return 0
-
-
-def _synthetic_queries(path: Path) -> dict:
-    """The queries of a file written by ``inpars generate``/``inpars filter``, by query id, in
-    file order; an empty file stops the command (nothing downstream could use its run)."""
-    from inpars_core.generation.stage import read_queries
-    from inpars_core.records import Query
-
-    records = read_queries(path)
-    if not records:
-        raise InputFormatError(
-            path,
-            "expected at least one synthetic query, found none",
-            fix="generate more queries (--num-docs) or loosen the filters of 'inpars filter'",
-        )
-    return {r.query_id: Query(r.query_id, r.text) for r in records}
-
-
-def _first_queries(dataset, split: str, max_queries: int | None) -> dict:
-    """The queries judged in ``split`` (qrels order), the first ``max_queries`` when given."""
-    queries = dataset.split_queries(split)
-    if max_queries is None:
-        return queries
-    return dict(list(queries.items())[:max_queries])
+    return open_input(path, "run", flag=flag)
 
 
 def vars_of(config: object) -> dict:
@@ -229,7 +158,7 @@ def _evaluate_run(
     qrels = dataset.qrels(split)
     if only is not None:
         qrels = {q: judged for q, judged in qrels.items() if q in only}
-    return evaluate(read_trec_run(run_path), qrels, measures)
+    return evaluate(read_trec_run(_run_file(run_path, "--run")), qrels, measures)
 
 
 @command("evaluate")
@@ -240,7 +169,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     only = None
     if args.max_queries is not None:
-        only = set(_first_queries(dataset, args.split, args.max_queries))
+        only = set(first_queries(dataset, args.split, args.max_queries))
     evaluation = _evaluate_run(dataset, args.split, Path(args.run), args.measures, only)
     if args.out:
         meta = StageMeta(
@@ -457,7 +386,7 @@ def _rerank(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, device=args.device, precision=args.precision
         ),
     )
-    run = read_trec_run(Path(args.run))
+    run = read_trec_run(_run_file(args.run, "--run"))
     queries = dataset.split_queries(args.split)
     reranker = load_reranker(args.model, config.scoring)
     cache = None if args.no_cache else ScoreCache.for_model(reranker, config)
@@ -532,7 +461,7 @@ def _triples(args: argparse.Namespace) -> int:
     triples, report = mine_triples(
         texts,
         positives,
-        read_trec_run(Path(args.run)),
+        read_trec_run(_run_file(args.run, "--run")),
         sorted(dataset.corpus),
         config,
         teacher,
@@ -687,7 +616,7 @@ def _progress_flag(p: argparse.ArgumentParser) -> None:
 def _dev_queries(dataset, run_path: str, split: str, limit: int):
     from inpars_core.runs import read_trec_run
 
-    run = read_trec_run(Path(run_path))
+    run = read_trec_run(_run_file(run_path, "--dev-run"))
     qrels = dataset.qrels(split)
     query_ids = [q for q in run if q in qrels and q in dataset.queries][:limit]
     return query_ids, run, qrels
@@ -730,7 +659,8 @@ def _dense(args: argparse.Namespace) -> int:
     retriever = DenseRetriever(Path(args.index))
     started = time.perf_counter()
     if args.rerank_run:
-        run = retriever.rerank(queries, read_trec_run(Path(args.rerank_run)), depth=args.depth)
+        first = read_trec_run(_run_file(args.rerank_run, "--rerank-run"))
+        run = retriever.rerank(queries, first, depth=args.depth)
     else:
         run = retriever.retrieve(queries, k=args.k)
     meta = StageMeta(
@@ -752,7 +682,7 @@ def _fuse(args: argparse.Namespace) -> int:
     from inpars_core.dense.fusion import normalised_score_sum, reciprocal_rank_fusion
     from inpars_core.runs import read_trec_run, write_trec_run
 
-    runs = [read_trec_run(Path(p)) for p in args.runs]
+    runs = [read_trec_run(_run_file(p, "--runs")) for p in args.runs]
     if args.method == "rrf":
         fused = reciprocal_rank_fusion(runs, k=args.rrf_k, depth=args.depth)
     else:
@@ -973,6 +903,55 @@ def _dev_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_stage_command(sub, name: str) -> None:
+    """A sub-command of a stage module: flags from its Inputs and Config dataclasses, plus
+    ``--dry-run`` when the module can preview (``preview(config, inputs) -> str``)."""
+    from inpars_core.options import add_flags
+
+    module = stage_module(name)
+    p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
+    add_flags(p, module.Inputs)
+    add_flags(p, module.Config)
+    if hasattr(module, "preview"):
+        p.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    _progress_flag(p)
+    p.add_argument("--out", required=True, help=f"{module.OUTPUT} artifact folder to write")
+    _COMMANDS[name] = lambda args: _run_stage(name, args)
+
+
+def _bar_progress(name: str, total: int) -> Callable[[int], None]:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="item", leave=False).update
+
+
+def _run_stage(name: str, args: argparse.Namespace) -> int:
+    """flags -> config and inputs -> ``stages.<name>.run`` -> the published artifact.
+
+    Under a data-parallel launch every rank runs the stage; rank 0 alone publishes and prints.
+    """
+    from inpars_core.options import from_args
+    from inpars_core.stages.contract import partial_dir, publish, read_artifact
+
+    module = stage_module(name)
+    inputs = from_args(module.Inputs, args)
+    config = from_args(module.Config, args)
+    if getattr(args, "dry_run", False):
+        print(module.preview(config, inputs))
+        return 0
+    out = Path(args.out)
+    progress = _bar_progress if _show_progress(args) and _launch_rank() == 0 else None
+    if _launch_rank() != 0:
+        module.run(config, inputs, partial_dir(out), progress=None)
+        _end_process_group()
+        return 0
+    with publish(out, module.OUTPUT) as work:
+        module.run(config, inputs, work, progress=progress)
+    _end_process_group()
+    print(module.describe(read_artifact(out)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = OneLineParser(prog="inpars", description=__doc__)
@@ -982,28 +961,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_dataset(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dataset", required=True, help="BEIR name (scifact, ...) or folder")
 
-    p = sub.add_parser("index", help="build a Lucene index of a dataset")
-    with_dataset(p)
-    p.add_argument("--fields", choices=["flat", "multifield"], default="flat")
-    p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--out", required=True, help="index folder to create")
-
-    p = sub.add_parser(
-        "retrieve", help="BM25 top-k for a split or a synthetic queries file, as a TREC run"
-    )
-    with_dataset(p)
-    p.add_argument("--index", required=True)
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--split", help="qrels split whose queries are retrieved (default test)")
-    source.add_argument(
-        "--queries", help="synthetic queries JSONL from 'inpars generate' or 'inpars filter'"
-    )
-    p.add_argument("--max-queries", type=positive_int, help="only the first N queries of --split")
-    p.add_argument("--k", type=positive_int, default=1000)
-    p.add_argument("--k1", type=non_negative_float, default=0.9)
-    p.add_argument("--b", type=probability, default=0.4)
-    p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--out", required=True, help="run file to write")
+    for name in STAGE_MODULES:
+        _add_stage_command(sub, name)
 
     p = sub.add_parser("evaluate", help="evaluate a run with ir-measures")
     with_dataset(p)

@@ -237,17 +237,20 @@ class ExperimentRunner:
         return stable_hash(sorted((q, query.text) for q, query in queries.items()))
 
     # ------------------------------------------------------------------ stages
+    def dataset_ref(self) -> str:
+        """The dataset as the stages receive it: its resolved folder."""
+        return str(self.dataset.path)
+
     def index(self, config: ExperimentConfig) -> StageResult:
-        """Lucene index of the corpus."""
-        from inpars_core.retrieval.bm25 import IndexConfig, build_index
+        """Lucene index of the corpus (:mod:`inpars_core.stages.index`)."""
+        from inpars_core.stages import index
 
-        def build(work: Path) -> dict:
-            target = _fresh(work / "index")
-            build_index(self.dataset, target, IndexConfig(config.bm25.fields))
-            return {"documents": len(self.dataset.corpus)}
-
+        stage_config = index.Config(fields=config.bm25.fields)
         return self.store.run(
-            "index", {"fields": config.bm25.fields}, {"dataset": self.dataset_key()}, build
+            "index",
+            {"fields": config.bm25.fields},
+            {"dataset": self.dataset_key()},
+            lambda work: index.run(stage_config, index.Inputs(self.dataset_ref()), work),
         )
 
     def bm25_config(self, config: ExperimentConfig) -> Any:
@@ -261,25 +264,34 @@ class ExperimentRunner:
         config: ExperimentConfig,
         index: StageResult,
         name: str,
-        queries: dict[str, Query],
         k: int,
+        *,
+        split: str | None = None,
+        max_queries: int | None = None,
+        queries: StageResult | None = None,
+        queries_file: str = "queries.jsonl",
     ) -> StageResult:
-        """BM25 run of ``queries``."""
-        from inpars_core.retrieval.bm25 import BM25Retriever
+        """BM25 run of a split's queries (the first ``max_queries``) or of a queries artifact
+        (:mod:`inpars_core.stages.retrieve`)."""
+        from inpars_core.stages import retrieve
 
-        def build(work: Path) -> dict:
-            retriever = BM25Retriever(index.path / "index", self.bm25_config(config))
-            run = retriever.retrieve(queries, k)
-            write_trec_run(run, work / RUN_FILE, tag="bm25")
-            return {"queries": len(run)}
-
-        params = {
-            "k1": config.bm25.k1,
-            "b": config.bm25.b,
-            "k": k,
-            "queries": self.queries_key(queries),
-        }
-        return self.store.run(name, params, {"index": index}, build)
+        stage_config = retrieve.Config(k=k, k1=config.bm25.k1, b=config.bm25.b)
+        inputs = retrieve.Inputs(
+            dataset=self.dataset_ref(),
+            index=str(index.path),
+            split=split,
+            max_queries=max_queries,
+            queries=str(queries.path / queries_file) if queries is not None else None,
+        )
+        params = {"k1": config.bm25.k1, "b": config.bm25.b, "k": k}
+        keyed: dict[str, StageResult | str] = {"index": index}
+        if queries is not None:
+            keyed["queries"] = queries
+        else:
+            params.update(split=split, max_queries=max_queries)
+        return self.store.run(
+            name, params, keyed, lambda work: retrieve.run(stage_config, inputs, work)
+        )
 
     def base_model(
         self, config: ExperimentConfig, bm25_train: StageResult | None, train_ids: list[str]
@@ -457,7 +469,7 @@ class ExperimentRunner:
             queries = read_queries(generated.path / "queries.jsonl")
             ranks = None
             if section.round_trip_k is not None:
-                retriever = BM25Retriever(index.path / "index", self.bm25_config(config))
+                retriever = BM25Retriever(index.path, self.bm25_config(config))
                 ranks = source_ranks(queries, retriever, section.round_trip_k)
             verdicts = filter_verdicts(
                 queries,
@@ -504,11 +516,7 @@ class ExperimentRunner:
             train, dev = list(queries), []
         depth = max(config.negatives.window[1], config.finetune.dev_depth if dev else 1, 1)
         run = self.bm25(
-            config,
-            index,
-            "synthetic-bm25",
-            {q.query_id: Query(q.query_id, q.text) for q in queries},
-            depth,
+            config, index, "synthetic-bm25", depth, queries=kept, queries_file="kept.jsonl"
         )
         return run, train, dev
 
@@ -882,7 +890,14 @@ class ExperimentRunner:
         rows: list[Row] = []
         index = self.index(config)
         test_queries = self.test_queries()
-        bm25_test = self.bm25(config, index, "bm25-test", test_queries, config.bm25.k)
+        bm25_test = self.bm25(
+            config,
+            index,
+            "bm25-test",
+            config.bm25.k,
+            split=config.dataset.test_split,
+            max_queries=config.dataset.max_test_queries,
+        )
         rows.append(
             Row(
                 "BM25",
@@ -896,8 +911,9 @@ class ExperimentRunner:
         train_ids, train_dev_ids = self.split_train(config.finetune.dev_queries)
         bm25_train = None
         if self.has_train_qrels():
-            train_queries = {q: self.dataset.queries[q] for q in train_ids + train_dev_ids}
-            bm25_train = self.bm25(config, index, "bm25-train", train_queries, 100)
+            bm25_train = self.bm25(
+                config, index, "bm25-train", 100, split=config.dataset.train_split
+            )
         base_model, base_key, train_triples = self.base_model(config, bm25_train, train_ids)
         base_seconds = base_key.seconds if isinstance(base_key, StageResult) else 0.0
         trained_on: set[str] = set()

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import META_FILE, StageMeta, finish_meta, stable_hash, to_jsonable
+from inpars_core.artifacts import (
+    META_FILE,
+    StageMeta,
+    finish_meta,
+    stable_hash,
+    to_jsonable,
+    write_json,
+)
+from inpars_core.stages.contract import Artifact
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +72,12 @@ class StageStore:
         name: str,
         params: dict[str, Any],
         inputs: dict[str, StageResult | str],
-        build: Callable[[Path], dict[str, Any] | None],
+        build: Callable[[Path], Any],
     ) -> StageResult:
-        """Return the stage's artifact, building it with ``build(work_dir)`` when missing."""
+        """Return the stage's artifact, building it with ``build(work_dir)`` when missing.
+
+        ``build`` is a stage's ``run`` (it writes its own meta.json, to which the key and the
+        input keys are added) or returns counts for a meta.json written here."""
         input_keys = {k: (v.key if isinstance(v, StageResult) else v) for k, v in inputs.items()}
         key = stable_hash(
             {
@@ -88,13 +99,20 @@ class StageStore:
         logger.info("stage %s: %s (%s)", name, "resuming" if resumed else "running", key)
         meta = StageMeta(stage=name, config=params, inputs=input_keys)
         started = time.perf_counter()
-        counts = build(work) or {}
-        meta.counts.update(counts)
-        meta.timings["total_s"] = round(time.perf_counter() - started, 3)
-        finish_meta(meta, work / META_FILE)
+        (work / META_FILE).unlink(missing_ok=True)  # an earlier attempt's stage meta
+        built = build(work)
+        if isinstance(built, Artifact):
+            record = dict(built.meta)
+            record.update(key=key, step=name, params=to_jsonable(params), keys=input_keys)
+            write_json(work / META_FILE, record)
+        else:
+            meta.counts.update(built or {})
+            meta.timings["total_s"] = round(time.perf_counter() - started, 3)
+            finish_meta(meta, work / META_FILE)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(work, folder)
         self.ran.append(name)
-        self.events.append({"stage": name, "key": key, "seconds": meta.timings["total_s"]})
-        return StageResult(name, key, folder, json.loads(meta_path.read_text()), ran=True)
+        result = StageResult(name, key, folder, json.loads(meta_path.read_text()), ran=True)
+        self.events.append({"stage": name, "key": key, "seconds": result.seconds})
+        return result
