@@ -20,7 +20,6 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from inpars_core.artifacts import atomic_text, stable_hash, write_json
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
+from inpars_core.experiments.rows import Row, with_bm25
 from inpars_core.experiments.schema import TRAINING_FIELDS
 from inpars_core.experiments.stages import StageResult, StageStore
 from inpars_core.records import Query, SyntheticQuery
@@ -62,41 +62,6 @@ def _fresh(path: Path) -> Path:
 
 def _params(section: Any) -> dict[str, Any]:
     return dataclasses.asdict(section)
-
-
-#: Row kinds: what the system was trained on (never a guess from a name).
-ROW_KINDS = ("bm25", "zero-shot", "supervised", "synthetic")
-
-
-@dataclass
-class Row:
-    """One line of the summary: a system at one depth.
-
-    ``kind`` is one of :data:`ROW_KINDS`: ``bm25``; ``zero-shot`` (a model never trained on this
-    collection); ``supervised`` (trained on this collection's train qrels); ``synthetic``
-    (fine-tuned on generated queries). ``bm25_weight`` > 0 marks a row interpolated with BM25
-    (its name shows it); ``pure`` names the row of the same model without interpolation.
-    """
-
-    name: str
-    kind: str
-    depth: int | None
-    run_path: Path
-    family: str = "bm25"  # bm25, cross-encoder, bi-encoder
-    variant: str | None = None
-    variants: list[str] = field(default_factory=list)
-    bm25_weight: float = 0.0
-    pure: str | None = None
-    is_baseline: bool = False
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-    #: stage name -> artifact folder (relative to the experiment folder) this row was made from
-    stages: dict[str, str] = field(default_factory=dict)
-
-
-def with_bm25(name: str, weight: float) -> str:
-    """A row name with its interpolation shown: ``name ⊕ 0.5·BM25``."""
-    return f"{name} ⊕ {weight:g}·BM25" if weight > 0 else name
 
 
 def prompt_record(prompt: Any, chat: bool) -> dict[str, Any]:
@@ -877,7 +842,7 @@ class ExperimentRunner:
     # ------------------------------------------------------------------ the whole experiment
     def run(self, variants: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the baselines and every requested variant; write and return the summary."""
-        from inpars_core.experiments.summary import Overlap, write_summary
+        from inpars_core.experiments.summary import Overlap, manifest, summarize, write_summary
 
         started = time.perf_counter()
         config = self.config
@@ -1039,7 +1004,47 @@ class ExperimentRunner:
         overlap = Overlap.measure(
             self.dataset, config.dataset.test_split, list(test_queries), sorted(trained_on)
         )
-        summary = write_summary(self, rows, costs, time.perf_counter() - started, overlap)
+        qrels = {
+            q: judged
+            for q, judged in self.dataset.qrels(config.dataset.test_split).items()
+            if q in test_queries
+        }
+        table, per_query = summarize(
+            rows,
+            qrels,
+            measures=config.evaluation.measures,
+            depths=config.rerank.depths,
+            holm_family=config.evaluation.holm_family,
+            costs=costs,
+            overlap=overlap,
+            exclude_overlap=config.evaluation.exclude_overlap,
+        )
+        dataset_path = str(Path(self.dataset.path).resolve())
+        summary = {
+            "experiment": config.experiment.name,
+            "dataset": config.dataset.name,
+            "dataset_path": dataset_path,
+            "test_split": config.dataset.test_split,
+            "test_query_ids": sorted(test_queries),
+            **table,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "stages_ran": list(self.store.ran),
+            "stages_cached": list(self.store.cached),
+        }
+        dataset = {
+            "name": self.dataset.name,
+            "path": dataset_path,
+            "content_hash": self.dataset.content_hash(),
+            "test_split": config.dataset.test_split,
+            "train_split": config.dataset.train_split if self.has_train_qrels() else None,
+        }
+        write_summary(
+            self.root,
+            summary,
+            per_query,
+            rows,
+            manifest(summary, rows, config=dataclasses.asdict(config), dataset=dataset),
+        )
         write_json(
             self.root / "stages_ran.json",
             {"ran": self.store.ran, "cached": self.store.cached, "events": self.store.events},

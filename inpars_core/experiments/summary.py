@@ -27,7 +27,7 @@ from inpars_core.runs import read_trec_run
 
 if TYPE_CHECKING:
     from inpars_core.datasets.beir import Dataset
-    from inpars_core.experiments.runner import ExperimentRunner, Row
+    from inpars_core.experiments.rows import Row
 
 logger = logging.getLogger(__name__)
 
@@ -211,89 +211,92 @@ def _table(
     return table
 
 
-def write_summary(
-    runner: ExperimentRunner,
-    rows: list[Row],
-    costs: dict[str, float],
-    seconds: float,
+#: One per-query value: (block, row index, query id, measure, value).
+PerQueryValue = tuple[str, int, str, str, float]
+
+
+def summarize(
+    rows: Sequence[Row],
+    qrels: Qrels,
+    *,
+    measures: Sequence[str],
+    depths: Sequence[int],
+    holm_family: str,
+    costs: Mapping[str, float],
     overlap: Overlap,
-) -> dict[str, Any]:
-    """Evaluate every row, compare with the baseline per depth, write summary.json/.md."""
-    config = runner.config
-    measures = list(config.evaluation.measures)
-    queries = set(runner.test_queries())
-    qrels = {
-        q: j for q, j in runner.dataset.qrels(config.dataset.test_split).items() if q in queries
-    }
-    depths = list(config.rerank.depths)
-    family = config.evaluation.holm_family
-    baselines = {row.depth: row.name for row in rows if row.is_baseline}
+    exclude_overlap: bool,
+) -> tuple[dict[str, Any], list[PerQueryValue]]:
+    """The summary table of ``rows`` on ``qrels`` (a pure function of its arguments and the
+    rows' run files): every row evaluated, compared with the baseline of its depth, Holm-corrected
+    over ``holm_family``; with ``exclude_overlap`` a second block on the test queries without
+    overlap. Returns the summary and every per-query value."""
     per_query: dict[str, list[tuple[int, str, str, float]]] = {"all": [], "no-overlap": []}
     summary: dict[str, Any] = {
-        "experiment": config.experiment.name,
-        "dataset": config.dataset.name,
-        "dataset_path": str(Path(runner.dataset.path).resolve()),
-        "test_split": config.dataset.test_split,
         "test_queries": len(qrels),
-        "test_query_ids": sorted(queries),
-        "measures": measures,
-        "depths": depths,
-        "baselines": {str(d): name for d, name in baselines.items()},
-        "holm_family": family,
-        "holm_family_text": holm_family_text(family, depths, measures),
+        "measures": list(measures),
+        "depths": list(depths),
+        "baselines": {str(row.depth): row.name for row in rows if row.is_baseline},
+        "holm_family": holm_family,
+        "holm_family_text": holm_family_text(holm_family, depths, measures),
         "overlap": {**asdict(overlap), "text": overlap.describe()},
-        "rows": _table(rows, qrels, measures, depths, family, costs, per_query["all"]),
+        "rows": _table(rows, qrels, measures, depths, holm_family, costs, per_query["all"]),
         "per_query_file": PER_QUERY_FILE,
-        "wall_seconds": round(seconds, 1),
-        "stages_ran": list(runner.store.ran),
-        "stages_cached": list(runner.store.cached),
     }
-    if config.evaluation.exclude_overlap:
+    if exclude_overlap:
         excluded = set(overlap.overlapping)
         clean = {q: j for q, j in qrels.items() if q not in excluded}
         summary["no_overlap"] = {
             "test_queries": len(clean),
-            "rows": _table(rows, clean, measures, depths, family, costs, per_query["no-overlap"]),
+            "rows": _table(
+                rows, clean, measures, depths, holm_family, costs, per_query["no-overlap"]
+            ),
         }
-    with atomic_text(runner.root / PER_QUERY_FILE) as handle:
-        handle.write("block\trow\tsystem\tdepth\tquery_id\tmeasure\tvalue\n")
-        for block, values in per_query.items():
-            for index, query_id, measure, value in values:
-                row = rows[index]
-                depth = "full" if row.depth is None else row.depth
-                handle.write(
-                    f"{block}\t{index}\t{row.name}\t{depth}\t{query_id}\t{measure}\t{value!r}\n"
-                )
-    write_manifest(runner, rows, summary)
-    write_json(runner.root / "summary.json", summary)
-    with atomic_text(runner.root / "summary.md") as handle:
-        handle.write(to_markdown(summary))
-    return summary
+    values = [(block, *value) for block, found in per_query.items() for value in found]
+    return summary, values
 
 
-def write_manifest(runner: ExperimentRunner, rows: Sequence[Row], summary: dict[str, Any]) -> None:
+def manifest(
+    summary: Mapping[str, Any],
+    rows: Sequence[Row],
+    *,
+    config: Mapping[str, Any],
+    dataset: Mapping[str, Any],
+) -> dict[str, Any]:
     """``experiment.json``: what each reported system is made of (stage folders and files), the
     dataset as the run found it (resolved path, content hash), splits, baselines and row kinds,
     so a reader (the dashboard) never reconstructs lineage from names."""
-    from dataclasses import asdict as as_dict
-
-    config = runner.config
-    manifest = {
-        "experiment": config.experiment.name,
-        "config": as_dict(config),
-        "dataset": {
-            "name": runner.dataset.name,
-            "path": summary["dataset_path"],
-            "content_hash": runner.dataset.content_hash(),
-            "test_split": config.dataset.test_split,
-            "train_split": config.dataset.train_split if runner.has_train_qrels() else None,
-        },
+    return {
+        "experiment": summary["experiment"],
+        "config": dict(config),
+        "dataset": dict(dataset),
         "test_query_ids": summary["test_query_ids"],
         "baselines": summary["baselines"],
         "per_query_file": PER_QUERY_FILE,
         "systems": [row_identity(index, row) for index, row in enumerate(rows)],
     }
-    write_json(runner.root / MANIFEST_FILE, manifest)
+
+
+def write_summary(
+    root: Path,
+    summary: Mapping[str, Any],
+    per_query: Sequence[PerQueryValue],
+    rows: Sequence[Row],
+    experiment_manifest: Mapping[str, Any],
+) -> None:
+    """Write ``per_query.tsv``, ``experiment.json``, ``summary.json`` and ``summary.md`` into
+    the experiment folder ``root`` (each atomically)."""
+    with atomic_text(root / PER_QUERY_FILE) as handle:
+        handle.write("block\trow\tsystem\tdepth\tquery_id\tmeasure\tvalue\n")
+        for block, index, query_id, measure, value in per_query:
+            row = rows[index]
+            depth = "full" if row.depth is None else row.depth
+            handle.write(
+                f"{block}\t{index}\t{row.name}\t{depth}\t{query_id}\t{measure}\t{value!r}\n"
+            )
+    write_json(root / MANIFEST_FILE, experiment_manifest)
+    write_json(root / "summary.json", summary)
+    with atomic_text(root / "summary.md") as handle:
+        handle.write(to_markdown(summary))
 
 
 def _markdown_rows(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> list[str]:

@@ -124,16 +124,15 @@ def index_fields(index_dir: Path) -> str:
 
 @register_retriever("bm25")
 class BM25Retriever:
-    """BM25 over a Lucene index built by :func:`build_index`, searched with pyserini."""
+    """BM25 over a Lucene index built by :func:`build_index`, searched with Anserini."""
 
     def __init__(self, index_dir: Path, config: BM25Config = BM25Config()) -> None:
-        from inpars_core.retrieval.lucene_runtime import lucene_searcher_class
+        from inpars_core.retrieval.lucene_runtime import LuceneBM25
 
         self.index_dir = Path(index_dir)
         self.config = config
         self.fields = index_fields(self.index_dir)
-        self._searcher = lucene_searcher_class()(str(self.index_dir / LUCENE_SUBDIR))
-        self._searcher.set_bm25(config.k1, config.b)
+        self._searcher = LuceneBM25(self.index_dir / LUCENE_SUBDIR, config.k1, config.b)
 
     def retrieve(self, queries: Mapping[str, Query], k: int = 1000) -> Run:
         """Top ``k`` per query; ties broken by doc id; queries keep their input order."""

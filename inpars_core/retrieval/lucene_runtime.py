@@ -9,8 +9,12 @@ Everything odd about pyserini's start-up lives here:
   on the classpath, the incubator module only when the runtime has it) before pyserini does;
   pyserini's own classpath call then finds a running JVM and is ignored.
 * ``import pyserini.search.lucene`` builds an OpenAI client at import time, which fails without
-  ``OPENAI_API_KEY``. We set a placeholder for the duration of the import only, then remove it.
-  The placeholder is never a real key, never logged and never written anywhere.
+  ``OPENAI_API_KEY``, and imports torch, transformers, faiss and scikit-learn (about 10 s on 2
+  cores) that BM25 never uses. :class:`LuceneBM25` therefore calls Anserini's ``SimpleSearcher``
+  (the Java class pyserini's ``LuceneSearcher`` wraps, with the same calls) through pyjnius and
+  never imports pyserini's Python modules; :func:`lucene_searcher_class` (pyserini's own class,
+  imported with a placeholder key that is never a real key, never logged nor written) stays for
+  callers that want pyserini's full API.
 """
 
 from __future__ import annotations
@@ -153,3 +157,38 @@ def lucene_searcher_class() -> type:
 def autoclass(name: str) -> type:
     """A Java class from the Anserini jar (starting the JVM if needed)."""
     return start_jvm().autoclass(name)
+
+
+class LuceneBM25:
+    """BM25 search of a Lucene index through Anserini's ``SimpleSearcher`` (what pyserini's
+    ``LuceneSearcher.set_bm25`` and ``batch_search`` call), without importing pyserini."""
+
+    def __init__(self, index_dir: str | Path, k1: float = 0.9, b: float = 0.4) -> None:
+        self._jnius = start_jvm()
+        self._searcher = self._jnius.autoclass("io.anserini.search.SimpleSearcher")(str(index_dir))
+        self._searcher.set_bm25(float(k1), float(b))
+
+    def batch_search(
+        self,
+        queries: list[str],
+        query_ids: list[str],
+        k: int,
+        threads: int,
+        fields: dict[str, float] | None = None,
+    ) -> dict[str, list]:
+        """query id -> Anserini ``ScoredDoc`` hits (``docid``, ``score``), best first."""
+        array_list = self._jnius.autoclass("java.util.ArrayList")
+        texts, ids = array_list(), array_list()
+        for text in queries:
+            texts.add(text)
+        for query_id in query_ids:
+            ids.add(query_id)
+        if fields:
+            boosts = self._jnius.autoclass("java.util.HashMap")()
+            java_float = self._jnius.autoclass("java.lang.Float")
+            for name, boost in fields.items():
+                boosts.put(name, java_float(boost))
+            results = self._searcher.batch_search_fields(texts, ids, int(k), int(threads), boosts)
+        else:
+            results = self._searcher.batch_search(texts, ids, int(k), int(threads))
+        return {entry.getKey(): entry.getValue() for entry in results.entrySet().toArray()}

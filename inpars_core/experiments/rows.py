@@ -1,0 +1,44 @@
+"""The rows of an experiment's summary: one reported system each, with its kind and lineage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Row kinds: what the system was trained on (never a guess from a name).
+ROW_KINDS = ("bm25", "zero-shot", "supervised", "synthetic")
+
+
+@dataclass
+class Row:
+    """One line of the summary: a system at one depth.
+
+    ``kind`` is one of :data:`ROW_KINDS`: ``bm25``; ``zero-shot`` (a model never trained on this
+    collection); ``supervised`` (trained on this collection's train qrels); ``synthetic``
+    (fine-tuned on generated queries). ``bm25_weight`` > 0 marks a row interpolated with BM25
+    (its name shows it); ``pure`` names the row of the same model without interpolation.
+    """
+
+    name: str
+    kind: str
+    depth: int | None
+    run_path: Path
+    family: str = "bm25"  # bm25, cross-encoder, bi-encoder
+    variant: str | None = None
+    variants: list[str] = field(default_factory=list)
+    bm25_weight: float = 0.0
+    pure: str | None = None
+    is_baseline: bool = False
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    #: stage name -> artifact folder (relative to the experiment folder) this row was made from
+    stages: dict[str, str] = field(default_factory=dict)
+
+
+def with_bm25(name: str, weight: float) -> str:
+    """A row name with its interpolation shown: ``name ⊕ 0.5·BM25``."""
+    return f"{name} ⊕ {weight:g}·BM25" if weight > 0 else name
+
+
+__all__ = ["ROW_KINDS", "Row", "with_bm25"]
