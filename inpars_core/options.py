@@ -251,3 +251,41 @@ def toml_table(config: Any) -> dict[str, Any]:
             continue
         table[field.name] = list(value) if isinstance(value, tuple) else value
     return table
+
+
+def section(
+    name: str,
+    doc: str,
+    *parts: tuple[type, tuple[str, ...]],
+    defaults: dict[str, Any] | None = None,
+    extra: tuple[tuple[str, Any, Any], ...] = (),
+) -> type:
+    """A frozen config dataclass (an experiment TOML section) made of fields of stage configs:
+    ``parts`` are (stage Config, field names) pairs; each field keeps its type, help, check and
+    choices (so it is validated like the flag), ``defaults`` gives a section its own default
+    values, ``extra`` adds (name, type, option(...)) fields the stages do not have."""
+    defaults = defaults or {}
+    specs: list[tuple[str, Any, Any]] = []
+    for cls, names in parts:
+        annotations = hints(cls)
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for field_name in names:
+            source = known[field_name]
+            default = defaults.get(field_name, source.default)
+            specs.append(
+                (
+                    field_name,
+                    annotations[field_name],
+                    dataclasses.field(default=default, metadata=source.metadata),
+                )
+            )
+    specs.extend(extra)
+
+    def post_init(self: Any) -> None:
+        validate(self)
+
+    made = dataclasses.make_dataclass(
+        name, specs, frozen=True, namespace={"__post_init__": post_init, "__doc__": doc}
+    )
+    made.__module__ = "inpars_core.experiments.config"
+    return made

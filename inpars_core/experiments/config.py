@@ -17,6 +17,8 @@ from typing import Any
 
 from inpars_core.errors import ConfigError
 from inpars_core.filter_stage import FilterConfig
+from inpars_core.options import section
+from inpars_core.stages import index, retrieve
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,12 @@ class DatasetSection:
     mean_doc_tokens: float | None = None
 
 
-@dataclass(frozen=True)
-class BM25Section:
-    """BM25 settings."""
-
-    fields: str = "flat"
-    k1: float = 0.9
-    b: float = 0.4
-    k: int = 1000
+BM25Section = section(
+    "BM25Section",
+    "BM25 settings: the index's field layout and the retrieval parameters of every BM25 search.",
+    (index.Config, ("fields",)),
+    (retrieve.Config, ("k1", "b", "k")),
+)
 
 
 @dataclass(frozen=True)
@@ -240,6 +240,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if len(value) != len(args):
             raise ConfigError(f"{where}: expected {len(args)} values, found {len(value)}")
         return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
+    if origin is typing.Literal:
+        if value in typing.get_args(annotation):
+            return value
+        allowed = ", ".join(map(repr, typing.get_args(annotation)))
+        raise ConfigError(f"{where}: expected one of {allowed}, found {value!r}")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is typing.Any or (
@@ -271,8 +276,15 @@ def _build_section(cls: Any, raw: dict[str, Any], where: str) -> Any:
                 f"{where}.{key}: unknown key; known keys of [{where.split('.')[-1]}]: "
                 f"{', '.join(known)}"
             )
-    values = {key: _coerce(value, known[key].type, f"{where}.{key}") for key, value in raw.items()}
-    return cls(**values)
+    annotations = typing.get_type_hints(cls)
+    values = {key: _coerce(value, annotations[key], f"{where}.{key}") for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        key = getattr(exc, "key", None)
+        if key is None:
+            raise
+        raise ConfigError(f"{where}.{exc}") from None
 
 
 def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
