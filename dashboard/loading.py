@@ -30,6 +30,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from inpars_core.errors import InputFormatError
+from inpars_core.stages.contract import ARTIFACT_TYPES, read_artifact
+from inpars_core.stages.filter import VERDICTS_FILE
+from inpars_core.stages.generate import PROMPT_FILE
+
 logger = logging.getLogger(__name__)
 
 RUNS_DIR_ENV = "INPARS_RUNS_DIR"
@@ -37,8 +42,6 @@ SUMMARY_FILE = "summary.json"
 SUMMARY_MD_FILE = "summary.md"
 MANIFEST_FILE = "experiment.json"
 PER_QUERY_FILE = "per_query.tsv"
-VERDICTS_FILE = "verdicts.jsonl"
-PROMPT_FILE = "prompt.json"
 META_FILE = "meta.json"
 RUN_FILE = "run.trec"
 WORK_SUFFIX = ".work"
@@ -567,10 +570,24 @@ def verdict_rows(filter_dir: str, version: tuple[int, ...] = ()) -> list[dict[st
     return rows
 
 
+def artifact_data(folder: str | Path, kind: str) -> Path:
+    """The data file of a stage folder: the one its ``meta.json`` names, or (an unfinished
+    ``.work`` folder, an unreadable meta) the usual file of an artifact of type ``kind``."""
+    try:
+        artifact = read_artifact(Path(folder))
+    except (InputFormatError, OSError):  # an unreadable meta.json: still worth showing
+        artifact = None
+    if artifact is not None and artifact.type == kind:
+        return artifact.data
+    return Path(folder) / ARTIFACT_TYPES[kind][1]
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def query_rows(generate_dir: str, version: tuple[int, ...] = ()) -> tuple[list[dict], int]:
-    """``queries.jsonl`` of a generate stage and the number of unreadable lines."""
-    return read_jsonl(Path(generate_dir) / "queries.jsonl", "queries.jsonl")
+    """The queries (``queries.jsonl``) of a generate stage and the number of unreadable
+    lines."""
+    path = artifact_data(generate_dir, "queries")
+    return read_jsonl(path, path.name)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

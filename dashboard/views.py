@@ -29,6 +29,7 @@ from dashboard.loading import (
     Experiment,
     MissingArtifactError,
     StageInfo,
+    artifact_data,
     dataset_for,
     document_text,
     per_query_table,
@@ -264,7 +265,7 @@ def generations(experiment: Experiment) -> dict[str, Generation]:
             if variant and str(variant) not in entry["variants"]:
                 entry["variants"].append(str(variant))
     for gen in experiment.of("generate", complete_only=False):
-        if gen.key not in found and (Path(gen.path) / "queries.jsonl").is_file():
+        if gen.key not in found and artifact_data(gen.path, "queries").is_file():
             found[gen.key] = {"generate": gen, "variants": []}
     out: dict[str, Generation] = {}
     for entry in found.values():
@@ -837,7 +838,7 @@ def filter_verdicts(generation: Generation) -> list[dict[str, Any]] | None:
 def synthetic_for(experiment: Experiment, generation: Generation) -> tuple[pd.DataFrame, int]:
     """The synthetic-query table of one generation (see :func:`synthetic_frame`) and the number
     of unreadable lines of ``queries.jsonl``."""
-    path = Path(generation.generate.path) / "queries.jsonl"
+    path = artifact_data(generation.generate.path, "queries")
     queries, bad = query_rows(generation.generate.path, stamp(path))
     verdicts = filter_verdicts(generation)
     return synthetic_frame(queries, verdicts, _source_ranks(generation, queries)), bad

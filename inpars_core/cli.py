@@ -231,120 +231,6 @@ def _run_names(paths: Sequence[str]) -> dict[str, str]:
     return {p: p for p in paths}
 
 
-@command("generate")
-def _generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from inpars_core.generation.base import get_backend
-    from inpars_core.generation.pricing import load_price_table, price_for
-    from inpars_core.generation.prompts import resolve_prompt
-    from inpars_core.generation.stage import (
-        GenerationConfig,
-        QueryFile,
-        estimate_cost,
-        generate_queries,
-        sample_documents,
-    )
-
-    dataset = _dataset(args)
-    prompt = resolve_prompt(
-        args.prompt, dataset, seed=args.seed, max_document_words=args.max_doc_words
-    )
-    chat = args.backend == "openai" and args.api == "chat"
-    config = GenerationConfig(
-        backend=args.backend,
-        model=args.model,
-        prompt_id=prompt.prompt_id,
-        num_docs=args.num_docs,
-        seed=args.seed,
-        max_tokens=args.max_tokens,
-        max_cost_usd=args.max_cost,
-        chat=chat,
-    )
-    documents = sample_documents(dataset, config, exclude=prompt.example_doc_ids)
-    price = price_for(args.model, args.backend, load_price_table(args.price_table))
-    out = Path(args.out)
-    done = list(QueryFile(out).records) if out.exists() else []
-    if args.dry_run or args.max_cost is not None:
-        estimate = estimate_cost(documents, prompt, config, price, done)
-        print(
-            f"dry run: {estimate.documents} documents ({estimate.already_done} already done), "
-            f"{estimate.prompt_tokens:,} prompt tokens ({estimate.method}), "
-            f"~{estimate.expected_completion_tokens:,} completion tokens expected "
-            f"(at most {estimate.max_completion_tokens:,}); "
-            f"expected cost US${estimate.expected_cost_usd:.4f}, "
-            f"at most US${estimate.max_cost_usd:.4f} "
-            f"at US${price.prompt_per_million}/{price.completion_per_million} per 1M tokens"
-        )
-        if args.dry_run:
-            return 0
-    kwargs: dict = {"model": args.model}
-    if args.backend == "openai":
-        kwargs.update(
-            base_url=args.base_url,
-            api=args.api,
-            concurrency=args.concurrency,
-            logprobs=not args.no_logprobs,
-        )
-    backend = get_backend(args.backend, **kwargs)
-    with tqdm(total=len(documents), initial=len(done), desc="generate", unit="query") as bar:
-        report = generate_queries(
-            backend, documents, prompt, config, out, price, on_record=lambda _: bar.update(1)
-        )
-    print(
-        f"{report.generated} queries written to {out} ({report.skipped_done} already there) "
-        f"in {report.seconds:.1f} s; cost US${report.spent_usd:.4f} "
-        f"(file total US${report.total_usd:.4f})"
-        + ("; stopped by --max-cost" if report.stopped_by_budget else "")
-    )
-    return 0
-
-
-@command("filter")
-def _filter(args: argparse.Namespace) -> int:
-    from inpars_core.artifacts import StageMeta, read_meta_file, sidecar_meta_path
-    from inpars_core.filter_stage import FilterConfig, run_filters, source_ranks, write_filtered
-    from inpars_core.generation.stage import read_queries
-
-    queries = read_queries(Path(args.queries))
-    generation_meta = read_meta_file(sidecar_meta_path(Path(args.queries))) or {}
-    examples = generation_meta.get("inputs", {}).get("example_queries", [])
-    config = FilterConfig(
-        top_fraction=args.top_fraction,
-        top_k=args.top_k,
-        round_trip_k=args.round_trip_k,
-        near_duplicate_jaccard=args.near_duplicate_jaccard,
-        min_words=args.min_words,
-        max_words=args.max_words,
-        max_document_overlap=args.max_document_overlap,
-        example_copy_jaccard=None if args.keep_example_copies else args.example_copy_jaccard,
-    )
-    documents = ranks = None
-    if args.dataset:
-        documents = _dataset(args).corpus
-    if args.round_trip_k is not None:
-        if not args.index:
-            raise InparsError("--round-trip-k needs --index (a BM25 index of the dataset)")
-        from inpars_core.retrieval.bm25 import BM25Retriever
-
-        ranks = source_ranks(queries, BM25Retriever(Path(args.index)), args.round_trip_k)
-    kept, dropped, per_filter = run_filters(
-        queries, config, documents=documents, example_queries=examples, ranks=ranks
-    )
-    meta = StageMeta(
-        stage="filter",
-        config=vars_of(config),
-        inputs={"queries": args.queries, "dataset": args.dataset, "index": args.index},
-        counts={"queries": len(queries), "kept": len(kept), "dropped_by": per_filter},
-    )
-    write_filtered(kept, dropped, Path(args.out), meta)
-    total = max(1, len(queries))
-    for name, count in per_filter.items():
-        print(f"{name:>14}: drops {count:4d} of {len(queries)} ({100 * count / total:.1f}%)")
-    print(f"kept {len(kept)} of {len(queries)} queries -> {args.out}")
-    return 0
-
-
 @command("encode")
 def _encode(args: argparse.Namespace) -> int:
     from transformers import AutoConfig, AutoTokenizer
@@ -936,16 +822,17 @@ def _run_stage(name: str, args: argparse.Namespace) -> int:
     module = stage_module(name)
     inputs = from_args(module.Inputs, args)
     config = from_args(module.Config, args)
-    if getattr(args, "dry_run", False):
-        print(module.preview(config, inputs))
-        return 0
     out = Path(args.out)
+    carry = getattr(module, "RESUMABLE_FILES", ())
+    if getattr(args, "dry_run", False):  # a resumable stage's plan counts what --out holds
+        print(module.preview(config, inputs, **({"out": out} if carry else {})))
+        return 0
     progress = _bar_progress if _show_progress(args) and _launch_rank() == 0 else None
     if _launch_rank() != 0:
         module.run(config, inputs, partial_dir(out), progress=None)
         _end_process_group()
         return 0
-    with publish(out, module.OUTPUT) as work:
+    with publish(out, module.OUTPUT, carry) as work:
         module.run(config, inputs, work, progress=progress)
     _end_process_group()
     print(module.describe(read_artifact(out)))
@@ -976,65 +863,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object measure -> value")
     p.add_argument("--out", help="folder for aggregate.json, per_query.tsv and meta.json")
-
-    p = sub.add_parser("generate", help="write one synthetic query per sampled document")
-    with_dataset(p)
-    p.add_argument("--backend", choices=["openai", "llamacpp", "hf"], required=True)
-    p.add_argument("--model", required=True, help="model name; gemma-3-270m = packaged GGUF")
-    p.add_argument("--base-url", help="OpenAI-compatible server (vLLM, llama.cpp, Ollama)")
-    p.add_argument(
-        "--api",
-        choices=["chat", "completions"],
-        default="chat",
-        help="openai backend: Chat Completions or (legacy) Completions",
-    )
-    p.add_argument(
-        "--prompt",
-        default="inpars",
-        help="inpars | inpars-gbq | in-domain | path to a template with {document}",
-    )
-    p.add_argument("--num-docs", type=positive_int, help="documents to sample (default: all)")
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--max-tokens", type=positive_int, default=48)
-    p.add_argument("--max-doc-words", type=positive_int, default=256)
-    p.add_argument(
-        "--concurrency", type=positive_int, default=4, help="requests in flight (openai)"
-    )
-    p.add_argument(
-        "--no-logprobs",
-        action="store_true",
-        help="openai backend: do not ask for log-probs (faster local servers)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost, send nothing")
-    p.add_argument(
-        "--max-cost", type=non_negative_float, help="stop before spending more than this (USD)"
-    )
-    p.add_argument("--price-table", help='JSON {"model": [usd_per_1M_prompt, completion]}')
-    p.add_argument("--out", required=True, help="queries JSONL (appended; reruns resume)")
-
-    p = sub.add_parser("filter", help="filter synthetic queries (log-prob, round trip, copies)")
-    p.add_argument("--queries", required=True, help="JSONL written by 'inpars generate'")
-    p.add_argument("--dataset", help="needed by the document-copy filter and --round-trip-k")
-    p.add_argument("--index", help="BM25 index of the dataset, for --round-trip-k")
-    p.add_argument(
-        "--top-fraction", type=probability, help="keep the top fraction by mean log-prob"
-    )
-    p.add_argument("--top-k", type=positive_int, help="keep the top k by mean log-prob")
-    p.add_argument(
-        "--round-trip-k", type=positive_int, help="keep if the source doc is in BM25 top-k"
-    )
-    p.add_argument("--near-duplicate-jaccard", type=probability, default=0.9)
-    p.add_argument("--min-words", type=non_negative_int, default=3)
-    p.add_argument("--max-words", type=positive_int, default=40)
-    p.add_argument(
-        "--max-document-overlap",
-        type=probability,
-        default=0.8,
-        help="drop when more of the query's 3-grams come from the document",
-    )
-    p.add_argument("--example-copy-jaccard", type=probability, default=0.8)
-    p.add_argument("--keep-example-copies", action="store_true")
-    p.add_argument("--out", required=True, help="kept queries JSONL")
 
     p = sub.add_parser("encode", help="show how a (query, document) pair is encoded")
     p.add_argument("--model", required=True, help="hub id, path, or minilm")

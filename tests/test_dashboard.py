@@ -707,7 +707,7 @@ def damaged_runs(smoke: Path, tmp_path_factory) -> Path:
     )
     work = tuned.rename(tuned.with_name(tuned.name + ".work"))
     (work / "meta.json").unlink()
-    next((stages / "filter").glob("*/kept.jsonl")).unlink()
+    next((stages / "filter").glob("*/queries.jsonl")).unlink()  # the kept queries
     queries = next((stages / "generate").glob("*/queries.jsonl"))
     queries.write_text(queries.read_text() + '{"query_id": "syn-half')
     old = _copy(smoke, runs / "old")  # written before the pipeline recorded these files

@@ -19,13 +19,14 @@ from inpars_core.generation.base import GenerationError, get_backend, resolve_gg
 from inpars_core.generation.pricing import DEFAULT_PRICES, FREE, Price, count_tokens
 from inpars_core.generation.prompts import inpars_prompt, prompt_from_file, resolve_prompt
 from inpars_core.generation.stage import (
-    GenerationConfig,
     QueryFile,
     estimate_cost,
     generate_queries,
     read_queries,
     sample_documents,
 )
+from inpars_core.stages import generate
+from inpars_core.stages.contract import partial_dir
 from tests.llm_servers import CountingProxy, LlamaServer
 
 CLI = [sys.executable, "-m", "inpars_core.cli"]
@@ -51,27 +52,28 @@ def short_prompt(tmp_path: Path):
     return resolve_prompt(str(path), max_document_words=25)
 
 
-def _config(backend: str, prompt, **kwargs) -> GenerationConfig:
-    return GenerationConfig(
-        backend=backend, model="gemma-3-270m", prompt_id=prompt.prompt_id, **kwargs
-    )
+def _config(backend: str, prompt, *, chat: bool = False, **kwargs) -> generate.Config:
+    """Generation settings (``prompt`` is passed to generate_queries itself)."""
+    api = "chat" if chat else "completions"
+    return generate.Config(backend=backend, model="gemma-3-270m", api=api, **kwargs)
 
 
 @pytest.mark.integration
-def test_llamacpp_records_complete_and_deterministic(scifact, gguf: str, tmp_path: Path) -> None:
+def test_llamacpp_records_complete_and_deterministic(
+    scifact, scifact_dir: Path, gguf: str, tmp_path: Path
+) -> None:
+    """generate_queries and the generate stage, each with a fresh model instance and the same
+    seed, write the same records; the stage's meta.json and prompt.json say how."""
     prompt = inpars_prompt()
     config = _config("llamacpp", prompt, num_docs=3, seed=3, max_tokens=24)
     documents = sample_documents(scifact, config)
     assert [d.doc_id for d in documents] == [d.doc_id for d in sample_documents(scifact, config)]
-    outputs = []
-    for attempt in range(2):  # two fresh model instances, same seed: the same records
-        backend = get_backend("llamacpp", model="gemma-3-270m")
-        report = generate_queries(
-            backend, documents, prompt, config, tmp_path / f"q{attempt}.jsonl", FREE
-        )
-        assert report.generated == 3
-        outputs.append(read_queries(tmp_path / f"q{attempt}.jsonl"))
-    first, second = outputs
+    backend = get_backend("llamacpp", model="gemma-3-270m")
+    report = generate_queries(backend, documents, prompt, config, tmp_path / "q0.jsonl", FREE)
+    assert report.generated == 3
+    artifact = generate.run(config, generate.Inputs(str(scifact_dir)), tmp_path / "stage")
+    assert artifact.counts["generated_now"] == 3
+    first, second = read_queries(tmp_path / "q0.jsonl"), read_queries(artifact.data)
     strip = lambda q: (q.query_id, q.doc_id, q.text, q.mean_logprob, q.completion_tokens)  # noqa: E731
     assert [strip(q) for q in first] == [strip(q) for q in second]
     for query in first:
@@ -81,9 +83,12 @@ def test_llamacpp_records_complete_and_deterministic(scifact, gguf: str, tmp_pat
         assert query.sum_logprob == pytest.approx(query.mean_logprob * query.completion_tokens)
         assert query.prompt_tokens > 300 and 0 < query.completion_tokens <= 24
         assert query.latency_s > 0 and query.cost_usd == 0.0
-    meta = json.loads((tmp_path / "q0.jsonl.meta.json").read_text())
+    meta = json.loads((tmp_path / "stage" / "meta.json").read_text())
     assert meta["stage"] == "generate" and meta["counts"]["generated_now"] == 3
+    assert meta["type"] == "queries"
     assert meta["inputs"]["example_queries"] == list(prompt.example_queries)
+    recorded = json.loads((tmp_path / "stage" / "prompt.json").read_text())
+    assert recorded["prompt_hash"] == prompt.prompt_hash and recorded["template"] == prompt.text
 
 
 @pytest.mark.integration
@@ -212,7 +217,8 @@ def test_kill_and_resume_loses_nothing_and_asks_nothing_twice(
     proxy = CountingProxy(server.port)
     template = tmp_path / "t.txt"
     template.write_text("Document: {document}\nQuery:")
-    out = tmp_path / "q.jsonl"
+    out = tmp_path / "q"
+    work = partial_dir(out) / "queries.jsonl"  # where the run writes until it is complete
     args = [
         *CLI,
         "generate",
@@ -244,21 +250,22 @@ def test_kill_and_resume_loses_nothing_and_asks_nothing_twice(
         first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if out.exists() and out.read_text().count("\n") >= 3:
+            if work.exists() and work.read_text().count("\n") >= 3:
                 break
             time.sleep(0.05)
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         done_before = {
             json.loads(line)["doc_id"]
-            for line in out.read_text().splitlines()
+            for line in work.read_text().splitlines()
             if line.endswith("}")
         }
         assert 3 <= len(done_before) < 8, "the kill must land mid-run"
         subprocess.run(args, check=True, capture_output=True)
     finally:
         proxy.stop()
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert not work.parent.exists()  # published as out
+    records = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
     doc_ids = [r["doc_id"] for r in records]
     assert len(doc_ids) == 8 and len(set(doc_ids)) == 8, "no duplicate, no lost query"
 
@@ -314,7 +321,7 @@ def test_resume_with_other_settings_is_refused(scifact, tmp_path: Path) -> None:
 
 def test_dry_run_estimates_without_sending(scifact_dir: Path, scifact, tmp_path: Path) -> None:
     proxy = CountingProxy(9)
-    out = tmp_path / "q.jsonl"
+    out = tmp_path / "q"
     try:
         result = subprocess.run(
             [
@@ -342,7 +349,7 @@ def test_dry_run_estimates_without_sending(scifact_dir: Path, scifact, tmp_path:
         proxy.stop()
     assert sum(proxy.attempts.values()) == 0 and not out.exists()
     prompt = inpars_prompt()
-    config = GenerationConfig("openai", "gpt-3.5-turbo", "inpars", num_docs=1000, chat=True)
+    config = generate.Config(backend="openai", model="gpt-3.5-turbo", num_docs=1000, api="chat")
     documents = sample_documents(scifact, config)
     estimate = estimate_cost(documents, prompt, config, DEFAULT_PRICES["gpt-3.5-turbo"])
     assert estimate.documents == 1000 and estimate.method == "tiktoken:cl100k_base"
@@ -397,7 +404,7 @@ def test_prompt_files_and_in_domain_examples(scifact, tmp_path: Path) -> None:
     in_domain = resolve_prompt("in-domain", scifact, seed=1)
     assert len(in_domain.example_query_ids) == 3
     assert all(q in scifact.qrels("train") for q in in_domain.example_query_ids)
-    config = GenerationConfig("llamacpp", "m", in_domain.prompt_id)
+    config = generate.Config(model="m", num_docs=None)  # every document
     sampled = {
         d.doc_id for d in sample_documents(scifact, config, exclude=in_domain.example_doc_ids)
     }

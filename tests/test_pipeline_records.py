@@ -32,7 +32,7 @@ def test_filter_stage_writes_every_verdict_with_its_value(smoke_root: Path) -> N
     rows = [json.loads(line) for line in (folder / "verdicts.jsonl").read_text().splitlines()]
     assert [r["query_id"] for r in rows] == [q["query_id"] for q in queries]
     kept = {
-        json.loads(line)["query_id"] for line in (folder / "kept.jsonl").read_text().splitlines()
+        json.loads(line)["query_id"] for line in (folder / "queries.jsonl").read_text().splitlines()
     }
     assert {r["query_id"] for r in rows if r["kept"]} == kept
     filters = {v["filter"] for r in rows for v in r["verdicts"]}

@@ -76,7 +76,7 @@ def test_walkthrough_commands_parse_and_chain() -> None:
         made.append(args.out)
     # the synthetic queries reach triples through filter and a BM25 run of the kept queries
     retrieve = walkthrough_commands()[3]
-    assert retrieve[retrieve.index("--queries") + 1] == "walk/kept.jsonl"
+    assert retrieve[retrieve.index("--queries") + 1] == "walk/kept"
 
 
 def test_readme_flags_exist_in_the_parser() -> None:
@@ -136,11 +136,12 @@ def test_readme_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{shlex.join(argv)}\n{done.stderr[-3000:]}"
         outputs.append(done.stdout)
     walk = tmp_path / "walk"
-    kept = [json.loads(line) for line in (walk / "kept.jsonl").read_text().splitlines()]
+    kept_file = walk / "kept" / "queries.jsonl"  # the filter's artifact folder
+    kept = [json.loads(line) for line in kept_file.read_text().splitlines()]
     run_ids = {line.split()[0] for line in (walk / "kept.run").read_text().splitlines()}
     assert kept and run_ids == {q["query_id"] for q in kept}
     meta = json.loads((walk / "kept.run.meta.json").read_text())
-    sha = hashlib.sha256((walk / "kept.jsonl").read_bytes()).hexdigest()
+    sha = hashlib.sha256(kept_file.read_bytes()).hexdigest()
     assert meta["inputs"]["queries_fingerprint"]["sha256"] == sha
     assert meta["config"]["k1"] == 0.9 and meta["config"]["b"] == 0.4
     triples = (walk / "triples.jsonl").read_text().splitlines()

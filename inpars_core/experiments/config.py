@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from inpars_core.errors import ConfigError
-from inpars_core.filter_stage import FilterConfig
-from inpars_core.options import section
+from inpars_core.options import hints, section
+from inpars_core.stages import filter as filter_stage
+from inpars_core.stages import generate as generate_stage
 from inpars_core.stages import index, retrieve
 
 
@@ -53,22 +54,6 @@ BM25Section = section(
     (index.Config, ("fields",)),
     (retrieve.Config, ("k1", "b", "k")),
 )
-
-
-@dataclass(frozen=True)
-class GeneratorSection:
-    """The LLM writing the synthetic queries."""
-
-    backend: str = "llamacpp"
-    model: str = "gemma-3-270m"
-    prompt: str = "inpars"
-    num_docs: int = 100
-    seed: int = 0
-    max_tokens: int = 32
-    base_url: str | None = None
-    api: str = "completions"
-    max_cost_usd: float | None = None
-    concurrency: int = 4
 
 
 @dataclass(frozen=True)
@@ -182,8 +167,8 @@ class ExperimentConfig:
     experiment: ExperimentSection = field(default_factory=ExperimentSection)
     dataset: DatasetSection = field(default_factory=DatasetSection)
     bm25: BM25Section = field(default_factory=BM25Section)
-    generator: GeneratorSection = field(default_factory=GeneratorSection)
-    filters: FilterConfig = field(default_factory=FilterConfig)
+    generator: generate_stage.Config = field(default_factory=generate_stage.Config)
+    filters: filter_stage.Config = field(default_factory=filter_stage.Config)
     negatives: NegativesSection = field(default_factory=NegativesSection)
     base_reranker: BaseRerankerSection = field(default_factory=BaseRerankerSection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
@@ -198,6 +183,8 @@ class ExperimentConfig:
             raise ConfigError(f"unknown variant {name!r}; known: {', '.join(self.variants)}")
         raw = dataclasses.asdict(self)
         raw.pop("variants")
+        for key in _FROM_BM25.values():  # set from [bm25] again below
+            raw["filters"].pop(key)
         for dotted, value in self.variants[name].items():
             section, _, key = dotted.partition(".")
             raw[section][key] = value
@@ -207,7 +194,9 @@ class ExperimentConfig:
             raise ConfigError(f"variants.{name}: {exc}") from None
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(ExperimentConfig) if f.name != "variants"}
+_SECTIONS = {
+    name: annotation for name, annotation in hints(ExperimentConfig).items() if name != "variants"
+}
 
 
 def _resolve_type(annotation: Any) -> Any:
@@ -231,6 +220,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value in allowed:
+            return value
+        raise ConfigError(
+            f"{where}: expected one of {', '.join(map(str, allowed))}, found {value!r}"
+        )
     if origin is tuple:
         args = typing.get_args(annotation)
         if not isinstance(value, list | tuple):
@@ -240,11 +236,6 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if len(value) != len(args):
             raise ConfigError(f"{where}: expected {len(args)} values, found {len(value)}")
         return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
-    if origin is typing.Literal:
-        if value in typing.get_args(annotation):
-            return value
-        allowed = ", ".join(map(repr, typing.get_args(annotation)))
-        raise ConfigError(f"{where}: expected one of {allowed}, found {value!r}")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is typing.Any or (
@@ -255,8 +246,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {name}, found {value!r} ({type(value).__name__})")
 
 
-#: Keys that were renamed, with what to write instead.
+#: [filters] settings an experiment takes from [bm25]: the round trip searches with its BM25.
+_FROM_BM25 = {"k1": "bm25_k1", "b": "bm25_b"}
+
+#: Keys that were renamed or are set elsewhere, with what to write instead.
 RENAMED_KEYS = {
+    "filters.bm25_k1": "the round trip searches with the experiment's BM25: set [bm25] k1",
+    "filters.bm25_b": "the round trip searches with the experiment's BM25: set [bm25] b",
     "rerank.interpolate_bm25": (
         "renamed to rerank.bm25_weight, the weight of BM25 (0 = pure reranker): "
         "interpolate_bm25 = a is bm25_weight = 1 - a"
@@ -267,7 +263,7 @@ RENAMED_KEYS = {
 def _build_section(cls: Any, raw: dict[str, Any], where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table, found {raw!r}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = hints(cls)
     for key in raw:
         if f"{where.split('.')[-1]}.{key}" in RENAMED_KEYS:
             raise ConfigError(f"{where}.{key}: {RENAMED_KEYS[where.split('.')[-1] + '.' + key]}")
@@ -276,15 +272,13 @@ def _build_section(cls: Any, raw: dict[str, Any], where: str) -> Any:
                 f"{where}.{key}: unknown key; known keys of [{where.split('.')[-1]}]: "
                 f"{', '.join(known)}"
             )
-    annotations = typing.get_type_hints(cls)
-    values = {key: _coerce(value, annotations[key], f"{where}.{key}") for key, value in raw.items()}
+    values = {key: _coerce(value, known[key], f"{where}.{key}") for key, value in raw.items()}
     try:
         return cls(**values)
-    except ConfigError as exc:
-        key = getattr(exc, "key", None)
-        if key is None:
-            raise
-        raise ConfigError(f"{where}.{exc}") from None
+    except ConfigError as exc:  # a stage Config's own check: name the section
+        if getattr(exc, "key", None) in known or str(exc).split(":")[0] in known:
+            raise ConfigError(f"{where}.{exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
@@ -301,6 +295,11 @@ def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
     variants = raw.get("variants", {})
     if not isinstance(variants, dict):
         raise ConfigError("[variants]: expected tables such as [variants.NAME]")
+    bm25 = sections.get("bm25", BM25Section())
+    sections["filters"] = dataclasses.replace(
+        sections.get("filters", filter_stage.Config()),
+        **{key: getattr(bm25, name) for name, key in _FROM_BM25.items()},
+    )
     config = ExperimentConfig(**sections, variants={k: dict(v) for k, v in variants.items()})
     _validate(config)
     for name, overrides in variants.items():
@@ -325,11 +324,6 @@ def _validate(config: ExperimentConfig) -> None:
             config.base_reranker.source in ("hf", "train"),
             "base_reranker.source: expected 'hf' or 'train'",
         ),
-        (
-            config.generator.backend in ("openai", "llamacpp", "hf"),
-            "generator.backend: expected openai, llamacpp or hf",
-        ),
-        (config.generator.num_docs >= 1, "generator.num_docs: must be at least 1"),
         (
             all(d >= 1 for d in config.rerank.depths) and config.rerank.depths,
             "rerank.depths: give one or more depths >= 1",

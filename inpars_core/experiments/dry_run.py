@@ -21,31 +21,27 @@ def estimate_generation(config: ExperimentConfig) -> dict[str, Any]:
     from inpars_core.generation.prompts import DOCUMENT_PLACEHOLDER, resolve_prompt
     from inpars_core.generation.stage import (
         EXPECTED_COMPLETION_TOKENS,
-        GenerationConfig,
         estimate_cost,
         sample_documents,
     )
 
     section = config.generator
-    price = price_for(section.model, section.backend, load_price_table(None))
-    chat = section.backend == "openai" and section.api == "chat"
+    table = load_price_table(Path(section.price_table) if section.price_table else None)
+    price = price_for(section.model, section.backend, table)
+    chat = section.chat
     try:
         dataset = resolve_dataset(config.dataset.name, download=False)
     except InparsError:
         dataset = None
     if dataset is not None:
-        prompt = resolve_prompt(section.prompt, dataset, seed=section.seed)
-        gen = GenerationConfig(
-            section.backend,
-            section.model,
-            prompt.prompt_id,
-            num_docs=section.num_docs,
+        prompt = resolve_prompt(
+            section.prompt,
+            dataset,
             seed=section.seed,
-            max_tokens=section.max_tokens,
-            chat=chat,
+            max_document_words=section.max_document_words,
         )
-        documents = sample_documents(dataset, gen, exclude=prompt.example_doc_ids)
-        estimate = estimate_cost(documents, prompt, gen, price)
+        documents = sample_documents(dataset, section, exclude=prompt.example_doc_ids)
+        estimate = estimate_cost(documents, prompt, section, price)
         return {
             "basis": f"real token counts of {len(documents)} sampled documents ({estimate.method})",
             "documents": len(documents),
@@ -59,12 +55,21 @@ def estimate_generation(config: ExperimentConfig) -> dict[str, Any]:
             "dataset.mean_doc_tokens",
             "documents": section.num_docs,
         }
-    prompt = resolve_prompt(section.prompt, None, seed=section.seed)
+    prompt = resolve_prompt(
+        section.prompt, None, seed=section.seed, max_document_words=section.max_document_words
+    )
     template_tokens, method = count_tokens(
         prompt.text.replace(DOCUMENT_PLACEHOLDER, ""), section.model
     )
     per_doc = min(config.dataset.mean_doc_tokens, prompt.max_document_words * 1.3)
-    documents = min(section.num_docs, config.dataset.doc_count or section.num_docs)
+    sizes = [n for n in (section.num_docs, config.dataset.doc_count) if n is not None]
+    if not sizes:
+        return {
+            "basis": "unavailable: generator.num_docs is none (every document) and the config "
+            "gives no dataset.doc_count",
+            "documents": None,
+        }
+    documents = min(sizes)
     prompt_tokens = round(documents * (template_tokens + per_doc + (14 if chat else 0)))
     expected = price.cost(prompt_tokens, EXPECTED_COMPLETION_TOKENS * documents)
     worst = price.cost(prompt_tokens, section.max_tokens * documents)

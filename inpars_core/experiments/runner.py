@@ -15,7 +15,6 @@ synthetic queries (label-free). Every row says what its system is (see :class:`R
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 import time
@@ -23,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import atomic_text, stable_hash, write_json
+from inpars_core.artifacts import stable_hash, write_json
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
@@ -43,10 +42,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], Callable[[int], None]]
 RUN_FILE = "run.trec"
-#: Every filter's verdict on every synthetic query (kept ones too), in the filter stage.
-VERDICTS_FILE = "verdicts.jsonl"
-#: The exact prompt template and few-shot examples, in the generate stage.
-PROMPT_FILE = "prompt.json"
 
 
 def _no_progress(_: str, __: int) -> Callable[[int], None]:
@@ -62,25 +57,6 @@ def _fresh(path: Path) -> Path:
 
 def _params(section: Any) -> dict[str, Any]:
     return dataclasses.asdict(section)
-
-
-def prompt_record(prompt: Any, chat: bool) -> dict[str, Any]:
-    """What the generator was asked, exactly: the template (``{document}`` where each document
-    goes), the system message for chat models, and the few-shot examples."""
-    from inpars_core.generation.prompts import DOCUMENT_PLACEHOLDER, SYSTEM_MESSAGE
-
-    return {
-        "prompt_id": prompt.prompt_id,
-        "prompt_hash": prompt.prompt_hash,
-        "template": prompt.text,
-        "document_placeholder": DOCUMENT_PLACEHOLDER,
-        "max_document_words": prompt.max_document_words,
-        "chat": chat,
-        "system_message": SYSTEM_MESSAGE if chat else None,
-        "example_queries": list(prompt.example_queries),
-        "example_query_ids": list(prompt.example_query_ids),
-        "example_doc_ids": list(prompt.example_doc_ids),
-    }
 
 
 def synthetic_dev_split(
@@ -234,7 +210,6 @@ class ExperimentRunner:
         split: str | None = None,
         max_queries: int | None = None,
         queries: StageResult | None = None,
-        queries_file: str = "queries.jsonl",
     ) -> StageResult:
         """BM25 run of a split's queries (the first ``max_queries``) or of a queries artifact
         (:mod:`inpars_core.stages.retrieve`)."""
@@ -246,7 +221,7 @@ class ExperimentRunner:
             index=str(index.path),
             split=split,
             max_queries=max_queries,
-            queries=str(queries.path / queries_file) if queries is not None else None,
+            queries=str(queries.path) if queries is not None else None,
         )
         params = {"k1": config.bm25.k1, "b": config.bm25.b, "k": k}
         keyed: dict[str, StageResult | str] = {"index": index}
@@ -346,61 +321,22 @@ class ExperimentRunner:
         return {d: doc.contents for d, doc in self.dataset.corpus.items()}
 
     def generate(self, config: ExperimentConfig) -> StageResult:
-        """Synthetic queries (resumable: the query file lives in the work folder)."""
-        from inpars_core.generation.base import get_backend
-        from inpars_core.generation.pricing import load_price_table, price_for
-        from inpars_core.generation.prompts import resolve_prompt
-        from inpars_core.generation.stage import (
-            GenerationConfig,
-            generate_queries,
-            sample_documents,
-        )
+        """Synthetic queries (:mod:`inpars_core.stages.generate`; resumable: the query file
+        lives in the work folder)."""
+        from inpars_core.stages import generate
 
         section = config.generator
-
-        def build(work: Path) -> dict:
-            prompt = resolve_prompt(section.prompt, self.dataset, seed=section.seed)
-            chat = section.backend == "openai" and section.api == "chat"
-            gen = GenerationConfig(
-                backend=section.backend,
-                model=section.model,
-                prompt_id=prompt.prompt_id,
-                num_docs=section.num_docs,
-                seed=section.seed,
-                max_tokens=section.max_tokens,
-                max_cost_usd=section.max_cost_usd,
-                chat=chat,
-            )
-            documents = sample_documents(self.dataset, gen, exclude=prompt.example_doc_ids)
-            write_json(work / PROMPT_FILE, prompt_record(prompt, chat))
-            kwargs: dict[str, Any] = {"model": section.model}
-            if section.backend == "openai":
-                kwargs.update(
-                    base_url=section.base_url, api=section.api, concurrency=section.concurrency
-                )
-            backend = get_backend(section.backend, **kwargs)
-            tick = self.progress("generate", len(documents))
-            report = generate_queries(
-                backend,
-                documents,
-                prompt,
-                gen,
-                work / "queries.jsonl",
-                price_for(section.model, section.backend, load_price_table(None)),
-                on_record=lambda _r: tick(1),
-            )
-            return {
-                "queries": report.generated + report.skipped_done,
-                "resumed_done": report.skipped_done,
-                "cost_usd": round(report.total_usd, 6),
-                "example_queries": list(prompt.example_queries),
-                "example_query_ids": list(prompt.example_query_ids),
-            }
-
         inputs: dict[str, StageResult | str] = {"dataset": self.dataset_key()}
         if section.backend != "openai":
             inputs["model"] = self.generator_key(section.backend, section.model)
-        return self.store.run("generate", _params(section), inputs, build)
+        return self.store.run(
+            "generate",
+            _params(section),
+            inputs,
+            lambda work: generate.run(
+                section, generate.Inputs(self.dataset_ref()), work, progress=self.progress
+            ),
+        )
 
     def generator_key(self, backend: str, model: str) -> str:
         """Identity of a local generator model (the GGUF or HF weights); remote models are
@@ -422,48 +358,21 @@ class ExperimentRunner:
     def filter(
         self, config: ExperimentConfig, generated: StageResult, index: StageResult
     ) -> StageResult:
-        """Filtered synthetic queries."""
-        from inpars_core.filter_stage import filter_verdicts, source_ranks, verdict_rows
-        from inpars_core.filtering import combine
-        from inpars_core.generation.stage import read_queries, write_queries
-        from inpars_core.retrieval.bm25 import BM25Retriever
+        """Filtered synthetic queries (:mod:`inpars_core.stages.filter`); the round trip
+        searches with the experiment's BM25 (``[bm25]`` k1 and b)."""
+        from inpars_core.stages import filter as filter_stage
 
-        section = config.filters
-
-        def build(work: Path) -> dict:
-            queries = read_queries(generated.path / "queries.jsonl")
-            ranks = None
-            if section.round_trip_k is not None:
-                retriever = BM25Retriever(index.path, self.bm25_config(config))
-                ranks = source_ranks(queries, retriever, section.round_trip_k)
-            verdicts = filter_verdicts(
-                queries,
-                section,
-                documents=self.dataset.corpus,
-                example_queries=generated.meta["counts"].get("example_queries", []),
-                ranks=ranks,
-            )
-            kept, dropped = combine(queries, verdicts)
-            per_filter = {(v[0].filter if v else "?"): sum(not x.kept for x in v) for v in verdicts}
-            write_queries(kept, work / "kept.jsonl")
-            with atomic_text(work / VERDICTS_FILE) as handle:
-                for row in verdict_rows(queries, verdicts):
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            with atomic_text(work / "dropped.jsonl") as handle:
-                for query_id, verdicts in dropped.items():
-                    handle.write(
-                        json.dumps(
-                            {
-                                "query_id": query_id,
-                                "verdicts": [dataclasses.asdict(v) for v in verdicts],
-                            }
-                        )
-                        + "\n"
-                    )
-            return {"queries": len(queries), "kept": len(kept), "dropped_by": per_filter}
-
-        params = {**_params(section), "bm25": {"k1": config.bm25.k1, "b": config.bm25.b}}
-        return self.store.run("filter", params, {"generate": generated, "index": index}, build)
+        bm25 = {"bm25_k1": config.bm25.k1, "bm25_b": config.bm25.b}
+        section = dataclasses.replace(config.filters, **bm25)
+        inputs = filter_stage.Inputs(
+            queries=str(generated.path), dataset=self.dataset_ref(), index=str(index.path)
+        )
+        return self.store.run(
+            "filter",
+            _params(section),
+            {"generate": generated, "index": index},
+            lambda work: filter_stage.run(section, inputs, work),
+        )
 
     def synthetic_bm25(
         self, config: ExperimentConfig, kept: StageResult, index: StageResult
@@ -472,7 +381,7 @@ class ExperimentRunner:
         queries and the held-out synthetic dev slice (empty unless the dev set is synthetic)."""
         from inpars_core.generation.stage import read_queries
 
-        queries = read_queries(kept.path / "kept.jsonl")
+        queries = read_queries(kept.path)
         if self.dev_mode(config) == "synthetic":
             train, dev = synthetic_dev_split(
                 queries, config.finetune.dev_queries, config.finetune.seed
@@ -480,9 +389,7 @@ class ExperimentRunner:
         else:
             train, dev = list(queries), []
         depth = max(config.negatives.window[1], config.finetune.dev_depth if dev else 1, 1)
-        run = self.bm25(
-            config, index, "synthetic-bm25", depth, queries=kept, queries_file="kept.jsonl"
-        )
+        run = self.bm25(config, index, "synthetic-bm25", depth, queries=kept)
         return run, train, dev
 
     def synthetic_triples(

@@ -1,4 +1,7 @@
-"""The generation stage: sample documents, prompt an LLM, append one record per query.
+"""Generating queries: sample documents, prompt an LLM, append one record per query.
+
+The settings are those of :class:`inpars_core.stages.generate.Config` (the command line's and
+the experiment TOML's ``[generator]``); :mod:`inpars_core.stages.generate` runs this as a stage.
 
 Crash safety: each finished query is appended to the output JSONL as one line, flushed and
 fsynced before the next result is accepted. A rerun reads the file (dropping a torn last line
@@ -18,8 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError, InputFormatError
 from inpars_core.generation.base import Completion, LLMBackend
@@ -27,30 +30,13 @@ from inpars_core.generation.pricing import Price, count_tokens
 from inpars_core.generation.prompts import PromptTemplate
 from inpars_core.records import Document, SyntheticQuery
 
+if TYPE_CHECKING:
+    from inpars_core.stages.generate import Config as GenerationConfig
+
 logger = logging.getLogger(__name__)
 
 #: Completion tokens assumed per query for the expected-cost estimate (a query is ~10-25 tokens).
 EXPECTED_COMPLETION_TOKENS = 24
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Settings of one generation run (built at the CLI edge)."""
-
-    backend: str
-    model: str
-    prompt_id: str
-    num_docs: int | None = None
-    seed: int = 0
-    max_tokens: int = 48
-    max_cost_usd: float | None = None
-    chat: bool = False
-
-    def __post_init__(self) -> None:
-        if self.num_docs is not None and self.num_docs < 1:
-            raise ConfigError(f"num_docs must be at least 1, got {self.num_docs}")
-        if self.max_tokens < 1:
-            raise ConfigError(f"max_tokens must be at least 1, got {self.max_tokens}")
 
 
 def query_id_for(doc_id: str, seed: int) -> str:
@@ -141,7 +127,12 @@ class QueryFile:
 
 
 def read_queries(path: Path) -> list[SyntheticQuery]:
-    """Read a synthetic query file written by the generation stage."""
+    """Read a synthetic query file written by the generation stage, or the ``queries.jsonl`` of
+    a queries artifact folder (``inpars generate``/``inpars filter --out``)."""
+    if Path(path).is_dir():
+        from inpars_core.stages.contract import open_input
+
+        path = open_input(path, "queries", flag="--queries")
     if not Path(path).is_file():
         raise InputFormatError(path, "not found", fix="run 'inpars generate' first")
     return list(QueryFile(path).records.values())
@@ -259,6 +250,8 @@ class GenerationReport:
     spent_usd: float
     total_usd: float
     seconds: float
+    #: Queries in the file now (resumed ones included).
+    total: int = 0
 
 
 def generate_queries(
@@ -282,17 +275,6 @@ def generate_queries(
     committed = 0.0  # worst-case cost of requests in flight
     stopped = False
     started = time.perf_counter()
-    meta = StageMeta(
-        stage="generate",
-        config=asdict(config),
-        inputs={
-            "prompt_id": prompt.prompt_id,
-            "prompt_hash": prompt.prompt_hash,
-            "example_query_ids": list(prompt.example_query_ids),
-            "example_queries": list(prompt.example_queries),
-            "example_doc_ids": list(prompt.example_doc_ids),
-        },
-    )
 
     def worst_case(document: Document) -> float:
         tokens, _ = count_tokens(prompt.render(document, chat=config.chat).text, config.model)
@@ -364,18 +346,9 @@ def generate_queries(
                 future.cancel()
     seconds = time.perf_counter() - started
     generated = len(store.records) - skipped
-    meta.counts.update(
-        documents=len(documents),
-        generated_now=generated,
-        skipped_done=skipped,
-        total=len(store.records),
-        stopped_by_budget=stopped,
+    return GenerationReport(
+        generated, skipped, stopped, spent, already_spent + spent, seconds, len(store.records)
     )
-    meta.timings["generate_s"] = round(seconds, 3)
-    meta.counts["spent_usd_now"] = round(spent, 6)
-    meta.counts["total_usd"] = round(already_spent + spent, 6)
-    finish_meta(meta, sidecar_meta_path(out_path))
-    return GenerationReport(generated, skipped, stopped, spent, already_spent + spent, seconds)
 
 
 def iter_documents(dataset: Dataset, doc_ids: Sequence[str]) -> Iterator[Document]:

@@ -4,6 +4,9 @@
 (flags from the module's ``Config`` and ``Inputs`` dataclasses) and the experiment runner calls
 the same ``run`` functions. Add a stage: write a module with ``NAME``, ``HELP``, ``OUTPUT`` (the
 artifact type it writes), ``Config``, ``Inputs``, ``run`` and ``describe``, and list it here.
+Optional: ``preview(config, inputs)`` (gives the command ``--dry-run``) and ``RESUMABLE_FILES``
+(files of a previous artifact at ``--out`` that a rerun resumes from, see
+:func:`.contract.publish`; the preview of such a stage also gets ``out=``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from types import ModuleType
 #: Command name -> module under inpars_core.stages, in pipeline order.
 STAGE_MODULES: dict[str, str] = {
     "index": "index",
+    "generate": "generate",
+    "filter": "filter",
     "retrieve": "retrieve",
 }
 

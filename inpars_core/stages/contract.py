@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,13 +188,17 @@ def partial_dir(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def publish(out: Path, expected_type: str) -> Iterator[Path]:
+def publish(out: Path, expected_type: str, carry: Sequence[str] = ()) -> Iterator[Path]:
     """Yield the folder a stage writes into; on success it replaces ``out`` in one rename.
 
     ``out`` may be absent or a previous artifact of the same type (replaced atomically); any
-    other existing file or folder is refused, never deleted.
+    other existing file or folder is refused, never deleted. ``carry`` names files of that
+    previous artifact copied into the work folder first (when it has none of its own), so a
+    resumable stage (a module's ``RESUMABLE_FILES``) resumes from them instead of redoing, or
+    paying again for, what they hold.
     """
     out = Path(out)
+    existing = None
     if out.exists():
         existing = read_artifact(out) if out.is_dir() else None
         if existing is None or existing.type != expected_type:
@@ -215,6 +219,10 @@ def publish(out: Path, expected_type: str) -> Iterator[Path]:
     if work.exists():
         logger.info("resuming from %s", work)
     work.mkdir(parents=True, exist_ok=True)
+    for name in carry if existing is not None else ():
+        if (out / name).is_file() and not (work / name).exists():
+            shutil.copy2(out / name, work / name)
+            logger.info("resuming from %s", out / name)
     try:
         yield work
     except BaseException:
