@@ -15,6 +15,8 @@ from types import ModuleType
 STAGE_MODULES: dict[str, str] = {
     "index": "index",
     "retrieve": "retrieve",
+    "triples": "triples",
+    "train": "train",
 }
 
 
