@@ -58,6 +58,13 @@ def _params(section: Any) -> dict[str, Any]:
     return dataclasses.asdict(section)
 
 
+def _training_options(section: Any) -> dict[str, Any]:
+    """The train stage's options a ``[base_reranker]`` or ``[finetune]`` section sets, under
+    the same names."""
+    names = ("objective", "lr", "epochs", "max_steps", "batch_size", "max_length", "bf16", "seed")
+    return {name: getattr(section, name) for name in names}
+
+
 #: Row kinds: what the system was trained on (never a guess from a name).
 ROW_KINDS = ("bm25", "zero-shot", "supervised", "synthetic")
 
@@ -324,17 +331,7 @@ class ExperimentRunner:
         if section.source == "hf":
             return section.model, self.model_key(section.model), base_triples
         assert base_triples is not None  # check_label_sources refused this case
-        train_config = train.Config(
-            objective=section.objective,
-            lr=section.lr,
-            epochs=section.epochs,
-            max_steps=section.max_steps,
-            batch_size=section.batch_size,
-            max_length=section.max_length,
-            bf16=section.bf16,
-            seed=section.seed,
-            eval_every=10**9,
-        )
+        train_config = train.Config(**_training_options(section), eval_every=10**9)
         train_inputs = train.Inputs(
             dataset=self.dataset_ref(), triples=str(base_triples.path), base_model=section.model
         )
@@ -573,16 +570,9 @@ class ExperimentRunner:
         _mode, dev_inputs, dev_keyed, dev_params = dev
         bm25_weight = config.rerank.bm25_weight
         stage_config = train.Config(
-            objective=section.objective,
-            lr=section.lr,
-            epochs=section.epochs,
-            max_steps=section.max_steps,
-            batch_size=section.batch_size,
-            max_length=section.max_length,
+            **_training_options(section),
             warmup_ratio=section.warmup_ratio,
             eval_every=section.eval_every,
-            bf16=section.bf16,
-            seed=section.seed,
             keep=section.keep,
             pair_encoding=config.rerank.pair_encoding,
             teacher=section.teacher,

@@ -345,6 +345,14 @@ def _train(
 
     triples = read_triples(open_input(inputs.triples, "triples", flag="--triples"))
     trainer_config = config.trainer_config()
+    dev_fields: dict[str, Any] = {}
+    if dev is not None:
+        dev_fields = {
+            "run": dev.run,
+            "qrels": dev.qrels,
+            "depth": config.dev_depth,
+            "bm25_weight": config.dev_bm25_weight,
+        }
     if config.family == "bi-encoder":
         from inpars_core.dense.training import DenseDevSet, train_dense
         from inpars_core.training.trainer import launched_processes
@@ -355,36 +363,17 @@ def _train(
             )
         dense_dev = None
         if dev is not None:
-            dense_dev = DenseDevSet(
-                queries=dev.queries,
-                qrels=dev.qrels,
-                run=dev.run,
-                documents=dataset.corpus,
-                depth=config.dev_depth,
-                bm25_weight=config.dev_bm25_weight,
-            )
+            dense_dev = DenseDevSet(queries=dev.queries, documents=dataset.corpus, **dev_fields)
         return train_dense(
-            inputs.base_model,
-            triples,
-            dataset.corpus,
-            target,
-            trainer_config,
-            dense_dev,
-            progress=progress,
+            inputs.base_model, triples, dataset.corpus, target, trainer_config, dense_dev, progress
         )
     from inpars_core.training.trainer import DevSet, train_reranker
 
     documents = {doc_id: doc.contents for doc_id, doc in dataset.corpus.items()}
     cross_dev = None
     if dev is not None:
-        cross_dev = DevSet(
-            queries={q: query.text for q, query in dev.queries.items()},
-            run=dev.run,
-            qrels=dev.qrels,
-            documents=documents,
-            depth=config.dev_depth,
-            bm25_weight=config.dev_bm25_weight,
-        )
+        texts = {q: query.text for q, query in dev.queries.items()}
+        cross_dev = DevSet(queries=texts, documents=documents, **dev_fields)
     return train_reranker(
         triples,
         documents,
