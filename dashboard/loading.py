@@ -513,19 +513,28 @@ def document_lengths(model: str, dataset: str, limit: int = CORPUS_SAMPLE) -> li
     return [len(ids) for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]]
 
 
+def training_folder(stage_dir: str | Path) -> Path:
+    """Where a training stage keeps ``model/``, ``train_log.jsonl`` and ``eval_log.jsonl``: the
+    stage folder itself (a "model" artifact), or ``trained/`` inside it (runs written before the
+    stage contract)."""
+    stage = Path(stage_dir)
+    legacy = stage / "trained"
+    return legacy if legacy.is_dir() and not (stage / "train_log.jsonl").is_file() else stage
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def training_logs(
     stage_dir: str, version: tuple[int, ...] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """``train_log.jsonl``, ``eval_log.jsonl`` and ``trained/meta.json`` of a training stage."""
-    trained = Path(stage_dir) / "trained"
-    if not trained.is_dir():
-        raise MissingArtifactError(trained, "The training folder")
+    """``train_log.jsonl``, ``eval_log.jsonl`` and ``meta.json`` of a training stage."""
+    trained = training_folder(stage_dir)
+    if not (trained / "train_log.jsonl").is_file():
+        raise MissingArtifactError(trained / "train_log.jsonl", "The training log")
     train_rows, _ = read_jsonl(trained / "train_log.jsonl", "train_log.jsonl")
     eval_path = trained / "eval_log.jsonl"
     eval_rows = read_jsonl(eval_path, "eval_log.jsonl")[0] if eval_path.is_file() else []
     meta_path = trained / META_FILE
-    meta = read_json(meta_path, "trained/meta.json") if meta_path.is_file() else {}
+    meta = read_json(meta_path, "meta.json") if meta_path.is_file() else {}
     train = pd.DataFrame(train_rows)
     evals = pd.DataFrame(eval_rows)
     for frame, cols in ((train, ["step", "loss", "lr", "grad_norm", "param_drift"]),

@@ -38,6 +38,7 @@ from dashboard.loading import (
     resolve_path,
     run_frame,
     stamp,
+    training_folder,
     training_logs,
     triples_frame,
     verdict_rows,
@@ -185,11 +186,12 @@ def training_stages(experiment: Experiment) -> dict[str, StageInfo]:
     for stage in experiment.stages:
         if stage.stage not in ("finetune", "base-train"):
             continue
-        if not stage.complete and not (Path(stage.path) / "trained").is_dir():
+        folder = training_folder(stage.path)
+        if not stage.complete and not (folder / "train_log.jsonl").is_file():
             continue
         objective = stage.config.get("objective")
         if objective is None:  # unfinished: the trainer may already have written its meta
-            trained_meta = Path(stage.path) / "trained" / META_FILE
+            trained_meta = folder / META_FILE
             try:
                 objective = (read_json(trained_meta, "meta.json").get("config") or {}).get(
                     "objective"
@@ -214,7 +216,7 @@ def rerank_models(experiment: Experiment) -> dict[str, str]:
     reranker (trained here or a Hugging Face id) and each fine-tuned variant."""
     out: dict[str, str] = {}
     for label, stage in training_stages(experiment).items():
-        model = Path(stage.path) / "trained" / "model"
+        model = training_folder(stage.path) / "model"
         if stage.complete and (model / "config.json").is_file():
             out[label] = str(model)
     by_key = experiment.by_key
@@ -1057,7 +1059,7 @@ def training_for(labels: Sequence[str], stages: Mapping[str, StageInfo]) -> Trai
     trains, evals, table, notes = [], [], [], []
     for label in labels:
         stage = stages[label]
-        trained = Path(stage.path) / "trained"
+        trained = training_folder(stage.path)
         train, ev, meta = training_logs(
             stage.path, stamp(trained / "train_log.jsonl", trained / "eval_log.jsonl")
         )
@@ -1096,7 +1098,8 @@ def training_for(labels: Sequence[str], stages: Mapping[str, StageInfo]) -> Trai
             }
         )
         for note in meta.get("notes") or stage.counts.get("notes") or []:
-            notes.append((label, str(note)))
+            # structured {code, level, text} in a stage's meta.json; plain text in older runs
+            notes.append((label, str(note["text"] if isinstance(note, Mapping) else note)))
     train_long = pd.concat(trains, ignore_index=True) if trains else pd.DataFrame()
     eval_long = pd.concat(evals, ignore_index=True) if evals else pd.DataFrame()
     return train_long, eval_long, pd.DataFrame(table), notes

@@ -1,7 +1,7 @@
 """The ``inpars`` command line: the only place configs are built, output printed, bars shown.
 
 Every numeric flag is checked as it is parsed (:func:`positive_int`, :func:`non_negative_int`,
-:func:`positive_float`, :func:`probability`, ...): a bad value stops the command with a one-line
+:func:`non_negative_float`, :func:`probability`, ...): a bad value stops the command with a one-line
 error and exit code 2, as every :class:`~inpars_core.errors.InparsError` does.
 """
 
@@ -50,11 +50,6 @@ def non_negative_int(text: str) -> int:
     return _parse(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (learning rates, budgets)."""
-    return _parse(text, float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
-
-
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (weight decay, BM25 k1)."""
     return _parse(text, float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
@@ -65,31 +60,9 @@ def probability(text: str) -> float:
     return _parse(text, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
 
-def warmup_fraction(text: str) -> float:
-    """A number in [0, 1): the fraction of updates spent warming up."""
-    return _parse(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
-
-
-def finite_float(text: str) -> float:
-    """Any finite number (e.g. a score margin)."""
-    return _parse(text, float, math.isfinite, "a finite number")
-
-
 def port_number(text: str) -> int:
     """A TCP port, 1 to 65535."""
     return _parse(text, int, lambda v: 1 <= v <= 65535, "a port number in [1, 65535]")
-
-
-def rank_window(text: str) -> tuple[int, int]:
-    """``A:B``: a 1-based inclusive window of ranks, 1 <= A <= B."""
-    expected = "A:B with 1 <= A <= B (1-based BM25 ranks)"
-    try:
-        first, last = (int(part) for part in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not 1 <= first <= last:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return first, last
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -306,168 +279,6 @@ def _rerank(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("triples")
-def _triples(args: argparse.Namespace) -> int:
-    from inpars_core.generation.stage import read_queries
-    from inpars_core.negatives import (
-        NegativesConfig,
-        mine_triples,
-        positives_from_qrels,
-        positives_from_synthetic,
-        write_triples,
-    )
-    from inpars_core.runs import read_trec_run
-
-    dataset = _dataset(args)
-    if bool(args.queries) == bool(args.split):
-        raise InparsError("give exactly one of --queries (synthetic) or --split (qrels)")
-    if args.queries:
-        texts, positives = positives_from_synthetic(read_queries(Path(args.queries)))
-    else:
-        positives = positives_from_qrels(dataset.qrels(args.split))
-        texts = {q: dataset.queries[q].text for q in positives if q in dataset.queries}
-    if (args.teacher is None) != (args.false_negative_margin is None):
-        raise InparsError(
-            "the false-negative guard needs both --teacher and --false-negative-margin"
-        )
-    config = NegativesConfig(
-        negatives=args.negatives,
-        window=args.window,
-        random_negatives=args.random_negatives,
-        balanced=args.balanced,
-        seed=args.seed,
-        false_negative_margin=args.false_negative_margin,
-    )
-    teacher = fingerprint = None
-    if args.teacher is not None:
-        from inpars_core.training.teachers import teacher_fingerprint
-
-        teacher = _guard_teacher(args, texts, dataset)
-        fingerprint = teacher_fingerprint(args.teacher)
-    triples, report = mine_triples(
-        texts,
-        positives,
-        read_trec_run(_run_file(args.run, "--run")),
-        sorted(dataset.corpus),
-        config,
-        teacher,
-        teacher_fingerprint=fingerprint,
-    )
-    write_triples(triples, Path(args.out), config=config, report=report)
-    print(
-        f"{report.triples} triples for {report.queries} queries -> {args.out} "
-        f"(shortfall {report.shortfall}, queries without run {report.queries_without_run}"
-        + (
-            f", {report.dropped_false_negatives} false negatives dropped by {args.teacher}"
-            if args.teacher
-            else ""
-        )
-        + ")"
-    )
-    return 0
-
-
-def _guard_teacher(args: argparse.Namespace, texts: dict[str, str], dataset):
-    """A scorer of (query_id, doc_id) pairs with the cross-encoder ``--teacher``."""
-    from inpars_core.reranking.encoding import EncodingConfig
-    from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
-
-    scoring = ScoringConfig(batch_size=args.teacher_batch_size, device=args.device)
-    reranker = load_reranker(args.teacher, scoring)
-    encoding = EncodingConfig(max_length=args.teacher_max_length)
-
-    def teacher(pairs: Sequence[tuple[str, str]]) -> list[float]:
-        texts_of = [(texts[q], dataset.corpus[d].contents) for q, d in pairs]
-        return score_pairs(reranker, texts_of, encoding, scoring)
-
-    return teacher
-
-
-def _dev_split_checked(dataset, dev_ids: Sequence[str], dev_split: str, eval_split: str) -> None:
-    """Stop when a dev query is judged in the evaluated split: picking the checkpoint on it
-    would leak the evaluation labels into model selection."""
-    if eval_split not in dataset.splits():
-        logger.warning(
-            "--eval-split %s has no qrels in %s: the dev/evaluation overlap is not checked",
-            eval_split,
-            dataset.name,
-        )
-        return
-    evaluated = dataset.qrels(eval_split)
-    overlap = [q for q in dev_ids if q in evaluated]
-    if overlap:
-        raise InparsError(
-            f"{len(overlap)} of {len(dev_ids)} dev queries (--dev-split {dev_split}) are judged "
-            f"in the evaluated split {eval_split!r} (e.g. {', '.join(overlap[:3])}): choosing "
-            "the checkpoint on them uses the evaluation labels. Fix: give --dev-run a run of "
-            f"queries from another split (--dev-split train), or set --eval-split to the split "
-            "you report"
-        )
-
-
-@command("train")
-def _train(args: argparse.Namespace) -> int:
-    from inpars_core.negatives import read_triples
-    from inpars_core.training.trainer import DevSet, TrainingConfig, train_reranker
-
-    dataset = _dataset(args)
-    documents = {doc_id: doc.contents for doc_id, doc in dataset.corpus.items()}
-    config = TrainingConfig(
-        objective=args.objective,
-        lr=args.lr,
-        warmup_ratio=args.warmup_ratio,
-        epochs=args.epochs,
-        max_steps=args.steps,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        bf16=args.bf16,
-        pair_encoding=args.pair_encoding,
-        device=args.device,
-        keep=args.keep,
-        teacher_model=args.teacher,
-    )
-    dev = None
-    if args.dev_run:
-        query_ids, run, qrels = _dev_queries(
-            dataset, args.dev_run, args.dev_split, args.dev_max_queries
-        )
-        _dev_split_checked(dataset, query_ids, args.dev_split, args.eval_split)
-        dev = DevSet(
-            queries={q: dataset.queries[q].text for q in query_ids},
-            run={q: run[q] for q in query_ids},
-            qrels={q: qrels[q] for q in query_ids},
-            documents=documents,
-            depth=args.dev_depth,
-            bm25_weight=args.dev_bm25_weight,
-        )
-    result = train_reranker(
-        read_triples(Path(args.triples)),
-        documents,
-        config,
-        Path(args.out),
-        dev=dev,
-        base_model=args.base_model,
-        progress=_show_progress(args) and _launch_rank() == 0,
-    )
-    _end_process_group()
-    if _launch_rank() != 0:
-        return 0  # rank 0 reports for the launch
-    step0 = "n/a" if result.step0_dev_ndcg10 is None else f"{result.step0_dev_ndcg10:.4f}"
-    best = "n/a" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
-    print(
-        f"trained {result.final_step} steps; dev nDCG@10 step 0 {step0}, best {best} at step "
-        f"{result.best_step}"
-        + (" (the starting model: fine-tuning did not help)" if result.best_at_step0 else "")
-        + f"; model -> {result.model_dir}"
-    )
-    for note in result.notes:
-        print(f"note: {note}")
-    return 0
-
-
 def _launch_rank() -> int:
     """This process's rank under ``torchrun`` / ``accelerate launch`` (0 otherwise)."""
     return int(os.environ.get("RANK", "0") or 0)
@@ -497,15 +308,6 @@ def _progress_flag(p: argparse.ArgumentParser) -> None:
         default=None,
         help="training progress bar with loss and ETA on stderr (default: when it is a terminal)",
     )
-
-
-def _dev_queries(dataset, run_path: str, split: str, limit: int):
-    from inpars_core.runs import read_trec_run
-
-    run = read_trec_run(_run_file(run_path, "--dev-run"))
-    qrels = dataset.qrels(split)
-    query_ids = [q for q in run if q in qrels and q in dataset.queries][:limit]
-    return query_ids, run, qrels
 
 
 @command("dense-index")
@@ -581,58 +383,6 @@ def _fuse(args: argparse.Namespace) -> int:
     )
     finish_meta(meta, sidecar_meta_path(Path(args.out)))
     print(f"fused {len(runs)} runs ({args.method}) -> {args.out}")
-    return 0
-
-
-@command("train-dense")
-def _train_dense(args: argparse.Namespace) -> int:
-    from inpars_core.dense.training import DenseDevSet, TrainDenseConfig, train_dense
-    from inpars_core.negatives import read_triples
-
-    dataset = _dataset(args)
-    config = TrainDenseConfig(
-        objective=args.objective,
-        lr=args.lr,
-        epochs=args.epochs,
-        max_steps=args.steps,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        teacher=args.teacher,
-        keep=args.keep,
-    )
-    dev = None
-    if args.dev_run:
-        query_ids, run, qrels = _dev_queries(
-            dataset, args.dev_run, args.dev_split, args.dev_max_queries
-        )
-        _dev_split_checked(dataset, query_ids, args.dev_split, args.eval_split)
-        dev = DenseDevSet(
-            queries={q: dataset.queries[q] for q in query_ids},
-            qrels={q: qrels[q] for q in query_ids},
-            run={q: run[q] for q in query_ids},
-            documents=dataset.corpus,
-            depth=args.dev_depth,
-            bm25_weight=args.dev_bm25_weight,
-        )
-    result = train_dense(
-        args.base_model,
-        read_triples(Path(args.triples)),
-        dataset.corpus,
-        Path(args.out),
-        config,
-        dev,
-        progress=_show_progress(args),
-    )
-    step0 = "n/a" if result.step0_dev_ndcg10 is None else f"{result.step0_dev_ndcg10:.4f}"
-    best = "n/a" if result.best_dev_ndcg10 is None else f"{result.best_dev_ndcg10:.4f}"
-    print(
-        f"trained {result.final_step} steps; dev nDCG@10 step 0 {step0}, best {best} at step "
-        f"{result.best_step}; model -> {result.model_dir}"
-    )
-    for note in result.notes:
-        print(f"note: {note}")
     return 0
 
 
@@ -759,36 +509,6 @@ def _dashboard(args: argparse.Namespace) -> int:
     return run_forwarding_signals(command_line, env)
 
 
-def _dev_flags(p: argparse.ArgumentParser) -> None:
-    """The dev-set flags of ``train`` and ``train-dense``: never the evaluated split."""
-    p.add_argument("--dev-run", help="first-stage run of dev queries to rerank at every eval")
-    p.add_argument(
-        "--dev-split",
-        default="train",
-        help="qrels split of the dev queries (never the split you report: see --eval-split)",
-    )
-    p.add_argument(
-        "--eval-split",
-        default="test",
-        help="the split results are reported on: no dev query may be judged in it",
-    )
-    p.add_argument("--dev-depth", type=positive_int, default=30)
-    p.add_argument("--dev-max-queries", type=positive_int, default=100)
-    p.add_argument(
-        "--dev-bm25-weight",
-        type=probability,
-        default=0.0,
-        help="weight of the first-stage score in the dev system (0: the pure model); use the "
-        "interpolation weight you report",
-    )
-    p.add_argument(
-        "--keep",
-        choices=["best", "final"],
-        default="best",
-        help="model/ holds the best dev checkpoint (may be step 0) or the final one",
-    )
-
-
 def _add_stage_command(sub, name: str) -> None:
     """A sub-command of a stage module: flags from its Inputs and Config dataclasses, plus
     ``--dry-run`` when the module can preview (``preview(config, inputs) -> str``)."""
@@ -889,61 +609,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True)
 
-    p = sub.add_parser("triples", help="mine BM25 negatives: (query, positive, negative)")
-    with_dataset(p)
-    p.add_argument("--queries", help="synthetic queries JSONL (positive = source document)")
-    p.add_argument("--split", help="or a qrels split (e.g. train): supervised triples")
-    p.add_argument("--run", required=True, help="BM25 run of those queries")
-    p.add_argument("--negatives", type=positive_int, default=5)
-    p.add_argument(
-        "--window", type=rank_window, default=(1, 100), help="BM25 rank window A:B to sample from"
-    )
-    p.add_argument("--random-negatives", type=non_negative_int, default=0)
-    p.add_argument("--balanced", action="store_true", help="one negative per positive")
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument(
-        "--teacher",
-        help="cross-encoder of the false-negative guard (never the model you will train); its "
-        "scores are stored in the triples, for margin-mse",
-    )
-    p.add_argument(
-        "--false-negative-margin",
-        type=finite_float,
-        help="with --teacher: drop a negative scored above the positive's score minus this",
-    )
-    p.add_argument("--teacher-max-length", type=positive_int, default=256)
-    p.add_argument("--teacher-batch-size", type=positive_int, default=32)
-    p.add_argument("--device", default="auto", help="device of the --teacher")
-    p.add_argument("--out", required=True)
-
-    p = sub.add_parser("train", help="fine-tune a cross-encoder reranker on triples")
-    with_dataset(p)
-    p.add_argument("--triples", required=True)
-    p.add_argument("--base-model", required=True, help="hub id, path, or minilm (new head)")
-    p.add_argument(
-        "--objective", choices=["hf-default", "bce", "ce2", "lce", "margin-mse"], required=True
-    )
-    p.add_argument(
-        "--teacher",
-        help="margin-mse: cross-encoder whose score margins are distilled (not --base-model)",
-    )
-    p.add_argument("--lr", type=positive_float, default=2e-5)
-    p.add_argument("--warmup-ratio", type=warmup_fraction, default=0.1)
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=positive_int, help="optimizer steps (overrides --epochs)")
-    group.add_argument("--epochs", type=positive_int, default=1)
-    p.add_argument("--batch-size", type=positive_int, default=16, help="triples per step")
-    p.add_argument("--max-length", type=positive_int, default=256)
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.01)
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--eval-every", type=positive_int, default=50)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for training")
-    p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
-    p.add_argument("--device", default="auto")
-    _dev_flags(p)
-    _progress_flag(p)
-    p.add_argument("--out", required=True, help="model folder to create")
-
     p = sub.add_parser("dense-index", help="encode a corpus with a bi-encoder (cached)")
     with_dataset(p)
     p.add_argument("--model", required=True, help="sentence-transformers id/path, or minilm")
@@ -966,24 +631,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["rrf", "sum"], default="rrf")
     p.add_argument("--rrf-k", type=non_negative_int, default=60)
     p.add_argument("--depth", type=positive_int, default=1000)
-    p.add_argument("--out", required=True)
-
-    p = sub.add_parser("train-dense", help="fine-tune a bi-encoder (mnrl or margin-mse)")
-    with_dataset(p)
-    p.add_argument("--triples", required=True)
-    p.add_argument("--base-model", required=True)
-    p.add_argument("--objective", choices=["mnrl", "margin-mse"], required=True)
-    p.add_argument("--teacher", help="cross-encoder scoring (q, pos) and (q, neg) for margin-mse")
-    p.add_argument("--lr", type=positive_float, default=2e-5)
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=positive_int)
-    group.add_argument("--epochs", type=positive_int, default=1)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--max-length", type=positive_int, default=256)
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--eval-every", type=positive_int, default=50)
-    _dev_flags(p)
-    _progress_flag(p)
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("run", help="run an experiment config (TOML): every stage, cached")

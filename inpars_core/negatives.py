@@ -389,9 +389,11 @@ def write_triples(
     *,
     config: NegativesConfig | None = None,
     report: MiningReport | None = None,
+    sidecar: bool = True,
 ) -> None:
     """Write triples atomically as JSONL (one :func:`dataclasses.asdict` per line, the window as
-    a 2-list), then a sidecar ``<file>.meta.json`` with the config and counts when given."""
+    a 2-list), then (``sidecar``) a ``<file>.meta.json`` with the config and counts when given
+    (a triples artifact folder has its own ``meta.json`` instead: :mod:`inpars_core.stages`)."""
     path = Path(path)
     meta = StageMeta(stage="negatives", config=asdict(config) if config else {})
     with atomic_text(path) as handle:
@@ -400,6 +402,8 @@ def write_triples(
             if row["window"] is not None:
                 row["window"] = list(row["window"])
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if not sidecar:
+        return
     if report is not None:
         counts = asdict(report)
         fingerprint = counts.pop("teacher_fingerprint")

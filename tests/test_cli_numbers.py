@@ -26,8 +26,8 @@ TRAIN = [
     "--out",
     "o",
 ]
-TRAIN_DENSE = ["train-dense", *DATA, "--triples", "t", "--base-model", "m", "--objective", "mnrl"]
-TRAIN_DENSE += ["--out", "o"]
+TRAIN_DENSE = ["train", *DATA, "--family", "bi-encoder", "--triples", "t", "--base-model", "m"]
+TRAIN_DENSE += ["--objective", "mnrl", "--out", "o"]
 TRIPLES = ["triples", *DATA, "--run", "r", "--out", "o"]
 
 
@@ -99,10 +99,13 @@ def test_help_still_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_dev_flags_never_default_to_the_test_split() -> None:
+    from inpars_core.options import from_args
+    from inpars_core.stages import train
+
     for argv in (TRAIN, TRAIN_DENSE):
-        args = build_parser().parse_args(argv)
-        assert args.dev_split == "train" and args.eval_split == "test"
-        assert args.keep == "best" and args.dev_bm25_weight == 0.0
+        config = from_args(train.Config, build_parser().parse_args(argv))
+        assert config.dev_split == "train" and config.eval_split == "test"
+        assert config.keep == "best" and config.dev_bm25_weight == 0.0
 
 
 @pytest.mark.parametrize("command", [TRAIN, TRAIN_DENSE])
@@ -135,7 +138,7 @@ def test_triples_mined_with_a_guard_teacher_cannot_train_that_teacher(
     data = write_beir(tmp_path / "tiny", TINY_CORPUS, TINY_QUERIES, {"train": "q1\td1\t1\n"})
     run = {"q1": [ScoredDoc("q1", d, 1.0 - i / 10) for i, d in enumerate(["d2", "d3", "d1"])]}
     write_trec_run(run, tmp_path / "train.run")
-    triples = tmp_path / "triples.jsonl"
+    triples = tmp_path / "triples"
     mine = [
         "triples",
         "--dataset",
@@ -149,7 +152,7 @@ def test_triples_mined_with_a_guard_teacher_cannot_train_that_teacher(
     mine += ["--false-negative-margin=-100", "--teacher-max-length", "32", "--out", str(triples)]
     assert main(mine) == 0
     assert "false negatives dropped by minilm" in capsys.readouterr().out
-    rows = [json.loads(line) for line in triples.read_text().splitlines()]
+    rows = [json.loads(line) for line in (triples / "triples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {r["teacher_fingerprint"] for r in rows} == {
         teacher_fingerprint("minilm")
     }

@@ -54,18 +54,19 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
         "--window",
         "1:5",
         "--out",
-        str(tmp_path / "triples.jsonl"),
+        str(tmp_path / "triples"),
     )
     # q4 matches only its own positive in BM25: both of its negatives are a shortfall.
     assert "2 triples for 2 queries" in out and "shortfall 2" in out
-    triples = [json.loads(line) for line in (tmp_path / "triples.jsonl").read_text().splitlines()]
+    triples_file = tmp_path / "triples" / "triples.jsonl"
+    triples = [json.loads(line) for line in triples_file.read_text().splitlines()]
     assert all(t["neg_doc_id"] != t["pos_doc_id"] for t in triples) and len(triples) == 2
     out = _run(
         "train",
         "--dataset",
         str(data),
         "--triples",
-        str(tmp_path / "triples.jsonl"),
+        str(tmp_path / "triples"),
         "--base-model",
         "minilm",
         "--objective",
@@ -89,7 +90,8 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
     )
     assert "dev nDCG@10 step 0" in out and "newly initialised head" in out
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
-    assert meta["stage"] == "train"
+    assert meta["stage"] == "train" and meta["type"] == "model"
+    assert (tmp_path / "model" / "model" / "config.json").is_file()
     steps = [
         json.loads(line)["step"]
         for line in (tmp_path / "model" / "eval_log.jsonl").read_text().splitlines()

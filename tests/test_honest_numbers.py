@@ -175,10 +175,13 @@ def test_a_collection_without_train_qrels_runs_label_free(
     assert tuned["training"]["dev_queries"] >= 1
     (finetune_meta,) = (runner.root / "stages" / "finetune").glob("*/meta.json")
     meta = json.loads(finetune_meta.read_text())
-    dev_ids = set(meta["config"]["dev_ids"])
+    dev_ids = set(meta["params"]["dev_ids"])
+    assert set(meta["inputs"]["dev_query_ids"]) == dev_ids  # what the train stage evaluated
     assert dev_ids and not dev_ids & set(runner.test_queries())
     (triples_meta,) = (runner.root / "stages" / "triples").glob("*/meta.json")
-    trained_ids = set(json.loads(triples_meta.read_text())["config"]["train_queries"])
+    triples_record = json.loads(triples_meta.read_text())
+    trained_ids = set(triples_record["params"]["train_queries"])
+    assert set(triples_record["inputs"]["query_ids"]) == trained_ids  # what the stage mined
     assert trained_ids and not dev_ids & trained_ids  # the dev slice is never trained on
     base = next(r for r in summary["rows"] if r["baseline"])
     assert base["kind"] == "zero-shot"

@@ -144,7 +144,7 @@ def test_readme_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
     sha = hashlib.sha256(kept_file.read_bytes()).hexdigest()
     assert meta["inputs"]["queries_fingerprint"]["sha256"] == sha
     assert meta["config"]["k1"] == 0.9 and meta["config"]["b"] == 0.4
-    triples = (walk / "triples.jsonl").read_text().splitlines()
+    triples = (walk / "triples" / "triples.jsonl").read_text().splitlines()
     assert {json.loads(t)["query_id"] for t in triples} <= run_ids
     reranked = {line.split()[0] for line in (walk / "reranked.run").read_text().splitlines()}
     assert len(reranked) == 5

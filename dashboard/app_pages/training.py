@@ -25,7 +25,7 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     stages = views.training_stages(experiment)
     if not stages:
         raise loading.MissingArtifactError(
-            f"{experiment.path}/stages/finetune/<key>/trained/train_log.jsonl",
+            f"{experiment.path}/stages/finetune/<key>/train_log.jsonl",
             "A training log",
             "The finetune stage has not run yet.",
         )

@@ -8,6 +8,7 @@ on top of the base config (``[variants.balanced] "negatives.count" = 1``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -58,13 +59,21 @@ BM25Section = section(
 
 @dataclass(frozen=True)
 class NegativesSection:
-    """BM25 negatives for the synthetic queries."""
+    """BM25 negatives for the synthetic queries (:mod:`inpars_core.stages.triples`).
+
+    ``teacher`` and ``false_negative_margin`` (both, or neither) switch on the false-negative
+    guard: a negative the teacher cross-encoder scores above the positive's score minus the
+    margin is dropped, and the teacher's scores are stored in the triples.
+    """
 
     count: int = 5
     window: tuple[int, int] = (1, 100)
     random: int = 0
     balanced: bool = False
     seed: int = 0
+    #: The guard's cross-encoder (a Hugging Face id or folder; never the model fine-tuned).
+    teacher: str | None = None
+    false_negative_margin: float | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +365,27 @@ def _validate(config: ExperimentConfig) -> None:
             or config.base_reranker.source != "hf",
             "finetune.teacher: the teacher is the base reranker being fine-tuned (the loss "
             "would be 0 at step 0 and the labels never used). Fix: name a stronger, different "
+            "cross-encoder",
+        ),
+        (
+            (config.negatives.teacher is None) == (config.negatives.false_negative_margin is None),
+            "negatives.teacher: the false-negative guard needs both negatives.teacher and "
+            f"negatives.false_negative_margin, found teacher {config.negatives.teacher!r} and "
+            f"margin {config.negatives.false_negative_margin!r}. Fix: set both (e.g. teacher = "
+            '"cross-encoder/ms-marco-MiniLM-L-6-v2", false_negative_margin = 0.1) or neither',
+        ),
+        (
+            config.negatives.false_negative_margin is None
+            or math.isfinite(config.negatives.false_negative_margin),
+            "negatives.false_negative_margin: expected a finite number, found "
+            f"{config.negatives.false_negative_margin!r}",
+        ),
+        (
+            config.negatives.teacher is None
+            or config.negatives.teacher != config.base_reranker.model
+            or config.base_reranker.source != "hf",
+            "negatives.teacher: the guard's teacher is the base reranker being fine-tuned (its "
+            "scores would decide which negatives it learns from). Fix: name another "
             "cross-encoder",
         ),
         (

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,21 +41,23 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], Callable[[int], None]]
 RUN_FILE = "run.trec"
+#: The trained model inside a base-train, finetune or dense-finetune stage folder.
+MODEL_DIR = "model"
 
 
 def _no_progress(_: str, __: int) -> Callable[[int], None]:
     return lambda _n: None
 
 
-def _fresh(path: Path) -> Path:
-    """``path``, with whatever an interrupted attempt left there removed."""
-    if path.exists():
-        shutil.rmtree(path)
-    return path
-
-
 def _params(section: Any) -> dict[str, Any]:
     return dataclasses.asdict(section)
+
+
+def _training_options(section: Any) -> dict[str, Any]:
+    """The train stage's options a ``[base_reranker]`` or ``[finetune]`` section sets, under
+    the same names."""
+    names = ("objective", "lr", "epochs", "max_steps", "batch_size", "max_length", "bf16", "seed")
+    return {name: getattr(section, name) for name in names}
 
 
 def synthetic_dev_split(
@@ -238,33 +239,24 @@ class ExperimentRunner:
     ) -> tuple[str, StageResult | str, StageResult | None]:
         """The reranker before fine-tuning (a HF model name, or one trained here), its key, and
         the train-qrels triples (used to train it, and to mix into fine-tuning; None without
-        train qrels)."""
-        section = config.base_reranker
-        from inpars_core.negatives import NegativesConfig, mine_triples, write_triples
-        from inpars_core.training.trainer import TrainingConfig, train_reranker
+        train qrels): :mod:`inpars_core.stages.triples` and :mod:`inpars_core.stages.train`."""
+        from inpars_core.stages import train, triples
 
+        section = config.base_reranker
         base_triples = None
         if bm25_train is not None and (
             section.source == "train" or config.finetune.mix_train_qrels
         ):
             ids = train_ids[: section.max_train_queries] if section.max_train_queries else train_ids
-            qrels = self.dataset.qrels(config.dataset.train_split)
-
-            def build_triples(work: Path) -> dict:
-                positives = {q: {d for d, r in qrels[q].items() if r > 0} for q in ids}
-                texts = {q: self.dataset.queries[q].text for q in ids}
-                triples, report = mine_triples(
-                    texts,
-                    positives,
-                    read_trec_run(bm25_train.path / RUN_FILE),
-                    sorted(self.dataset.corpus),
-                    NegativesConfig(
-                        negatives=section.negatives, window=section.window, seed=section.seed
-                    ),
-                )
-                write_triples(triples, work / "triples.jsonl", report=report)
-                return {"triples": len(triples), "queries": ids}
-
+            triples_config = triples.Config(
+                negatives=section.negatives, window=section.window, seed=section.seed
+            )
+            triples_inputs = triples.Inputs(
+                dataset=self.dataset_ref(),
+                run=str(bm25_train.path),
+                split=config.dataset.train_split,
+                query_ids=tuple(ids),
+            )
             base_triples = self.store.run(
                 "base-triples",
                 {
@@ -274,51 +266,22 @@ class ExperimentRunner:
                     "queries": ids,
                 },
                 {"bm25-train": bm25_train},
-                build_triples,
+                lambda work: triples.run(triples_config, triples_inputs, work),
             )
         if section.source == "hf":
             return section.model, self.model_key(section.model), base_triples
         assert base_triples is not None  # check_label_sources refused this case
-
-        def build_model(work: Path) -> dict:
-            from inpars_core.negatives import read_triples
-
-            target = _fresh(work / "trained")
-            result = train_reranker(
-                read_triples(base_triples.path / "triples.jsonl"),
-                self.documents(),
-                TrainingConfig(
-                    objective=section.objective,
-                    lr=section.lr,
-                    epochs=section.epochs,
-                    max_steps=section.max_steps,
-                    batch_size=section.batch_size,
-                    max_length=section.max_length,
-                    bf16=section.bf16,
-                    seed=section.seed,
-                    eval_every=10**9,
-                ),
-                target,
-                dev=None,
-                base_model=section.model,
-            )
-            return {
-                "final_step": result.final_step,
-                "first_loss": result.first_loss,
-                "last_loss": result.last_loss,
-            }
-
+        train_config = train.Config(**_training_options(section), eval_every=10**9)
+        train_inputs = train.Inputs(
+            dataset=self.dataset_ref(), triples=str(base_triples.path), base_model=section.model
+        )
         trained = self.store.run(
             "base-train",
             _params(section),
             {"triples": base_triples, "backbone": self.model_key(section.model)},
-            build_model,
+            lambda work: train.run(train_config, train_inputs, work),
         )
-        return str(trained.path / "trained" / "model"), trained, base_triples
-
-    def documents(self) -> dict[str, str]:
-        """doc_id -> title + text."""
-        return {d: doc.contents for d, doc in self.dataset.corpus.items()}
+        return str(trained.path / MODEL_DIR), trained, base_triples
 
     def generate(self, config: ExperimentConfig) -> StageResult:
         """Synthetic queries (:mod:`inpars_core.stages.generate`; resumable: the query file
@@ -401,81 +364,67 @@ class ExperimentRunner:
         base_triples: StageResult | None,
     ) -> StageResult:
         """BM25 negatives for the kept synthetic training queries (the dev slice excluded),
-        optionally mixed with the train-qrels triples."""
-        from inpars_core.negatives import (
-            NegativesConfig,
-            mine_triples,
-            positives_from_synthetic,
-            read_triples,
-            write_triples,
-        )
+        optionally mixed with the train-qrels triples (:mod:`inpars_core.stages.triples`)."""
+        from inpars_core.stages import triples
 
         section = config.negatives
-        texts, positives = positives_from_synthetic(train_queries)
         mix = config.finetune.mix_train_qrels and base_triples is not None
-
-        def build(work: Path) -> dict:
-            triples, report = mine_triples(
-                texts,
-                positives,
-                read_trec_run(synthetic_bm25.path / RUN_FILE),
-                sorted(self.dataset.corpus),
-                NegativesConfig(
-                    negatives=section.count,
-                    window=section.window,
-                    random_negatives=section.random,
-                    balanced=section.balanced,
-                    seed=section.seed,
-                ),
-            )
-            if mix:
-                triples = triples + read_triples(base_triples.path / "triples.jsonl")
-            write_triples(triples, work / "triples.jsonl", report=report)
-            return {"triples": len(triples), "queries": len(texts), "mixed": mix}
-
-        inputs: dict[str, StageResult | str] = {"kept": kept, "bm25": synthetic_bm25}
+        stage_config = triples.Config(
+            negatives=section.count,
+            window=section.window,
+            random_negatives=section.random,
+            balanced=section.balanced,
+            seed=section.seed,
+            teacher=section.teacher,
+            false_negative_margin=section.false_negative_margin,
+        )
+        inputs = triples.Inputs(
+            dataset=self.dataset_ref(),
+            run=str(synthetic_bm25.path),
+            queries=str(kept.path),
+            query_ids=tuple(q.query_id for q in train_queries),
+            add_triples=str(base_triples.path) if mix and base_triples is not None else None,
+        )
+        keyed: dict[str, StageResult | str] = {"kept": kept, "bm25": synthetic_bm25}
         if mix:
-            inputs["train-triples"] = base_triples  # type: ignore[assignment]
+            keyed["train-triples"] = base_triples  # type: ignore[assignment]
+        if section.teacher:
+            keyed["teacher"] = self.model_key(section.teacher)
         params = {
-            **_params(section),
+            **{k: v for k, v in _params(section).items() if v is not None},
             "mix_train_qrels": mix,
             "train_queries": sorted(q.query_id for q in train_queries),
         }
-        return self.store.run("triples", params, inputs, build)
+        return self.store.run(
+            "triples", params, keyed, lambda work: triples.run(stage_config, inputs, work)
+        )
 
     def dev_set(
         self,
         config: ExperimentConfig,
         bm25_train: StageResult | None,
         train_dev_ids: list[str],
+        kept: StageResult,
         synthetic_bm25: StageResult,
         synthetic_dev: list[SyntheticQuery],
-    ) -> tuple[str, dict[str, Any] | None, dict[str, StageResult | str], dict[str, Any]]:
-        """The dev set that picks the fine-tuned step: (mode, DevSet arguments or None, stage
-        inputs, key params). Never the test split."""
+    ) -> tuple[str, dict[str, Any], dict[str, StageResult | str], dict[str, Any]]:
+        """The dev set that picks the fine-tuned step: (mode, the train stage's dev inputs,
+        keyed inputs, key params). Never the test split."""
         mode = self.dev_mode(config)
-        section = config.finetune
         if mode == "none":
-            return mode, None, {}, {"dev": "none"}
+            return mode, {}, {}, {"dev": "none"}
         if mode == "synthetic":
-            run = read_trec_run(synthetic_bm25.path / RUN_FILE)
             ids = [q.query_id for q in synthetic_dev]
-            args = {
-                "queries": {q.query_id: q.text for q in synthetic_dev},
-                "run": {q: run[q] for q in ids if q in run},
-                "qrels": {q.query_id: {q.doc_id: 1} for q in synthetic_dev},
+            inputs = {
+                "dev_run": str(synthetic_bm25.path),
+                "dev_queries": str(kept.path),
+                "dev_query_ids": tuple(ids),
             }
-            return mode, args, {"dev": synthetic_bm25}, {"dev": mode, "dev_ids": sorted(ids)}
+            return mode, inputs, {"dev": synthetic_bm25}, {"dev": mode, "dev_ids": sorted(ids)}
         assert bm25_train is not None
-        ids = train_dev_ids[: section.dev_queries]
-        qrels = self.dataset.qrels(config.dataset.train_split)
-        run = read_trec_run(bm25_train.path / RUN_FILE)
-        args = {
-            "queries": {q: self.dataset.queries[q].text for q in ids},
-            "run": {q: run[q] for q in ids if q in run},
-            "qrels": {q: qrels[q] for q in ids},
-        }
-        return mode, args, {"dev": bm25_train}, {"dev": mode, "dev_ids": ids}
+        ids = train_dev_ids[: config.finetune.dev_queries]
+        inputs = {"dev_run": str(bm25_train.path), "dev_query_ids": tuple(ids)}
+        return mode, inputs, {"dev": bm25_train}, {"dev": mode, "dev_ids": ids}
 
     def finetune(
         self,
@@ -483,72 +432,46 @@ class ExperimentRunner:
         triples: StageResult,
         base_model: str,
         base_key: StageResult | str,
-        dev: tuple[str, dict[str, Any] | None, dict[str, StageResult | str], dict[str, Any]],
+        dev: tuple[str, dict[str, Any], dict[str, StageResult | str], dict[str, Any]],
     ) -> StageResult:
         """The base reranker fine-tuned on synthetic triples, dev-evaluated from step 0 with the
-        reported system (interpolated with BM25 when the rows are)."""
-        from inpars_core.negatives import read_triples
-        from inpars_core.training.trainer import DevSet, TrainingConfig, train_reranker
+        reported system (interpolated with BM25 when the rows are): :mod:`.stages.train`."""
+        from inpars_core.stages import train
 
         section = config.finetune
-        mode, dev_args, dev_inputs, dev_params = dev
+        _mode, dev_inputs, dev_keyed, dev_params = dev
         bm25_weight = config.rerank.bm25_weight
-
-        def build(work: Path) -> dict:
-            target = _fresh(work / "trained")
-            dev_set = None
-            if dev_args is not None:
-                dev_set = DevSet(
-                    **dev_args,
-                    documents=self.documents(),
-                    depth=section.dev_depth,
-                    bm25_weight=bm25_weight,
-                )
-            result = train_reranker(
-                read_triples(triples.path / "triples.jsonl"),
-                self.documents(),
-                TrainingConfig(
-                    objective=section.objective,
-                    lr=section.lr,
-                    epochs=section.epochs,
-                    max_steps=section.max_steps,
-                    batch_size=section.batch_size,
-                    max_length=section.max_length,
-                    warmup_ratio=section.warmup_ratio,
-                    eval_every=section.eval_every,
-                    bf16=section.bf16,
-                    seed=section.seed,
-                    keep=section.keep,
-                    pair_encoding=config.rerank.pair_encoding,
-                    **({"teacher_model": section.teacher} if section.teacher else {}),
-                ),
-                target,
-                dev=dev_set,
-                base_model=base_model,
-            )
-            return {
-                "best_step": result.best_step,
-                "best_dev_ndcg10": result.best_dev_ndcg10,
-                "step0_dev_ndcg10": result.step0_dev_ndcg10,
-                "final_step": result.final_step,
-                "kept_step": result.kept_step,
-                "best_at_step0": result.best_at_step0,
-                "dev": mode,
-                "dev_queries": len(dev_args["run"]) if dev_args else 0,
-                "dev_bm25_weight": bm25_weight,
-                "notes": list(result.notes),
-            }
-
+        stage_config = train.Config(
+            **_training_options(section),
+            warmup_ratio=section.warmup_ratio,
+            eval_every=section.eval_every,
+            keep=section.keep,
+            pair_encoding=config.rerank.pair_encoding,
+            teacher=section.teacher,
+            dev_split=config.dataset.train_split,
+            eval_split=config.dataset.test_split,
+            dev_depth=section.dev_depth,
+            dev_max_queries=section.dev_queries,
+            dev_bm25_weight=bm25_weight,
+        )
+        inputs = train.Inputs(
+            dataset=self.dataset_ref(),
+            triples=str(triples.path),
+            base_model=base_model,
+            **dev_inputs,
+        )
         params = {
             **_params(section),
             **dev_params,
             "dev_bm25_weight": bm25_weight,
             "pair_encoding": config.rerank.pair_encoding,
         }
-        inputs: dict[str, StageResult | str] = {"triples": triples, "base": base_key, **dev_inputs}
+        keyed: dict[str, StageResult | str] = {"triples": triples, "base": base_key, **dev_keyed}
         if section.teacher:
-            inputs["teacher"] = self.model_key(section.teacher)
-        return self.store.run("finetune", params, inputs, build)
+            keyed["teacher"] = self.model_key(section.teacher)
+        return self.store.run(
+            "finetune", params, keyed, lambda work: train.run(stage_config, inputs, work)
+        )
 
     def rerank(
         self,
@@ -647,34 +570,26 @@ class ExperimentRunner:
         )
 
     def dense_finetune(self, config: ExperimentConfig, triples: StageResult) -> StageResult:
-        """The bi-encoder fine-tuned on the synthetic triples."""
-        from inpars_core.dense.training import TrainDenseConfig, train_dense
-        from inpars_core.negatives import read_triples
+        """The bi-encoder fine-tuned on the synthetic triples (:mod:`.stages.train`)."""
+        from inpars_core.stages import train
 
         section = config.dense
-
-        def build(work: Path) -> dict:
-            target = _fresh(work / "trained")
-            result = train_dense(
-                section.model,
-                read_triples(triples.path / "triples.jsonl"),
-                self.dataset.corpus,
-                target,
-                TrainDenseConfig(
-                    objective=section.finetune_objective or "mnrl",
-                    lr=section.lr,
-                    epochs=section.epochs,
-                    batch_size=section.batch_size,
-                    max_length=section.max_length,
-                ),
-            )
-            return {"final_step": result.final_step, "last_loss": result.last_loss}
-
+        stage_config = train.Config(
+            family="bi-encoder",
+            objective=section.finetune_objective or "mnrl",
+            lr=section.lr,
+            epochs=section.epochs,
+            batch_size=section.batch_size,
+            max_length=section.max_length,
+        )
+        inputs = train.Inputs(
+            dataset=self.dataset_ref(), triples=str(triples.path), base_model=section.model
+        )
         return self.store.run(
             "dense-finetune",
             _params(section),
             {"triples": triples, "model": self.model_key(section.model)},
-            build,
+            lambda work: train.run(stage_config, inputs, work),
         )
 
     # ------------------------------------------------------------------ rows
@@ -790,7 +705,7 @@ class ExperimentRunner:
         base_seconds = base_key.seconds if isinstance(base_key, StageResult) else 0.0
         trained_on: set[str] = set()
         if config.base_reranker.source == "train" and train_triples is not None:
-            trained_on.update(train_triples.meta["counts"].get("queries", []))
+            trained_on.update(train_triples.meta["inputs"].get("query_ids", []))
         base_name, base_kind = self.base_description(config, len(trained_on))
         for depth in config.rerank.depths:
             stage = self.rerank(config, base_model, base_key, bm25_test, depth)
@@ -832,13 +747,15 @@ class ExperimentRunner:
             triples = self.synthetic_triples(
                 variant, kept, synthetic_bm25, synthetic_train, train_triples
             )
-            dev = self.dev_set(variant, bm25_train, train_dev_ids, synthetic_bm25, synthetic_dev)
+            dev = self.dev_set(
+                variant, bm25_train, train_dev_ids, kept, synthetic_bm25, synthetic_dev
+            )
             if dev[0] == "train":
                 trained_on.update(dev[3]["dev_ids"])
             if variant.finetune.mix_train_qrels and train_triples is not None:
-                trained_on.update(train_triples.meta["counts"].get("queries", []))
+                trained_on.update(train_triples.meta["inputs"].get("query_ids", []))
             tuned = self.finetune(variant, triples, base_model, base_key, dev)
-            model_dir = str(tuned.path / "trained" / "model")
+            model_dir = str(tuned.path / MODEL_DIR)
             costs[name] = float(generated.meta["counts"].get("cost_usd", 0.0))
             shared = {
                 "generate": generated.seconds,
@@ -882,7 +799,7 @@ class ExperimentRunner:
                 for depth in variant.rerank.depths:
                     stage = self.dense_rerank(
                         variant,
-                        str(dense_tuned.path / "trained" / "model"),
+                        str(dense_tuned.path / MODEL_DIR),
                         dense_tuned,
                         bm25_test,
                         depth,

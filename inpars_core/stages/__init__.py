@@ -20,6 +20,8 @@ STAGE_MODULES: dict[str, str] = {
     "generate": "generate",
     "filter": "filter",
     "retrieve": "retrieve",
+    "triples": "triples",
+    "train": "train",
 }
 
 
