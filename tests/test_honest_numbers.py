@@ -16,7 +16,7 @@ from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import load_config
 from inpars_core.experiments.runner import ExperimentRunner, Row, synthetic_dev_split
 from inpars_core.experiments.summary import Overlap, _comparisons, holm_family_text
-from inpars_core.records import Query, ScoredDoc, SyntheticQuery
+from inpars_core.records import ScoredDoc, SyntheticQuery
 from inpars_core.runs import write_trec_run
 from tests.conftest import ROOT, SMOKE_CONFIG, write_beir
 
@@ -338,12 +338,27 @@ def test_stage_keys_hash_content_not_names(tmp_path: Path, tiny_dir: Path) -> No
     runner._dataset = load_beir_folder(tiny_dir)
     assert runner.dataset_key() != before
     index = runner.index(config)
-    same_ids_a = {"s1": Query("s1", "aspirin heart"), "s2": Query("s2", "coffee")}
-    same_ids_b = {"s1": Query("s1", "statins cholesterol"), "s2": Query("s2", "coffee")}
-    first = runner.bm25(config, index, "synthetic-bm25", same_ids_a, 5)
-    second = runner.bm25(config, index, "synthetic-bm25", same_ids_b, 5)
+    from inpars_core.experiments.stages import StageResult
+    from inpars_core.generation.stage import write_queries
+    from inpars_core.records import SyntheticQuery
+
+    def queries_artifact(folder: str, texts: dict[str, str]) -> StageResult:
+        path = tmp_path / folder
+        path.mkdir()
+        records = [
+            SyntheticQuery(q, "d1", text, text, "inpars", "h", "llamacpp", "gemma", 0)
+            for q, text in texts.items()
+        ]
+        write_queries(records, path / "queries.jsonl")
+        # the same upstream key for both: only the content tells them apart
+        return StageResult("filter", "same-upstream-key", path, {}, ran=False)
+
+    same_ids_a = queries_artifact("a", {"s1": "aspirin heart", "s2": "coffee"})
+    same_ids_b = queries_artifact("b", {"s1": "statins cholesterol", "s2": "coffee"})
+    first = runner.bm25(config, index, "synthetic-bm25", 5, queries=same_ids_a)
+    second = runner.bm25(config, index, "synthetic-bm25", 5, queries=same_ids_b)
     assert first.key != second.key and second.ran  # other texts: not served from the cache
-    assert runner.bm25(config, index, "synthetic-bm25", same_ids_a, 5).ran is False
+    assert runner.bm25(config, index, "synthetic-bm25", 5, queries=same_ids_a).ran is False
 
 
 @pytest.mark.integration

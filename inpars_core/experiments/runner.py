@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import stable_hash, write_json
+from inpars_core.artifacts import file_fingerprint, stable_hash, write_json
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
@@ -36,6 +36,7 @@ from inpars_core.runs import (
     with_first_stage_tail,
     write_trec_run,
 )
+from inpars_core.stages.contract import open_input
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +229,8 @@ class ExperimentRunner:
         keyed: dict[str, StageResult | str] = {"index": index}
         if queries is not None:
             keyed["queries"] = queries
+            data = open_input(queries.path, "queries", flag="queries")
+            params["queries_sha256"] = file_fingerprint(data)["sha256"]
         else:
             params.update(split=split, max_queries=max_queries)
         return self.store.run(
