@@ -20,7 +20,6 @@ from typing import NoReturn
 
 from inpars_core.errors import InparsError
 from inpars_core.stages import STAGE_MODULES, stage_module
-from inpars_core.stages.common import first_queries
 
 logger = logging.getLogger("inpars")
 
@@ -148,87 +147,17 @@ def vars_of(config: object) -> dict:
     return asdict(config)  # type: ignore[arg-type]
 
 
-def _evaluate_run(
-    dataset, split: str, run_path: Path, measures: Sequence[str], only: set[str] | None = None
-):
-    """Evaluate a run file on ``split``'s qrels (only the query ids in ``only`` when given)."""
-    from inpars_core.evaluation import evaluate
-    from inpars_core.runs import read_trec_run
-
-    qrels = dataset.qrels(split)
-    if only is not None:
-        qrels = {q: judged for q, judged in qrels.items() if q in only}
-    return evaluate(read_trec_run(_run_file(run_path, "--run")), qrels, measures)
-
-
-@command("evaluate")
-def _evaluate(args: argparse.Namespace) -> int:
-    from inpars_core.artifacts import StageMeta
-    from inpars_core.evaluation import write_evaluation
-
-    dataset = _dataset(args)
-    only = None
-    if args.max_queries is not None:
-        only = set(first_queries(dataset, args.split, args.max_queries))
-    evaluation = _evaluate_run(dataset, args.split, Path(args.run), args.measures, only)
-    if args.out:
-        meta = StageMeta(
-            stage="evaluate",
-            config={"measures": list(evaluation.measures), "max_queries": args.max_queries},
-            inputs={"dataset": dataset.name, "split": args.split, "run": args.run},
-        )
-        write_evaluation(evaluation, Path(args.out), meta)
-    if args.json:
-        print(json.dumps(evaluation.aggregate))
-    else:
-        for name, value in evaluation.aggregate.items():
-            print(f"{name:>12}  {value:.4f}")
-    return 0
-
-
 @command("compare")
 def _compare(args: argparse.Namespace) -> int:
-    from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, atomic_text, finish_meta
-    from inpars_core.compare import compare, to_csv, to_latex, to_markdown
+    from inpars_core.compare import compare_runs, to_csv, to_latex, to_markdown, write_comparison
 
     dataset = _dataset(args)
-    names = _run_names(args.runs)
-    baseline = names.get(args.baseline) or Path(args.baseline).stem
-    if baseline not in names.values():
-        raise InparsError(f"--baseline {args.baseline!r} is not one of --runs {args.runs}")
-    evaluations = {
-        names[path]: _evaluate_run(dataset, args.split, Path(path), [args.measure])
-        for path in args.runs
-    }
-    measure = evaluations[baseline].measures[0]
-    comparison = compare(evaluations, baseline, measure)
+    comparison = compare_runs(dataset, args.split, args.runs, args.baseline, args.measure)
     render = {"md": to_markdown, "csv": to_csv, "latex": to_latex}
     print(render[args.format](comparison), end="")
     if args.out:
-        with atomic_path(Path(args.out)) as staged:
-            staged.mkdir()
-            for suffix, function in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex)):
-                with atomic_text(staged / f"comparison.{suffix}") as handle:
-                    handle.write(function(comparison))
-            meta = StageMeta(
-                stage="compare",
-                config={"measure": measure, "baseline": baseline},
-                inputs={
-                    "dataset": dataset.name,
-                    "split": args.split,
-                    "runs": dict(zip(names.values(), names, strict=True)),
-                },
-            )
-            finish_meta(meta, staged / META_FILE)
+        write_comparison(comparison, Path(args.out), dataset, args.split, args.runs)
     return 0
-
-
-def _run_names(paths: Sequence[str]) -> dict[str, str]:
-    """Short, unique display names for run files (their stems, or paths when stems clash)."""
-    stems = [Path(p).stem for p in paths]
-    if len(set(stems)) == len(stems):
-        return dict(zip(paths, stems, strict=True))
-    return {p: p for p in paths}
 
 
 @command("generate")
@@ -364,59 +293,6 @@ def _encode(args: argparse.Namespace) -> int:
             print(f"{segment} {token}")
         for problem in explained["problems"]:
             print(f"problem: {problem}")
-    return 0
-
-
-@command("rerank")
-def _rerank(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
-    from inpars_core.reranking.encoding import EncodingConfig
-    from inpars_core.reranking.scoring import ScoringConfig, load_reranker
-    from inpars_core.reranking.stage import RerankConfig, ScoreCache, rerank
-    from inpars_core.runs import read_trec_run, run_size, top_k, write_trec_run
-
-    dataset = _dataset(args)
-    config = RerankConfig(
-        depth=args.depth,
-        chunk_pairs=args.chunk_pairs,
-        encoding=EncodingConfig(mode=args.pair_encoding, max_length=args.max_length),
-        scoring=ScoringConfig(
-            batch_size=args.batch_size, device=args.device, precision=args.precision
-        ),
-    )
-    run = read_trec_run(_run_file(args.run, "--run"))
-    queries = dataset.split_queries(args.split)
-    reranker = load_reranker(args.model, config.scoring)
-    cache = None if args.no_cache else ScoreCache.for_model(reranker, config)
-    meta = StageMeta(
-        stage="rerank",
-        config=vars_of(config),
-        inputs={
-            "dataset": dataset.name,
-            "split": args.split,
-            "run": args.run,
-            "model": args.model,
-            "model_fingerprint": reranker.fingerprint,
-        },
-    )
-    started = time.perf_counter()
-    total = run_size({q: d for q, d in top_k(run, args.depth).items() if q in queries})
-    with tqdm(total=total, desc="rerank", unit="pair") as bar:
-        reranked, report = rerank(
-            reranker, queries, run, dataset.corpus, config, cache, progress=bar.update
-        )
-    meta.timings["rerank_s"] = round(time.perf_counter() - started, 3)
-    meta.counts.update(
-        queries=len(reranked), pairs=report.pairs, scored=report.scored, cached=report.cached
-    )
-    write_trec_run(reranked, Path(args.out), tag=f"rerank-{Path(args.model).name}")
-    finish_meta(meta, sidecar_meta_path(Path(args.out)))
-    print(
-        f"reranked {report.pairs} pairs ({report.cached} from cache) in "
-        f"{meta.timings['rerank_s']:.1f} s -> {args.out}"
-    )
     return 0
 
 
@@ -620,82 +496,6 @@ def _dev_queries(dataset, run_path: str, split: str, limit: int):
     qrels = dataset.qrels(split)
     query_ids = [q for q in run if q in qrels and q in dataset.queries][:limit]
     return query_ids, run, qrels
-
-
-@command("dense-index")
-def _dense_index(args: argparse.Namespace) -> int:
-    import shutil
-
-    from inpars_core.artifacts import atomic_path
-    from inpars_core.dense.encoder import cached_dense_index
-    from inpars_core.reranking.stage import cache_dir
-
-    dataset = _dataset(args)
-    index = cached_dense_index(
-        dataset,
-        args.model,
-        cache_dir(),
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        similarity=args.similarity,
-    )
-    with atomic_path(Path(args.out)) as staged:
-        shutil.copytree(index.path, staged)
-    print(
-        f"dense index of {len(index.doc_ids)} documents ({args.model}, max_length "
-        f"{args.max_length}, encoded in {index.encode_seconds:.1f} s, cached) -> {args.out}"
-    )
-    return 0
-
-
-@command("dense")
-def _dense(args: argparse.Namespace) -> int:
-    from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
-    from inpars_core.dense.search import DenseRetriever
-    from inpars_core.runs import read_trec_run, run_size, write_trec_run
-
-    dataset = _dataset(args)
-    queries = dataset.split_queries(args.split)
-    retriever = DenseRetriever(Path(args.index))
-    started = time.perf_counter()
-    if args.rerank_run:
-        first = read_trec_run(_run_file(args.rerank_run, "--rerank-run"))
-        run = retriever.rerank(queries, first, depth=args.depth)
-    else:
-        run = retriever.retrieve(queries, k=args.k)
-    meta = StageMeta(
-        stage="dense",
-        config={"k": args.k, "rerank_run": args.rerank_run, "depth": args.depth},
-        inputs={"dataset": dataset.name, "split": args.split, "index": args.index},
-    )
-    meta.timings["search_s"] = round(time.perf_counter() - started, 3)
-    meta.counts.update(queries=len(run), lines=run_size(run))
-    write_trec_run(run, Path(args.out), tag="dense")
-    finish_meta(meta, sidecar_meta_path(Path(args.out)))
-    print(f"{run_size(run)} lines for {len(run)} queries -> {args.out}")
-    return 0
-
-
-@command("fuse")
-def _fuse(args: argparse.Namespace) -> int:
-    from inpars_core.artifacts import StageMeta, finish_meta, sidecar_meta_path
-    from inpars_core.dense.fusion import normalised_score_sum, reciprocal_rank_fusion
-    from inpars_core.runs import read_trec_run, write_trec_run
-
-    runs = [read_trec_run(_run_file(p, "--runs")) for p in args.runs]
-    if args.method == "rrf":
-        fused = reciprocal_rank_fusion(runs, k=args.rrf_k, depth=args.depth)
-    else:
-        fused = normalised_score_sum(runs, depth=args.depth)
-    write_trec_run(fused, Path(args.out), tag=f"fuse-{args.method}")
-    meta = StageMeta(
-        stage="fuse",
-        config={"method": args.method, "rrf_k": args.rrf_k, "depth": args.depth},
-        inputs={"runs": args.runs},
-    )
-    finish_meta(meta, sidecar_meta_path(Path(args.out)))
-    print(f"fused {len(runs)} runs ({args.method}) -> {args.out}")
-    return 0
 
 
 @command("train-dense")
@@ -905,7 +705,9 @@ def _dev_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_stage_command(sub, name: str) -> None:
     """A sub-command of a stage module: flags from its Inputs and Config dataclasses, plus
-    ``--dry-run`` when the module can preview (``preview(config, inputs) -> str``)."""
+    ``--dry-run`` when the module can preview (``preview(config, inputs) -> str``), ``--json``
+    when it can print its artifact as JSON (``as_json``), an optional ``--out`` when the module
+    says ``OUT_REQUIRED = False``."""
     from inpars_core.options import add_flags
 
     module = stage_module(name)
@@ -914,8 +716,15 @@ def _add_stage_command(sub, name: str) -> None:
     add_flags(p, module.Config)
     if hasattr(module, "preview"):
         p.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    if hasattr(module, "as_json"):
+        p.add_argument("--json", action="store_true", help="print one JSON object")
     _progress_flag(p)
-    p.add_argument("--out", required=True, help=f"{module.OUTPUT} artifact folder to write")
+    required = getattr(module, "OUT_REQUIRED", True)
+    p.add_argument(
+        "--out",
+        required=required,
+        help=f"{module.OUTPUT} artifact folder to write" + ("" if required else " (optional)"),
+    )
     _COMMANDS[name] = lambda args: _run_stage(name, args)
 
 
@@ -929,7 +738,11 @@ def _run_stage(name: str, args: argparse.Namespace) -> int:
     """flags -> config and inputs -> ``stages.<name>.run`` -> the published artifact.
 
     Under a data-parallel launch every rank runs the stage; rank 0 alone publishes and prints.
+    Without ``--out`` (where optional) the artifact is written to a temporary folder, printed
+    and dropped.
     """
+    import tempfile
+
     from inpars_core.options import from_args
     from inpars_core.stages.contract import partial_dir, publish, read_artifact
 
@@ -939,17 +752,29 @@ def _run_stage(name: str, args: argparse.Namespace) -> int:
     if getattr(args, "dry_run", False):
         print(module.preview(config, inputs))
         return 0
+    rank = _launch_rank()
+    progress = _bar_progress if _show_progress(args) and rank == 0 else None
+    if args.out is None:
+        with tempfile.TemporaryDirectory() as folder:
+            artifact = module.run(config, inputs, Path(folder), progress=progress)
+            _end_process_group()
+            if rank == 0:
+                _print_artifact(module, artifact, args)
+        return 0
     out = Path(args.out)
-    progress = _bar_progress if _show_progress(args) and _launch_rank() == 0 else None
-    if _launch_rank() != 0:
+    if rank != 0:
         module.run(config, inputs, partial_dir(out), progress=None)
         _end_process_group()
         return 0
     with publish(out, module.OUTPUT) as work:
         module.run(config, inputs, work, progress=progress)
     _end_process_group()
-    print(module.describe(read_artifact(out)))
+    _print_artifact(module, read_artifact(out), args)
     return 0
+
+
+def _print_artifact(module, artifact, args: argparse.Namespace) -> None:
+    print(module.as_json(artifact) if getattr(args, "json", False) else module.describe(artifact))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -963,19 +788,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in STAGE_MODULES:
         _add_stage_command(sub, name)
-
-    p = sub.add_parser("evaluate", help="evaluate a run with ir-measures")
-    with_dataset(p)
-    p.add_argument("--split", default="test")
-    p.add_argument("--run", required=True)
-    p.add_argument("--measures", nargs="+", default=["nDCG@10", "RR@10", "R@100", "R@1000"])
-    p.add_argument(
-        "--max-queries",
-        type=positive_int,
-        help="only the first N judged queries of --split (as 'inpars retrieve --max-queries')",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object measure -> value")
-    p.add_argument("--out", help="folder for aggregate.json, per_query.tsv and meta.json")
 
     p = sub.add_parser("generate", help="write one synthetic query per sampled document")
     with_dataset(p)
@@ -1044,23 +856,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=positive_int, default=256)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("rerank", help="rerank the top-k of a run with a cross-encoder")
-    with_dataset(p)
-    p.add_argument("--split", default="test")
-    p.add_argument("--run", required=True)
-    p.add_argument("--model", required=True, help="hub id, path, or a model we trained")
-    p.add_argument("--depth", type=positive_int, default=100)
-    p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
-    p.add_argument("--max-length", type=positive_int, default=256)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
-    p.add_argument(
-        "--chunk-pairs", type=positive_int, default=256, help="pairs scored between cache writes"
-    )
-    p.add_argument("--out", required=True)
-
     p = sub.add_parser("triples", help="mine BM25 negatives: (query, positive, negative)")
     with_dataset(p)
     p.add_argument("--queries", help="synthetic queries JSONL (positive = source document)")
@@ -1115,30 +910,6 @@ def build_parser() -> argparse.ArgumentParser:
     _dev_flags(p)
     _progress_flag(p)
     p.add_argument("--out", required=True, help="model folder to create")
-
-    p = sub.add_parser("dense-index", help="encode a corpus with a bi-encoder (cached)")
-    with_dataset(p)
-    p.add_argument("--model", required=True, help="sentence-transformers id/path, or minilm")
-    p.add_argument("--max-length", type=positive_int, default=256)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--similarity", choices=["cosine", "dot"], default="cosine")
-    p.add_argument("--out", required=True)
-
-    p = sub.add_parser("dense", help="exact dense retrieval, or dense reranking of a run")
-    with_dataset(p)
-    p.add_argument("--split", default="test")
-    p.add_argument("--index", required=True)
-    p.add_argument("--rerank-run", help="rerank this run's top --depth instead of retrieving")
-    p.add_argument("--depth", type=positive_int, default=100)
-    p.add_argument("--k", type=positive_int, default=1000)
-    p.add_argument("--out", required=True)
-
-    p = sub.add_parser("fuse", help="fuse runs: reciprocal rank fusion or normalised sum")
-    p.add_argument("--runs", nargs="+", required=True)
-    p.add_argument("--method", choices=["rrf", "sum"], default="rrf")
-    p.add_argument("--rrf-k", type=non_negative_int, default=60)
-    p.add_argument("--depth", type=positive_int, default=1000)
-    p.add_argument("--out", required=True)
 
     p = sub.add_parser("train-dense", help="fine-tune a bi-encoder (mnrl or margin-mse)")
     with_dataset(p)

@@ -4,6 +4,9 @@
 (flags from the module's ``Config`` and ``Inputs`` dataclasses) and the experiment runner calls
 the same ``run`` functions. Add a stage: write a module with ``NAME``, ``HELP``, ``OUTPUT`` (the
 artifact type it writes), ``Config``, ``Inputs``, ``run`` and ``describe``, and list it here.
+Optional: ``preview(config, inputs)`` (gives ``--dry-run``), ``as_json(artifact)`` (gives
+``--json``: print one JSON object instead of ``describe``) and ``OUT_REQUIRED = False`` (``--out``
+may be left out: the artifact is printed, then dropped).
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from types import ModuleType
 #: Command name -> module under inpars_core.stages, in pipeline order.
 STAGE_MODULES: dict[str, str] = {
     "index": "index",
+    "dense-index": "dense_index",
     "retrieve": "retrieve",
+    "rerank": "rerank",
+    "fuse": "fuse",
+    "evaluate": "evaluate",
 }
 
 
