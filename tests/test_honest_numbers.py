@@ -337,10 +337,29 @@ def test_stage_keys_hash_content_not_names(tmp_path: Path, tiny_dir: Path) -> No
     index = runner.index(config)
     same_ids_a = {"s1": Query("s1", "aspirin heart"), "s2": Query("s2", "coffee")}
     same_ids_b = {"s1": Query("s1", "statins cholesterol"), "s2": Query("s2", "coffee")}
-    first = runner.bm25(config, index, "synthetic-bm25", same_ids_a, 5)
-    second = runner.bm25(config, index, "synthetic-bm25", same_ids_b, 5)
+
+    def kept(queries: dict[str, Query]):
+        """A queries artifact keyed by the content of its queries (as the runner keys them)."""
+        from inpars_core.generation.stage import write_queries
+
+        def build(work: Path) -> dict:
+            records = [
+                SyntheticQuery(q.query_id, "d1", q.text, q.text, "p", "h", "hf", "m", 0)
+                for q in queries.values()
+            ]
+            write_queries(records, work / "kept.jsonl")
+            return {"kept": len(records)}
+
+        return runner.store.run("filter", {"queries": runner.queries_key(queries)}, {}, build)
+
+    def bm25(queries: dict[str, Query]):
+        return runner.bm25(
+            config, index, "synthetic-bm25", 5, queries=kept(queries), queries_file="kept.jsonl"
+        )
+
+    first, second = bm25(same_ids_a), bm25(same_ids_b)
     assert first.key != second.key and second.ran  # other texts: not served from the cache
-    assert runner.bm25(config, index, "synthetic-bm25", same_ids_a, 5).ran is False
+    assert bm25(same_ids_a).ran is False
 
 
 @pytest.mark.integration
