@@ -18,11 +18,11 @@ demo: setup
 bm25-demo: setup
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/inpars index --dataset scifact --fields flat --out $(DEMO_OUT)/index-flat
-	$(BIN)/inpars retrieve --dataset scifact --index $(DEMO_OUT)/index-flat --split test --k 1000 --out $(DEMO_OUT)/bm25-flat.run
+	$(BIN)/inpars retrieve --dataset scifact --index $(DEMO_OUT)/index-flat --split test --k 1000 --out $(DEMO_OUT)/bm25-flat
 	$(BIN)/inpars index --dataset scifact --fields multifield --out $(DEMO_OUT)/index-multifield
-	$(BIN)/inpars retrieve --dataset scifact --index $(DEMO_OUT)/index-multifield --split test --k 1000 --out $(DEMO_OUT)/bm25-multifield.run
-	$(BIN)/inpars evaluate --dataset scifact --split test --run $(DEMO_OUT)/bm25-flat.run --out $(DEMO_OUT)/eval-flat
-	$(BIN)/inpars compare --dataset scifact --split test --runs $(DEMO_OUT)/bm25-flat.run $(DEMO_OUT)/bm25-multifield.run --baseline bm25-flat --measure nDCG@10 --out $(DEMO_OUT)/compare
+	$(BIN)/inpars retrieve --dataset scifact --index $(DEMO_OUT)/index-multifield --split test --k 1000 --out $(DEMO_OUT)/bm25-multifield
+	$(BIN)/inpars evaluate --dataset scifact --split test --run $(DEMO_OUT)/bm25-flat --out $(DEMO_OUT)/eval-flat
+	$(BIN)/inpars compare --dataset scifact --split test --runs $(DEMO_OUT)/bm25-flat $(DEMO_OUT)/bm25-multifield --baseline bm25-flat --measure nDCG@10 --out $(DEMO_OUT)/compare
 
 # Both tiers: unit and integration (no slow test).
 test: setup

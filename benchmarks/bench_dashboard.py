@@ -1,7 +1,7 @@
 """Dashboard render time per page, warm and cold, on a 300-query x 1,000-document run pair.
 
 Builds a real experiment folder ``<out>/scifact-bench/`` from SciFact's BM25 run of all 300 test
-queries at depth 1,000 (``--bm25-run``, else ``runs/scifact-bm25/bm25-flat.run`` when present,
+queries at depth 1,000 (``--bm25-run``, else ``runs/scifact-bm25/bm25-flat/run.trec`` when present,
 else retrieved here with the library) and a perturbed copy of it (Gaussian noise on the scores,
 seeded): rows ``bm25``, ``base (zero-shot)`` @1000 (the BM25 ranking) and ``perturbed`` @1000,
 with ``summary.json`` computed by the library (evaluate, compare, Holm). The generation,
@@ -46,7 +46,7 @@ def _bm25_run(args: argparse.Namespace, work: Path) -> Path:
     """The BM25 run of SciFact's 300 test queries at depth 1,000."""
     if args.bm25_run:
         return Path(args.bm25_run)
-    shipped = ROOT / "runs" / "scifact-bm25" / "bm25-flat.run"
+    shipped = ROOT / "runs" / "scifact-bm25" / "bm25-flat" / "run.trec"
     if shipped.is_file():
         return shipped
     from inpars_core.datasets import resolve_dataset

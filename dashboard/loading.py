@@ -158,13 +158,17 @@ class StageInfo:
 
     @property
     def inputs(self) -> dict[str, str]:
-        """Input name -> key of the input stage (or an external id such as ``<model>@<hash>``)."""
-        return {k: str(v) for k, v in (self.meta.get("inputs") or {}).items()}
+        """Input name -> key of the input stage (or an external id such as ``<model>@<hash>``):
+        the runner's ``keys`` where a stage module wrote the meta (its ``inputs`` are then the
+        stage's own: paths and artifact records), else ``inputs``."""
+        keys = self.meta.get("keys", self.meta.get("inputs")) or {}
+        return {k: str(v) for k, v in keys.items()}
 
     @property
     def config(self) -> dict[str, Any]:
-        """The stage's parameters."""
-        return dict(self.meta.get("config") or {})
+        """The stage's parameters: the runner's keyed ``params`` where a stage module wrote the
+        meta, else ``config``."""
+        return dict(self.meta.get("params", self.meta.get("config")) or {})
 
     @property
     def counts(self) -> dict[str, Any]:

@@ -7,10 +7,15 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inpars_core.errors import ConfigError
 from inpars_core.evaluation import Evaluation
 from inpars_core.latex import latex_escape
+
+if TYPE_CHECKING:
+    from inpars_core.datasets.beir import Dataset
 
 TIE_TOLERANCE = 1e-9
 
@@ -226,3 +231,57 @@ def to_latex(comparison: Comparison) -> str:
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in _cells(comparison)]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def run_names(paths: Sequence[str]) -> dict[str, str]:
+    """Short, unique display names for runs: the file or artifact folder names without their
+    suffix, or the paths when those clash."""
+    stems = [Path(p).stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return dict(zip(paths, stems, strict=True))
+    return {p: p for p in paths}
+
+
+def compare_runs(
+    dataset: Dataset, split: str, runs: Sequence[str], baseline: str, measure: str
+) -> Comparison:
+    """Evaluate run artifacts (or TREC files) on ``split`` and compare them with ``baseline``
+    (one of ``runs``, by path or display name, see :func:`run_names`)."""
+    from inpars_core.stages.evaluate import evaluate_run
+
+    names = run_names(runs)
+    chosen = names.get(baseline) or Path(baseline).stem
+    if chosen not in names.values():
+        raise ConfigError(
+            f"--baseline: expected one of --runs {list(runs)} (a path or its name "
+            f"{', '.join(names.values())}), found {baseline!r}"
+        )
+    evaluations = {
+        names[path]: evaluate_run(dataset, split, path, [measure], flag="--runs") for path in runs
+    }
+    return compare(evaluations, chosen, evaluations[chosen].measures[0])
+
+
+def write_comparison(
+    comparison: Comparison, out: Path, dataset: Dataset, split: str, runs: Sequence[str]
+) -> None:
+    """``comparison.{md,csv,tex}`` and ``meta.json`` into the folder ``out`` (atomically)."""
+    from inpars_core.artifacts import atomic_path, atomic_text
+    from inpars_core.stages.contract import input_artifact, write_stage_meta
+
+    with atomic_path(Path(out)) as staged:
+        staged.mkdir()
+        for suffix, function in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex)):
+            with atomic_text(staged / f"comparison.{suffix}") as handle:
+                handle.write(function(comparison))
+        write_stage_meta(
+            staged,
+            stage="compare",
+            type="comparison",
+            config={"measure": comparison.measure, "baseline": comparison.baseline},
+            inputs={
+                "dataset": dataset.name,
+                "split": split,
+                "runs": {name: input_artifact(path) for path, name in run_names(runs).items()},
+            },
+        )

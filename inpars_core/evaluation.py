@@ -1,29 +1,19 @@
-"""Evaluation with ir-measures: aggregate and per-query values, written as artifacts."""
+"""Evaluation with ir-measures: aggregate and per-query values (written by
+:mod:`inpars_core.stages.evaluate`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import ir_measures
 
-from inpars_core.artifacts import (
-    META_FILE,
-    StageMeta,
-    atomic_path,
-    atomic_text,
-    finish_meta,
-    write_json,
-)
 from inpars_core.errors import ConfigError
 from inpars_core.records import Qrel, Qrels, Run
 from inpars_core.runs import untied_run
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
 
 
 def parse_measures(names: Sequence[str]) -> list[ir_measures.Measure]:
@@ -93,17 +83,3 @@ def evaluate(run: Run, qrels: Qrels, measures: Sequence[str]) -> Evaluation:
         for name in names
     }
     return Evaluation(measures=names, aggregate=aggregate, per_query=per_query)
-
-
-def write_evaluation(evaluation: Evaluation, out_dir: Path, meta: StageMeta) -> None:
-    """Write ``aggregate.json``, ``per_query.tsv`` and ``meta.json`` into ``out_dir``."""
-    with atomic_path(Path(out_dir)) as staged:
-        staged.mkdir()
-        write_json(staged / "aggregate.json", evaluation.aggregate)
-        with atomic_text(staged / "per_query.tsv") as handle:
-            handle.write("query_id\t" + "\t".join(evaluation.measures) + "\n")
-            for query_id, values in evaluation.per_query.items():
-                row = "\t".join(f"{values[m]:.6f}" for m in evaluation.measures)
-                handle.write(f"{query_id}\t{row}\n")
-        meta.counts.setdefault("queries", len(evaluation.per_query))
-        finish_meta(meta, staged / META_FILE)

@@ -38,7 +38,7 @@ def test_multifield_reproduces_published_ndcg(scifact, tmp_path: Path) -> None:
 def test_cli_reproduces_published_flat_figures(scifact_dir: Path, tmp_path: Path) -> None:
     """The CLI contract end to end: index, retrieve, evaluate --json."""
     cli = [sys.executable, "-m", "inpars_core.cli"]
-    index, run = tmp_path / "index", tmp_path / "bm25.run"
+    index, run = tmp_path / "index", tmp_path / "bm25"
     subprocess.run(
         [*cli, "index", "--dataset", "scifact", "--fields", "flat", "--out", str(index)],
         check=True,
@@ -83,11 +83,12 @@ def test_cli_reproduces_published_flat_figures(scifact_dir: Path, tmp_path: Path
     )
     figures = json.loads(out.stdout)
     assert {k: round(v, 4) for k, v in figures.items()} == PUBLISHED_FLAT
-    lines = run.read_text().splitlines()
+    lines = (run / "run.trec").read_text().splitlines()
     assert len({line.split()[0] for line in lines}) == 300
     assert 290_000 < len(lines) <= 300_000  # a query can match fewer than 1000 documents
-    meta = json.loads((tmp_path / "bm25.run.meta.json").read_text())
+    meta = json.loads((run / "meta.json").read_text())
     assert meta["stage"] == "retrieve" and meta["counts"] == {"queries": 300, "lines": len(lines)}
+    assert meta["type"] == "run" and meta["config"]["retriever"] == "bm25"
     assert "pyserini" in meta["versions"]
 
 

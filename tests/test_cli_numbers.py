@@ -71,10 +71,15 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], code: int) -> str:
         ([*TRIPLES, "--window", "0:10"], "--window"),
         ([*TRIPLES, "--window", "1-10"], "--window"),
         ([*TRIPLES, "--false-negative-margin", "inf"], "--false-negative-margin"),
-        (["dense", *DATA, "--index", "i", "--out", "o", "--k", "0"], "--k"),
+        (
+            ["retrieve", *DATA, "--index", "i", "--retriever", "dense", "--out", "o", "--k", "0"],
+            "--k",
+        ),
         (["dense-index", *DATA, "--model", "m", "--out", "o", "--batch-size", "0"], "--batch-size"),
         (["fuse", "--runs", "a", "b", "--out", "o", "--depth", "0"], "--depth"),
         (["fuse", "--runs", "a", "b", "--out", "o", "--rrf-k", "-1"], "--rrf-k"),
+        (["fuse", "--runs", "a", "b", "--out", "o", "--weight", "1.5"], "--weight"),
+        (["evaluate", *DATA, "--run", "r", "--max-queries", "0"], "--max-queries"),
         (["filter", "--queries", "q", "--out", "o", "--top-fraction", "1.5"], "--top-fraction"),
         (["filter", "--queries", "q", "--out", "o", "--top-k", "0"], "--top-k"),
         (["encode", "--model", "m", "--query", "q", "--doc", "d", "--max-length", "0"], "--max"),
@@ -96,6 +101,33 @@ def test_a_bad_number_is_one_line_and_exit_code_2(
 def test_help_still_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rerank", "--help"]) == 0
     assert "--depth" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["fuse", "--runs", "a", "b", "--out", "o", "--method", "interpolate"],
+            "expected --weight",
+        ),
+        (["fuse", "--runs", "a", "b", "--out", "o", "--weight", "0.5"], "--weight only with"),
+        (["evaluate", *DATA, "--run", "r", "--measures", "nDCG@x"], "measure 'nDCG@x'"),
+        (["retrieve", *DATA, "--index", "i", "--out", "o", "--retriever", "faiss"], "'faiss'"),
+        ([*RERANK, "--family", "sparse"], "argument --family: invalid choice: 'sparse'"),
+    ],
+)
+def test_a_bad_combination_is_one_line_and_exit_code_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _one_line_error(capsys, main(argv))
+    assert line.startswith(f"inpars {argv[0]}: error: ") and message in line
+
+
+def test_the_dense_command_is_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    """Dense retrieval is ``retrieve --retriever dense``; dense reranking ``rerank --family
+    bi-encoder``."""
+    line = _one_line_error(capsys, main(["dense", *DATA, "--index", "i", "--out", "o"]))
+    assert "invalid choice: 'dense'" in line
 
 
 def test_dev_flags_never_default_to_the_test_split() -> None:

@@ -39,7 +39,7 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
             "--k",
             "5",
             "--out",
-            str(tmp_path / f"{split}.run"),
+            str(tmp_path / f"{split}-bm25"),
         )
     out = _run(
         "triples",
@@ -48,7 +48,7 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
         "--split",
         "train",
         "--run",
-        str(tmp_path / "train.run"),
+        str(tmp_path / "train-bm25"),
         "--negatives",
         "2",
         "--window",
@@ -82,7 +82,7 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
         "--eval-every",
         "2",
         "--dev-run",  # dev queries from train (the default --dev-split), never from test
-        str(tmp_path / "train.run"),
+        str(tmp_path / "train-bm25"),
         "--dev-depth",
         "5",
         "--out",
@@ -103,7 +103,7 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
             "--dataset",
             str(data),
             "--run",
-            str(tmp_path / "test.run"),
+            str(tmp_path / "test-bm25"),
             "--model",
             str(tmp_path / "model" / "model"),
             "--depth",
@@ -113,7 +113,7 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
             "--pair-encoding",
             mode,
             "--out",
-            str(tmp_path / f"{mode}.run"),
+            str(tmp_path / f"{mode}"),
         )
     pair = json.loads(
         _run(
@@ -121,14 +121,14 @@ def test_triples_train_rerank_evaluate(tmp_path: Path) -> None:
             "--dataset",
             str(data),
             "--run",
-            str(tmp_path / "pair.run"),
+            str(tmp_path / "pair"),
             "--measures",
             "nDCG@10",
             "--json",
         )
     )
     assert 0.0 < pair["nDCG@10"] <= 1.0
-    pair_lines = (tmp_path / "pair.run").read_text().splitlines()
-    separate_lines = (tmp_path / "separate.run").read_text().splitlines()
+    pair_lines = (tmp_path / "pair" / "run.trec").read_text().splitlines()
+    separate_lines = (tmp_path / "separate" / "run.trec").read_text().splitlines()
     assert len(pair_lines) == len(separate_lines) == 4  # BM25 matched 3 + 1 documents
     assert pair_lines != separate_lines  # the bug changes the scores

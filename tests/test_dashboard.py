@@ -175,12 +175,12 @@ def test_runs_dir_comes_from_the_cli_or_the_environment(monkeypatch):
 
 
 def test_cli_dashboard_starts_streamlit_on_the_app(tmp_path, monkeypatch):
-    from inpars_core import cli
+    from inpars_core import processes
     from inpars_core.cli import main
 
     calls = []
     monkeypatch.setattr(
-        cli, "run_forwarding_signals", lambda cmd, env: calls.append((cmd, env)) or 0
+        processes, "run_forwarding_signals", lambda cmd, env: calls.append((cmd, env)) or 0
     )
     assert main(["dashboard", "--runs-dir", str(tmp_path), "--port", "9999"]) == 0
     ((command, env),) = calls

@@ -1,4 +1,5 @@
-"""The dense CLI contract on a tiny corpus: dense-index (cached), dense, rerank mode, fuse."""
+"""The dense CLI contract on a tiny corpus: dense-index (cached), retrieve --retriever dense,
+rerank --family bi-encoder, fuse."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from inpars_core.datasets import load_beir_folder
+from inpars_core.dense.search import DenseRetriever
 from inpars_core.records import ScoredDoc
 from inpars_core.runs import read_trec_run, write_trec_run
 
@@ -26,37 +29,22 @@ def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 def test_dense_index_search_rerank_and_fuse(tiny_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "INPARS_CACHE_DIR": str(tmp_path / "cache")}
-    first = _run(
-        env,
-        "dense-index",
-        "--dataset",
-        str(tiny_dir),
-        "--model",
-        "minilm",
-        "--max-length",
-        "64",
-        "--out",
-        str(tmp_path / "idx"),
-    )
-    again = _run(
-        env,
-        "dense-index",
-        "--dataset",
-        str(tiny_dir),
-        "--model",
-        "minilm",
-        "--max-length",
-        "64",
-        "--out",
-        str(tmp_path / "idx2"),
-    )
+    encode = ["dense-index", "--dataset", str(tiny_dir), "--model", "minilm", "--max-length", "64"]
+    first = _run(env, *encode, "--out", str(tmp_path / "idx"))
+    again = _run(env, *encode, "--out", str(tmp_path / "idx2"))
     assert "encoding 5 documents" in first.stderr
     assert "reusing dense index" in again.stderr and "encoding 5 documents" not in again.stderr
+    assert "reused from the cache" in again.stdout
     assert json.loads((tmp_path / "idx" / "doc_ids.json").read_text()) == json.loads(
         (tmp_path / "idx2" / "doc_ids.json").read_text()
     )
+    meta = json.loads((tmp_path / "idx" / "meta.json").read_text())
+    assert meta["type"] == "dense-index" and meta["model"] == "minilm"
+    assert meta["counts"] == {"documents": 5, "dimension": 384} and meta["max_length"] == 64
     _run(
         env,
+        "retrieve",
+        "--retriever",
         "dense",
         "--dataset",
         str(tiny_dir),
@@ -65,11 +53,20 @@ def test_dense_index_search_rerank_and_fuse(tiny_dir: Path, tmp_path: Path) -> N
         "--k",
         "3",
         "--out",
-        str(tmp_path / "dense.run"),
+        str(tmp_path / "dense"),
     )
-    dense = read_trec_run(tmp_path / "dense.run")
+    dense = read_trec_run(tmp_path / "dense" / "run.trec")
     assert dense["q1"][0].doc_id == "d1" and dense["q2"][0].doc_id == "d2"
     assert all(len(docs) == 3 for docs in dense.values())
+    # the run the removed 'inpars dense' command wrote: DenseRetriever over the index folder
+    queries = load_beir_folder(tiny_dir).split_queries("test")
+    write_trec_run(DenseRetriever(tmp_path / "idx").retrieve(queries, k=3), tmp_path / "old.run")
+    assert (tmp_path / "dense" / "run.trec").read_text().replace("dense-tiny", "dense") == (
+        tmp_path / "old.run"
+    ).read_text().replace("inpars", "dense")
+    assert json.loads((tmp_path / "dense" / "meta.json").read_text())["config"]["retriever"] == (
+        "dense"
+    )
     bm25 = {
         q: [ScoredDoc(q, d, float(5 - i)) for i, d in enumerate(["d3", "d2", "d1", "d0"])]
         for q in ("q1", "q2", "q3")
@@ -77,33 +74,44 @@ def test_dense_index_search_rerank_and_fuse(tiny_dir: Path, tmp_path: Path) -> N
     write_trec_run(bm25, tmp_path / "bm25.run")
     _run(
         env,
-        "dense",
+        "rerank",
+        "--family",
+        "bi-encoder",
         "--dataset",
         str(tiny_dir),
-        "--index",
-        str(tmp_path / "idx"),
-        "--rerank-run",
+        "--run",
         str(tmp_path / "bm25.run"),
+        "--model",
+        "minilm",
+        "--max-length",
+        "64",
         "--depth",
         "3",
         "--out",
-        str(tmp_path / "reranked.run"),
+        str(tmp_path / "reranked"),
     )
-    reranked = read_trec_run(tmp_path / "reranked.run")
+    reranked = read_trec_run(tmp_path / "reranked" / "run.trec")
     assert {d.doc_id for d in reranked["q1"][:3]} == {"d3", "d2", "d1"}
     assert reranked["q1"][0].doc_id == "d1" and reranked["q1"][3].doc_id == "d0"
+    # documents encoded on the fly score as the dense index does
+    from_index = DenseRetriever(tmp_path / "idx").rerank(queries, bm25, depth=3)
+    for query_id, docs in from_index.items():
+        assert [d.doc_id for d in reranked[query_id]] == [d.doc_id for d in docs]
+        assert [d.score for d in reranked[query_id]] == pytest.approx(
+            [d.score for d in docs], abs=1e-5
+        )
     _run(
         env,
         "fuse",
         "--runs",
         str(tmp_path / "bm25.run"),
-        str(tmp_path / "dense.run"),
+        str(tmp_path / "dense"),
         "--method",
         "rrf",
         "--out",
-        str(tmp_path / "fused.run"),
+        str(tmp_path / "fused"),
     )
-    fused = read_trec_run(tmp_path / "fused.run")
+    fused = read_trec_run(tmp_path / "fused" / "run.trec")
     # q1: d1 is BM25 rank 3 and dense rank 1: 1/63 + 1/61 beats d3 (1/61 from BM25 only).
     scores = {d.doc_id: d.score for d in fused["q1"]}
     assert scores["d1"] > scores["d3"]

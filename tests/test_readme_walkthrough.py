@@ -138,15 +138,22 @@ def test_readme_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
     walk = tmp_path / "walk"
     kept_file = walk / "kept" / "queries.jsonl"  # the filter's artifact folder
     kept = [json.loads(line) for line in kept_file.read_text().splitlines()]
-    run_ids = {line.split()[0] for line in (walk / "kept.run").read_text().splitlines()}
+    run_ids = {
+        line.split()[0] for line in (walk / "kept-bm25" / "run.trec").read_text().splitlines()
+    }
     assert kept and run_ids == {q["query_id"] for q in kept}
-    meta = json.loads((walk / "kept.run.meta.json").read_text())
+    meta = json.loads((walk / "kept-bm25" / "meta.json").read_text())
     sha = hashlib.sha256(kept_file.read_bytes()).hexdigest()
-    assert meta["inputs"]["queries_fingerprint"]["sha256"] == sha
+    assert meta["type"] == "run" and meta["inputs"]["queries"]["sha256"] == sha
     assert meta["config"]["k1"] == 0.9 and meta["config"]["b"] == 0.4
     triples = (walk / "triples" / "triples.jsonl").read_text().splitlines()
     assert {json.loads(t)["query_id"] for t in triples} <= run_ids
-    reranked = {line.split()[0] for line in (walk / "reranked.run").read_text().splitlines()}
+    reranked = {
+        line.split()[0] for line in (walk / "reranked" / "run.trec").read_text().splitlines()
+    }
     assert len(reranked) == 5
+    rerank_meta = json.loads((walk / "reranked" / "meta.json").read_text())
+    assert rerank_meta["inputs"]["run"]["type"] == "run" and rerank_meta["counts"]["queries"] == 5
+    assert (walk / "reranked" / "scores.tsv").is_file()
     scores = json.loads(outputs[-1])
     assert set(scores) == {"nDCG@10", "R@100"} and 0.0 < scores["nDCG@10"] <= 1.0

@@ -368,7 +368,7 @@ def test_rerank_kill_and_resume_loses_nothing(
         "8",
     ]
     first = subprocess.Popen(
-        [*args, "--out", str(tmp_path / "a.run")],
+        [*args, "--out", str(tmp_path / "a")],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -382,28 +382,36 @@ def test_rerank_kill_and_resume_loses_nothing(
         time.sleep(0.05)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
-    assert not (tmp_path / "a.run").exists(), "the run file appears only when complete"
+    assert not (tmp_path / "a").exists(), "the run artifact appears only when complete"
     cached_before = files[0].read_text().count("\n") - 1  # the schema header line
     assert 16 <= cached_before < 96
+    # the artifact's own item-level cache, kept in the partial folder, holds what was scored
+    partial = (tmp_path / ".a.partial" / "scores.tsv").read_text().count("\n") - 1
+    assert cached_before - 8 <= partial <= cached_before
     resumed = subprocess.run(
-        [*args, "--out", str(tmp_path / "a.run")],
+        [*args, "--out", str(tmp_path / "a")],
         env=env,
         check=True,
         capture_output=True,
         text=True,
     )
-    meta = json.loads((tmp_path / "a.run.meta.json").read_text())
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert meta["type"] == "run" and meta["counts"]["pairs"] == 96
     assert meta["counts"]["cached"] == cached_before
     assert meta["counts"]["scored"] == 96 - cached_before
+    assert not (tmp_path / ".a.partial").exists()
     fresh = subprocess.run(
-        [*args, "--no-cache", "--out", str(tmp_path / "b.run")],
+        [*args, "--no-cache", "--out", str(tmp_path / "b")],
         env=env,
         check=True,
         capture_output=True,
         text=True,
     )
     assert resumed.returncode == fresh.returncode == 0
-    resumed_run, fresh_run = read_trec_run(tmp_path / "a.run"), read_trec_run(tmp_path / "b.run")
+    assert json.loads((tmp_path / "b" / "meta.json").read_text())["counts"]["scored"] == 96
+    assert files[0].read_text().count("\n") - 1 == 96  # --no-cache: the shared cache untouched
+    resumed_run = read_trec_run(tmp_path / "a" / "run.trec")
+    fresh_run = read_trec_run(tmp_path / "b" / "run.trec")
     assert {q: [d.doc_id for d in v] for q, v in resumed_run.items()} == {
         q: [d.doc_id for d in v] for q, v in fresh_run.items()
     }

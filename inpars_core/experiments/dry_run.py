@@ -124,3 +124,25 @@ def describe_model_selection(config: ExperimentConfig) -> str:
             "queries (decided when the dataset is on disk)"
         )
     return f"model selection: dev = {mode}: {what}; scored as {system}; keep = {section.keep}"
+
+
+def plan_text(config: ExperimentConfig, variants: list[str] | None, root: object) -> str:
+    """What ``inpars run --dry-run`` prints: the plan, the generation estimate and how the
+    fine-tuned step is selected (refusing label sources the data lacks)."""
+    estimate = estimate_generation(config)
+    selection = describe_model_selection(config)
+    lines = [
+        f"experiment {config.experiment.name}: dataset {config.dataset.name}, variants "
+        f"{', '.join(variants or config.variants) or 'default'}, depths "
+        f"{list(config.rerank.depths)}, runs in {root}",
+        f"generation: {config.generator.backend}/{config.generator.model}, "
+        f"{estimate['documents']} documents; {estimate['basis']}",
+    ]
+    if "prompt_tokens" in estimate:
+        lines.append(
+            f"  {estimate['prompt_tokens']:,} prompt tokens; expected cost "
+            f"US${estimate['expected_cost_usd']:.4f} (at most "
+            f"US${estimate['max_cost_usd']:.4f}) per variant with its own queries"
+        )
+    lines.append(selection)
+    return "\n".join(lines)

@@ -29,13 +29,6 @@ from inpars_core.experiments.rows import Row, with_bm25
 from inpars_core.experiments.schema import TRAINING_FIELDS
 from inpars_core.experiments.stages import StageResult, StageStore
 from inpars_core.records import Query, SyntheticQuery
-from inpars_core.runs import (
-    interpolate_with_first_stage,
-    read_trec_run,
-    top_k,
-    with_first_stage_tail,
-    write_trec_run,
-)
 from inpars_core.stages.contract import open_input
 
 logger = logging.getLogger(__name__)
@@ -484,57 +477,60 @@ class ExperimentRunner:
         bm25_test: StageResult,
         depth: int,
     ) -> StageResult:
-        """Cross-encoder rerank of BM25's top ``depth``; the run keeps BM25's tail below it."""
-        from inpars_core.reranking.encoding import EncodingConfig
-        from inpars_core.reranking.scoring import ScoringConfig, load_reranker
-        from inpars_core.reranking.stage import RerankConfig, ScoreCache, rerank
+        """Cross-encoder rerank of BM25's top ``depth``; the run keeps BM25's tail below it
+        (:mod:`inpars_core.stages.rerank`; its own ``scores.tsv``: a rerun resumes there)."""
+        from inpars_core.stages import rerank
 
         section = config.rerank
-
-        def build(work: Path) -> dict:
-            scoring = ScoringConfig(batch_size=section.batch_size, precision=section.precision)
-            rerank_config = RerankConfig(
-                depth=depth,
-                encoding=EncodingConfig(section.pair_encoding, section.max_length),
-                scoring=scoring,
-            )
-            reranker = load_reranker(model, scoring)
-            first = read_trec_run(bm25_test.path / RUN_FILE)
-            cache = ScoreCache(work / "scores.tsv")  # item-level cache: a rerun resumes here
-            queries = self.test_queries()
-            tick = self.progress(f"rerank@{depth}", len(queries) * depth)
-            run, report = rerank(
-                reranker, queries, first, self.dataset.corpus, rerank_config, cache, progress=tick
-            )
-            write_trec_run(with_first_stage_tail(run, first, depth), work / RUN_FILE, tag="rerank")
-            return {"pairs": report.pairs, "scored": report.scored, "cached": report.cached}
-
+        stage_config = rerank.Config(
+            depth=depth,
+            pair_encoding=section.pair_encoding,
+            max_length=section.max_length,
+            batch_size=section.batch_size,
+            precision=section.precision,
+            cache=False,
+        )
         params = {
             key: value
             for key, value in _params(section).items()
             if key not in ("depths", "bm25_weight")
         }
         params.update(depth=depth, queries=self.queries_key(self.test_queries()))
-        return self.store.run("rerank", params, {"model": model_key, "bm25": bm25_test}, build)
+        return self.store.run(
+            "rerank",
+            params,
+            {"model": model_key, "bm25": bm25_test},
+            lambda work: rerank.run(
+                stage_config, self.rerank_inputs(model, bm25_test), work, self.progress
+            ),
+        )
+
+    def rerank_inputs(self, model: str, bm25_test: StageResult) -> Any:
+        """What a rerank of the test queries reads: BM25's test run and ``model``."""
+        from inpars_core.stages import rerank
+
+        return rerank.Inputs(
+            dataset=self.dataset_ref(),
+            run=str(bm25_test.path),
+            model=model,
+            split=self.config.dataset.test_split,
+            max_queries=self.config.dataset.max_test_queries or None,
+        )
 
     def interpolate(
         self, reranked: StageResult, bm25_test: StageResult, depth: int, bm25_weight: float
     ) -> StageResult:
         """The reranked head fused with BM25: ``(1 - w) * model + w * BM25`` (min-max per
-        query), BM25's tail kept below."""
+        query), BM25's tail kept below (:mod:`inpars_core.stages.fuse`, method interpolate)."""
+        from inpars_core.stages import fuse
 
-        def build(work: Path) -> dict:
-            first = read_trec_run(bm25_test.path / RUN_FILE)
-            head = top_k(read_trec_run(reranked.path / RUN_FILE), depth)
-            fused = interpolate_with_first_stage(head, first, bm25_weight)
-            write_trec_run(with_first_stage_tail(fused, first, depth), work / RUN_FILE, tag="fused")
-            return {"queries": len(fused)}
-
+        stage_config = fuse.Config(method="interpolate", depth=depth, weight=bm25_weight)
+        inputs = fuse.Inputs(runs=(str(reranked.path), str(bm25_test.path)))
         return self.store.run(
             "interpolate",
             {"bm25_weight": bm25_weight, "depth": depth},
             {"rerank": reranked, "bm25": bm25_test},
-            build,
+            lambda work: fuse.run(stage_config, inputs, work),
         )
 
     def dense_rerank(
@@ -546,30 +542,23 @@ class ExperimentRunner:
         depth: int,
     ) -> StageResult:
         """Bi-encoder rerank of BM25's top ``depth`` (documents encoded on the fly); the run keeps
-        BM25's tail below it."""
-        from inpars_core.dense.encoder import load_encoder
-        from inpars_core.dense.search import rerank_with_encoder
+        BM25's tail below it (:mod:`inpars_core.stages.rerank`, family bi-encoder)."""
+        from inpars_core.stages import rerank
 
-        section = config.dense
-
-        def build(work: Path) -> dict:
-            encoder = load_encoder(model, max_length=section.max_length)
-            first = read_trec_run(bm25_test.path / RUN_FILE)
-            run = rerank_with_encoder(
-                encoder, self.test_queries(), first, self.dataset.corpus, depth=depth
-            )
-            write_trec_run(with_first_stage_tail(run, first, depth), work / RUN_FILE, tag="dense")
-            return {"queries": len(run)}
-
+        stage_config = rerank.Config(
+            family="bi-encoder", depth=depth, max_length=config.dense.max_length, batch_size=64
+        )
         return self.store.run(
             "dense-rerank",
             {
-                "max_length": section.max_length,
+                "max_length": config.dense.max_length,
                 "depth": depth,
                 "queries": self.queries_key(self.test_queries()),
             },
             {"model": model_key, "bm25": bm25_test},
-            build,
+            lambda work: rerank.run(
+                stage_config, self.rerank_inputs(model, bm25_test), work, self.progress
+            ),
         )
 
     def dense_finetune(self, config: ExperimentConfig, triples: StageResult) -> StageResult:

@@ -233,3 +233,16 @@ def truncation_stats(
         if lengths
         else 0.0,
     }
+
+
+def explain_model_encoding(model: str, query: str, document: str, config: EncodingConfig) -> dict:
+    """:func:`explain_encoding` of one pair with the tokenizer and type vocabulary of ``model``
+    (a hub id, a folder, or ``minilm``): what ``inpars encode`` shows."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from inpars_core.models import resolve_model_path
+
+    path = resolve_model_path(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    type_vocab_size = int(getattr(AutoConfig.from_pretrained(path), "type_vocab_size", 1) or 1)
+    return explain_encoding(tokenizer, query, document, config, type_vocab_size)

@@ -15,7 +15,8 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections import ChainMap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,6 +162,21 @@ class ScoreCache:
         return cls((root or cache_dir()) / "scores" / name)
 
 
+class ScoreCaches:
+    """Several :class:`ScoreCache` files used as one: a key held by any of them is served, and
+    new scores are appended to every one (the stage's own ``scores.tsv``, from which a crashed
+    run resumes, and the per-model cache shared by every run)."""
+
+    def __init__(self, caches: Sequence[ScoreCache]) -> None:
+        self.caches = list(caches)
+        self.scores: Mapping[str, float] = ChainMap(*(c.scores for c in self.caches))
+
+    def add(self, items: Mapping[str, float]) -> None:
+        """Append scores durably to every cache."""
+        for cache in self.caches:
+            cache.add(items)
+
+
 @dataclass
 class RerankReport:
     """Pairs scored now vs served from the cache."""
@@ -206,7 +222,7 @@ def rerank(
     run: Run,
     documents: Mapping[str, Document],
     config: RerankConfig,
-    cache: ScoreCache | None = None,
+    cache: ScoreCache | ScoreCaches | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Run, RerankReport]:
     """The ranking as shown after reranking: cross-encoder scores for the top ``depth``

@@ -4,9 +4,11 @@
 (flags from the module's ``Config`` and ``Inputs`` dataclasses) and the experiment runner calls
 the same ``run`` functions. Add a stage: write a module with ``NAME``, ``HELP``, ``OUTPUT`` (the
 artifact type it writes), ``Config``, ``Inputs``, ``run`` and ``describe``, and list it here.
-Optional: ``preview(config, inputs)`` (gives the command ``--dry-run``) and ``RESUMABLE_FILES``
-(files of a previous artifact at ``--out`` that a rerun resumes from, see
-:func:`.contract.publish`; the preview of such a stage also gets ``out=``).
+Optional: ``preview(config, inputs)`` (gives ``--dry-run``), ``RESUMABLE_FILES`` (files of a
+previous artifact at ``--out`` that a rerun resumes from, see :func:`.contract.publish`; the
+preview of such a stage also gets ``out=``), ``as_json(artifact)`` (gives ``--json``: print one
+JSON object instead of ``describe``) and ``OUT_REQUIRED = False`` (``--out`` may be left out: the
+artifact is printed, then dropped).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ STAGE_MODULES: dict[str, str] = {
     "retrieve": "retrieve",
     "triples": "triples",
     "train": "train",
+    "dense-index": "dense_index",
+    "rerank": "rerank",
+    "fuse": "fuse",
+    "evaluate": "evaluate",
 }
 
 

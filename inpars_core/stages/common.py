@@ -42,6 +42,12 @@ def _load(name: str, _stamp: object, resolve: Callable[[str], Dataset]) -> Datas
     return resolve(name)
 
 
+def dataset_record(dataset: Dataset, **more: object) -> dict[str, object]:
+    """How a stage records its dataset input in meta.json (name and resolved folder), with the
+    other inputs given as keywords."""
+    return {"dataset": dataset.name, "dataset_path": str(dataset.path), **more}
+
+
 def first_queries(dataset: Dataset, split: str, max_queries: int | None) -> dict[str, Query]:
     """The queries judged in ``split`` (qrels order), the first ``max_queries`` when given."""
     queries = dataset.split_queries(split)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import META_FILE, StageMeta, atomic_text, to_jsonable
+from inpars_core.artifacts import META_FILE, StageMeta, atomic_text, file_fingerprint, to_jsonable
 from inpars_core.errors import InputFormatError
 
 logger = logging.getLogger(__name__)
@@ -169,14 +169,18 @@ def open_input(path: str | Path, expected: str, *, flag: str) -> Path:
 
 
 def input_artifact(path: str | Path) -> dict[str, Any]:
-    """How an input is recorded in meta.json: its path and, for an artifact folder, its type,
-    stage and key (what lineage is built from)."""
+    """How an input is recorded in meta.json: its path; for an artifact folder, its type, stage
+    and key (what lineage is built from); and the sha256 of the data file read (a plain file,
+    or the artifact's data when that is one file), which pins the exact content used."""
     artifact = read_artifact(Path(path)) if Path(path).is_dir() else None
     record: dict[str, Any] = {"path": str(path)}
     if artifact is not None:
         record.update(type=artifact.type, stage=artifact.meta.get("stage"))
         if "key" in artifact.meta:
             record["key"] = artifact.meta["key"]
+    data = artifact.data if artifact is not None else Path(path)
+    if data.is_file():
+        record["sha256"] = file_fingerprint(data)["sha256"]
     return record
 
 

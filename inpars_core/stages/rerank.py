@@ -1,0 +1,187 @@
+"""rerank: re-score the top ``depth`` of a run with a cross-encoder or a bi-encoder.
+
+The output is the ranking as shown: the reranked head, then the first stage's tail below it
+(:func:`~inpars_core.runs.with_first_stage_tail`), so R@100 of a depth-20 rerank is the recall of
+the whole list. Cross-encoder scores go to the artifact's own ``scores.tsv`` as they are computed
+(a crashed run resumes from it) and, with ``cache`` on, to the per-model cache shared by every
+run (:class:`~inpars_core.reranking.stage.ScoreCache`). A bi-encoder encodes the documents of
+the head on the fly (:func:`~inpars_core.dense.search.rerank_with_encoder`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from inpars_core.options import POSITIVE_INT, option, validate
+from inpars_core.stages.common import (
+    Progress,
+    dataset_record,
+    first_queries,
+    load_dataset,
+    no_progress,
+)
+from inpars_core.stages.contract import Artifact, input_artifact, open_input, write_stage_meta
+
+NAME = "rerank"
+HELP = "rerank the top-k of a run with a cross-encoder (or a bi-encoder)"
+OUTPUT = "run"
+RUN_FILE = "run.trec"
+#: The item-level score cache inside the artifact folder (cross-encoder).
+SCORES_FILE = "scores.tsv"
+
+
+@dataclass(frozen=True)
+class Config:
+    """How deep to rerank, with which kind of model, and how pairs are encoded and scored."""
+
+    family: Literal["cross-encoder", "bi-encoder"] = option(
+        "cross-encoder", "cross-encoder: score (query, document) pairs; bi-encoder: embeddings"
+    )
+    depth: int = option(100, "documents reranked per query", check=POSITIVE_INT)
+    pair_encoding: Literal["pair", "separate"] = option(
+        "pair", "cross-encoder: how a pair is encoded ('separate' reproduces the seed's bug)"
+    )
+    max_length: int = option(
+        256, "word-pieces per pair (per text for a bi-encoder)", check=POSITIVE_INT
+    )
+    batch_size: int = option(32, "pairs (bi-encoder: texts) per forward pass", check=POSITIVE_INT)
+    device: str = option("auto", "torch device: auto, cpu, cuda, mps")
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = option(
+        "fp32", "cross-encoder inference precision"
+    )
+    cache: bool = option(
+        True,
+        "cross-encoder: also read and write the per-model score cache under $INPARS_CACHE_DIR "
+        "(the artifact's own scores.tsv is always kept: a crashed run resumes from it)",
+    )
+    chunk_pairs: int = option(
+        256, "cross-encoder: pairs scored between cache writes", check=POSITIVE_INT
+    )
+    similarity: Literal["cosine", "dot"] = option("cosine", "bi-encoder: cosine or dot product")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The dataset and queries, the first-stage run and the model."""
+
+    dataset: str = option(help="BEIR name (scifact, ...) or a BEIR-layout folder")
+    run: str = option(help="first-stage run: the --out of 'inpars retrieve' (or a TREC file)")
+    model: str = option(
+        help="hub id, folder, 'minilm', or the --out of 'inpars train' / 'inpars train-dense'"
+    )
+    split: str = option("test", "qrels split whose queries are reranked")
+    max_queries: int | None = option(
+        None, "only the first N queries of --split", check=POSITIVE_INT
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def run(
+    config: Config, inputs: Inputs, out_dir: Path, progress: Progress | None = None
+) -> Artifact:
+    """Rerank ``inputs.run`` and write ``run.trec`` (and ``scores.tsv``) into ``out_dir``."""
+    from inpars_core.models import model_fingerprint
+    from inpars_core.runs import read_trec_run, run_size, top_k, write_trec_run
+
+    started = time.perf_counter()
+    dataset = load_dataset(inputs.dataset)
+    queries = first_queries(dataset, inputs.split, inputs.max_queries)
+    first = read_trec_run(open_input(inputs.run, "run", flag="--run"))
+    total = run_size(top_k({q: d for q, d in first.items() if q in queries}, config.depth))
+    tick = (progress or no_progress)(f"rerank@{config.depth}", total)
+    reranking = time.perf_counter()
+    if config.family == "cross-encoder":
+        reranked, counts, fingerprint = _cross_encoder(
+            config, inputs, out_dir, queries, first, dataset, tick
+        )
+    else:
+        reranked, fingerprint = _bi_encoder(config, inputs, queries, first, dataset), None
+        tick(total)
+        counts = {"pairs": total}
+    seconds = round(time.perf_counter() - reranking, 3)
+    write_trec_run(reranked, Path(out_dir) / RUN_FILE, tag=f"rerank-{config.family}")
+    return write_stage_meta(
+        out_dir,
+        stage=NAME,
+        type=OUTPUT,
+        config=config,
+        inputs=dataset_record(
+            dataset,
+            split=inputs.split,
+            max_queries=inputs.max_queries,
+            run=input_artifact(inputs.run),
+            model=input_artifact(inputs.model),
+            model_fingerprint=fingerprint or model_fingerprint(inputs.model),
+        ),
+        counts={"queries": len(reranked), **counts},
+        timings={"rerank_s": seconds},
+        started=started,
+    )
+
+
+def _cross_encoder(
+    config: Config, inputs: Inputs, out_dir: Path, queries, first, dataset, tick
+) -> tuple[Any, dict[str, Any], str]:
+    """(the reranked run, counts, the model fingerprint) with a cross-encoder."""
+    from inpars_core.reranking.encoding import EncodingConfig
+    from inpars_core.reranking.scoring import ScoringConfig, load_reranker
+    from inpars_core.reranking.stage import RerankConfig, ScoreCache, ScoreCaches, rerank
+
+    scoring = ScoringConfig(
+        batch_size=config.batch_size, device=config.device, precision=config.precision
+    )
+    rerank_config = RerankConfig(
+        depth=config.depth,
+        encoding=EncodingConfig(config.pair_encoding, config.max_length),
+        scoring=scoring,
+        chunk_pairs=config.chunk_pairs,
+    )
+    reranker = load_reranker(inputs.model, scoring)
+    # the shared cache first: a kill between the two writes leaves the artifact's file behind
+    caches = [ScoreCache.for_model(reranker, rerank_config)] if config.cache else []
+    caches.append(ScoreCache(Path(out_dir) / SCORES_FILE))  # item-level: a rerun resumes here
+    reranked, report = rerank(
+        reranker, queries, first, dataset.corpus, rerank_config, ScoreCaches(caches), tick
+    )
+    counts = {"pairs": report.pairs, "scored": report.scored, "cached": report.cached}
+    return reranked, counts, reranker.fingerprint
+
+
+def _bi_encoder(config: Config, inputs: Inputs, queries, first, dataset) -> Any:
+    """The run reranked with a bi-encoder (documents encoded on the fly)."""
+    from inpars_core.dense.encoder import load_encoder
+    from inpars_core.dense.search import rerank_with_encoder
+
+    device = None if config.device == "auto" else config.device
+    encoder = load_encoder(inputs.model, max_length=config.max_length, device=device)
+    return rerank_with_encoder(
+        encoder,
+        queries,
+        first,
+        dataset.corpus,
+        depth=config.depth,
+        similarity=config.similarity,
+        batch_size=config.batch_size,
+    )
+
+
+def describe(artifact: Artifact) -> str:
+    """The line the command prints."""
+    counts, seconds = artifact.counts, artifact.meta["timings"]["rerank_s"]
+    if artifact.meta["config"]["family"] == "bi-encoder":
+        return (
+            f"reranked {counts['pairs']} pairs with a bi-encoder in {seconds:.1f} s "
+            f"-> {artifact.data}"
+        )
+    return (
+        f"reranked {counts['pairs']} pairs ({counts['cached']} from cache) in {seconds:.1f} s "
+        f"-> {artifact.data}"
+    )
