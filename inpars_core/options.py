@@ -256,27 +256,30 @@ def toml_table(config: Any) -> dict[str, Any]:
 def section(
     name: str,
     doc: str,
-    *parts: tuple[type, tuple[str, ...]],
+    *parts: tuple[type, tuple[str | tuple[str, str], ...]],
     defaults: dict[str, Any] | None = None,
     extra: tuple[tuple[str, Any, Any], ...] = (),
 ) -> type:
     """A frozen config dataclass (an experiment TOML section) made of fields of stage configs:
-    ``parts`` are (stage Config, field names) pairs; each field keeps its type, help, check and
-    choices (so it is validated like the flag), ``defaults`` gives a section its own default
-    values, ``extra`` adds (name, type, option(...)) fields the stages do not have."""
+    ``parts`` are (stage Config, field names) pairs, a name or a (stage name, section name)
+    pair; each field keeps its type, help, check and choices (so it is validated like the flag),
+    ``defaults`` gives the section's own default values (by section name), ``extra`` adds
+    (name, type, option(...)) fields the stages do not have."""
     defaults = defaults or {}
     specs: list[tuple[str, Any, Any]] = []
     for cls, names in parts:
         annotations = hints(cls)
         known = {f.name: f for f in dataclasses.fields(cls)}
-        for field_name in names:
-            source = known[field_name]
+        for entry in names:
+            source_name, field_name = (entry, entry) if isinstance(entry, str) else entry
+            source = known[source_name]
             default = defaults.get(field_name, source.default)
+            metadata = {**source.metadata, "stage_field": source_name}
             specs.append(
                 (
                     field_name,
-                    annotations[field_name],
-                    dataclasses.field(default=default, metadata=source.metadata),
+                    annotations[source_name],
+                    dataclasses.field(default=default, metadata=metadata),
                 )
             )
     specs.extend(extra)

@@ -74,7 +74,9 @@ def test_renamed_interpolation_key_is_refused_with_the_new_name(tmp_path: Path) 
     assert config.variant("pure").rerank.bm25_weight == 0.0  # a variant switches it off
     bad = tmp_path / "bad.toml"
     bad.write_text("[rerank]\nbm25_weight = 1.5\n")
-    with pytest.raises(ConfigError, match=r"rerank\.bm25_weight: expected the weight of BM25"):
+    with pytest.raises(
+        ConfigError, match=r"rerank\.bm25_weight: expected a number in \[0, 1\], found 1.5"
+    ):
         load_config(bad)
 
 

@@ -8,19 +8,18 @@ on top of the base config (``[variants.balanced] "negatives.count" = 1``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from inpars_core.errors import ConfigError
-from inpars_core.options import hints, section
+from inpars_core.options import POSITIVE_INT, PROBABILITY, hints, option, section
+from inpars_core.stages import evaluate, index, rerank, retrieve, train, triples
 from inpars_core.stages import filter as filter_stage
 from inpars_core.stages import generate as generate_stage
-from inpars_core.stages import index, retrieve
 
 
 @dataclass(frozen=True)
@@ -57,116 +56,161 @@ BM25Section = section(
 )
 
 
-@dataclass(frozen=True)
-class NegativesSection:
+NegativesSection = section(
+    "NegativesSection",
     """BM25 negatives for the synthetic queries (:mod:`inpars_core.stages.triples`).
 
     ``teacher`` and ``false_negative_margin`` (both, or neither) switch on the false-negative
     guard: a negative the teacher cross-encoder scores above the positive's score minus the
-    margin is dropped, and the teacher's scores are stored in the triples.
-    """
+    margin is dropped, and the teacher's scores are stored in the triples.""",
+    (
+        triples.Config,
+        (
+            ("negatives", "count"),
+            "window",
+            ("random_negatives", "random"),
+            "balanced",
+            "seed",
+            "teacher",
+            "false_negative_margin",
+        ),
+    ),
+)
 
-    count: int = 5
-    window: tuple[int, int] = (1, 100)
-    random: int = 0
-    balanced: bool = False
-    seed: int = 0
-    #: The guard's cross-encoder (a Hugging Face id or folder; never the model fine-tuned).
-    teacher: str | None = None
-    false_negative_margin: float | None = None
+#: The train stage's options a [base_reranker] or [finetune] section sets, same names.
+_TRAINING = ("objective", "lr", "epochs", "max_steps", "batch_size", "max_length")
 
-
-@dataclass(frozen=True)
-class BaseRerankerSection:
+BaseRerankerSection = section(
+    "BaseRerankerSection",
     """The reranker before fine-tuning: a Hugging Face model (``source = "hf"``, reported as
     zero-shot: it must not have been trained on this collection), or trained here from a backbone
     on the dataset's train qrels (``source = "train"``, reported as *supervised*: the offline
-    stand-in for an MS MARCO reranker)."""
+    stand-in for an MS MARCO reranker), on the first ``max_train_queries`` train queries with
+    ``negatives`` BM25 negatives each from ``window``.""",
+    (train.Config, (*_TRAINING, "bf16", "seed")),
+    (triples.Config, ("negatives", "window")),
+    defaults={
+        "objective": "lce",
+        "lr": 1e-4,
+        "batch_size": 16,
+        "max_length": 128,
+        "bf16": True,
+        "negatives": 3,
+    },
+    extra=(
+        (
+            "source",
+            Literal["hf", "train"],
+            option("train", "hf: a model trained elsewhere (zero-shot); train: trained here"),
+        ),
+        ("model", str, option("minilm", "Hugging Face id or folder of the base (or backbone)")),
+        (
+            "max_train_queries",
+            int | None,
+            option(None, "train the base on the first N train queries", check=POSITIVE_INT),
+        ),
+    ),
+)
 
-    source: str = "train"  # "hf" or "train"
-    model: str = "minilm"
-    objective: str = "lce"
-    lr: float = 1e-4
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 16
-    max_length: int = 128
-    negatives: int = 3
-    window: tuple[int, int] = (1, 100)
-    max_train_queries: int | None = None
-    bf16: bool = True
-    seed: int = 0
+FinetuneSection = section(
+    "FinetuneSection",
+    """Fine-tuning the base reranker on the (filtered) synthetic queries.
 
+    ``dev`` picks what selects the kept step: "synthetic" (a held-out slice of ``dev_queries``
+    kept synthetic queries, never trained on, each judged by its source document, reranked over
+    its own BM25 list; label-free), "train" (the collection's train qrels), "none" (keep the
+    final step), or "auto": "train" when the collection has train qrels, else "synthetic".
+    ``teacher`` is the cross-encoder of ``objective = "margin-mse"`` (never the model being
+    fine-tuned): its score margins are the targets.""",
+    (
+        train.Config,
+        (*_TRAINING, "warmup_ratio", "eval_every", "keep", "teacher", "dev_depth", "bf16", "seed"),
+    ),
+    defaults={
+        "objective": "bce",
+        "lr": 7e-6,
+        "batch_size": 16,
+        "max_length": 128,
+        "eval_every": 50,
+        "dev_depth": 20,
+        "bf16": True,
+    },
+    extra=(
+        (
+            "mix_train_qrels",
+            bool,
+            option(False, "add the train-qrels triples to the synthetic ones"),
+        ),
+        (
+            "dev",
+            Literal["auto", "synthetic", "train", "none"],
+            option("auto", "what selects the kept step (see the section's doc)"),
+        ),
+        (
+            "dev_queries",
+            int,
+            option(50, "dev queries (synthetic slice or train queries)", check=POSITIVE_INT),
+        ),
+    ),
+)
 
-@dataclass(frozen=True)
-class FinetuneSection:
-    """Fine-tuning the base reranker on the (filtered) synthetic queries."""
+RerankSection = section(
+    "RerankSection",
+    """Reranking BM25's top-k of the test queries at each of ``depths``. ``bm25_weight`` is the
+    weight of the (min-max normalised) BM25 score in ``(1 - w) * model + w * BM25`` (the fuse
+    stage's interpolation); 0 is the pure reranker. With w > 0 the summary shows both rows, and
+    the dev criterion that picks the fine-tuned step interpolates the same way.""",
+    (rerank.Config, ("max_length", "batch_size", "precision", "pair_encoding")),
+    defaults={"max_length": 128},
+    extra=(
+        (
+            "depths",
+            tuple[int, ...],
+            option((100,), "rerank depths (one row each)", check=POSITIVE_INT),
+        ),
+        (
+            "bm25_weight",
+            float,
+            option(0.0, "weight of BM25 in the interpolated rows (0: none)", check=PROBABILITY),
+        ),
+    ),
+)
 
-    objective: str = "bce"
-    lr: float = 7e-6
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 16
-    max_length: int = 128
-    warmup_ratio: float = 0.1
-    eval_every: int = 50
-    mix_train_qrels: bool = False
-    keep: str = "best"  # "best" dev checkpoint (may be step 0) or the "final" one
-    #: What picks the kept step: "synthetic" (a held-out slice of the kept synthetic queries,
-    #: never trained on, each judged by its source document, reranked over its own BM25 list;
-    #: label-free), "train" (the collection's train qrels), "none" (keep the final step), or
-    #: "auto": "train" when the collection has train qrels, else "synthetic".
-    dev: str = "auto"
-    #: The teacher cross-encoder of ``objective = "margin-mse"`` (a Hugging Face id or folder;
-    #: never the model being fine-tuned): its score margins are the targets.
-    teacher: str | None = None
-    dev_queries: int = 50
-    dev_depth: int = 20
-    bf16: bool = True
-    seed: int = 0
+DenseSection = section(
+    "DenseSection",
+    "Dense rows: a zero-shot bi-encoder, and one fine-tuned on the synthetic triples.",
+    (train.Config, ("max_length", "lr", "epochs", "batch_size")),
+    defaults={"batch_size": 16},
+    extra=(
+        ("enabled", bool, option(False, "add the dense rows")),
+        ("model", str, option("minilm", "sentence-transformers id or folder")),
+        (
+            "finetune_objective",
+            Literal["mnrl", "margin-mse"] | None,
+            option("mnrl", "bi-encoder objective of the fine-tuned row (none: no such row)"),
+        ),
+    ),
+)
 
-
-@dataclass(frozen=True)
-class RerankSection:
-    """Reranking BM25's top-k of the test queries."""
-
-    depths: tuple[int, ...] = (100,)
-    max_length: int = 128
-    batch_size: int = 32
-    precision: str = "fp32"
-    pair_encoding: str = "pair"
-    #: Weight of the (min-max normalised) BM25 score in ``(1 - w) * model + w * BM25``; 0 is
-    #: the pure reranker (no interpolation). With w > 0 the summary shows both rows, and the
-    #: dev criterion that picks the fine-tuned step interpolates the same way.
-    bm25_weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class DenseSection:
-    """Dense rows: zero-shot bi-encoder and one fine-tuned on the synthetic triples."""
-
-    enabled: bool = False
-    model: str = "minilm"
-    max_length: int = 256
-    finetune_objective: str | None = "mnrl"
-    lr: float = 2e-5
-    epochs: int = 1
-    batch_size: int = 16
-
-
-@dataclass(frozen=True)
-class EvaluationSection:
+EvaluationSection = section(
+    "EvaluationSection",
     """Measures of the summary table and how significance is corrected.
 
     ``holm_family``: "depth-measure" corrects across the systems compared at one depth on one
     measure; "table" across every comparison of the table (all depths and measures).
     ``exclude_overlap`` adds a block of rows evaluated only on the test queries that share no
-    relevant document with any query the reranker was trained or selected on.
-    """
-
-    measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100")
-    holm_family: str = "depth-measure"
-    exclude_overlap: bool = False
+    relevant document with any query the reranker was trained or selected on.""",
+    (evaluate.Config, ("measures",)),
+    defaults={"measures": ("nDCG@10", "RR@10", "R@100")},
+    extra=(
+        (
+            "holm_family",
+            Literal["depth-measure", "table"],
+            option("depth-measure", "what one Holm-Bonferroni correction covers"),
+        ),
+        ("exclude_overlap", bool, option(False, "add the block without overlapping queries")),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -330,16 +374,8 @@ def _validate(config: ExperimentConfig) -> None:
 
     checks = [
         (
-            config.base_reranker.source in ("hf", "train"),
-            "base_reranker.source: expected 'hf' or 'train'",
-        ),
-        (
-            all(d >= 1 for d in config.rerank.depths) and config.rerank.depths,
-            "rerank.depths: give one or more depths >= 1",
-        ),
-        (
-            config.rerank.pair_encoding in ("pair", "separate"),
-            "rerank.pair_encoding: expected 'pair' or 'separate'",
+            bool(config.rerank.depths),
+            "rerank.depths: expected one or more depths, found none",
         ),
         (
             config.dataset.train_split != config.dataset.test_split,
@@ -347,11 +383,6 @@ def _validate(config: ExperimentConfig) -> None:
             "(dataset.test_split): training or dev queries would come from the test queries "
             "and pick the model on test labels. Fix: remove train_split (a collection without "
             'train qrels uses the label-free [finetune] dev = "synthetic") or name another split',
-        ),
-        (
-            config.finetune.dev in ("auto", "synthetic", "train", "none"),
-            f"finetune.dev: expected 'auto', 'synthetic', 'train' or 'none', "
-            f"found {config.finetune.dev!r}",
         ),
         (
             config.finetune.objective != "margin-mse" or config.finetune.teacher is not None,
@@ -375,12 +406,6 @@ def _validate(config: ExperimentConfig) -> None:
             '"cross-encoder/ms-marco-MiniLM-L-6-v2", false_negative_margin = 0.1) or neither',
         ),
         (
-            config.negatives.false_negative_margin is None
-            or math.isfinite(config.negatives.false_negative_margin),
-            "negatives.false_negative_margin: expected a finite number, found "
-            f"{config.negatives.false_negative_margin!r}",
-        ),
-        (
             config.negatives.teacher is None
             or config.negatives.teacher != config.base_reranker.model
             or config.base_reranker.source != "hf",
@@ -388,24 +413,10 @@ def _validate(config: ExperimentConfig) -> None:
             "scores would decide which negatives it learns from). Fix: name another "
             "cross-encoder",
         ),
-        (
-            config.finetune.dev_queries >= 1,
-            f"finetune.dev_queries: must be at least 1, found {config.finetune.dev_queries}",
-        ),
-        (
-            config.evaluation.holm_family in ("depth-measure", "table"),
-            "evaluation.holm_family: expected 'depth-measure' or 'table', "
-            f"found {config.evaluation.holm_family!r}",
-        ),
         (config.bm25.k >= max(config.rerank.depths), "bm25.k: must be >= the largest rerank depth"),
         (
             config.finetune.objective in ("hf-default", "bce", "ce2", "lce", "margin-mse"),
             "finetune.objective: expected hf-default, bce, ce2, lce or margin-mse",
-        ),
-        (
-            0 <= config.rerank.bm25_weight <= 1,
-            "rerank.bm25_weight: expected the weight of BM25 in [0, 1] (0 = pure reranker), "
-            f"found {config.rerank.bm25_weight}",
         ),
     ]
     for ok, message in checks:
