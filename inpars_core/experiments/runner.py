@@ -39,10 +39,6 @@ RUN_FILE = "run.trec"
 MODEL_DIR = "model"
 
 
-def _no_progress(_: str, __: int) -> Callable[[int], None]:
-    return lambda _n: None
-
-
 def _params(section: Any) -> dict[str, Any]:
     return dataclasses.asdict(section)
 
@@ -78,7 +74,7 @@ class ExperimentRunner:
     """Executes an :class:`ExperimentConfig` (and its variants) with cached stages."""
 
     def __init__(
-        self, config: ExperimentConfig, runs_dir: Path, progress: Progress = _no_progress
+        self, config: ExperimentConfig, runs_dir: Path, progress: Progress | None = None
     ) -> None:
         self.config = config
         self.root = Path(runs_dir) / config.experiment.name
@@ -275,7 +271,7 @@ class ExperimentRunner:
             "base-train",
             _params(section),
             {"triples": base_triples, "backbone": self.model_key(section.model)},
-            lambda work: train.run(train_config, train_inputs, work),
+            lambda work: train.run(train_config, train_inputs, work, self.progress),
         )
         return str(trained.path / MODEL_DIR), trained, base_triples
 
@@ -466,7 +462,10 @@ class ExperimentRunner:
         if section.teacher:
             keyed["teacher"] = self.model_key(section.teacher)
         return self.store.run(
-            "finetune", params, keyed, lambda work: train.run(stage_config, inputs, work)
+            "finetune",
+            params,
+            keyed,
+            lambda work: train.run(stage_config, inputs, work, self.progress),
         )
 
     def rerank(
@@ -581,7 +580,7 @@ class ExperimentRunner:
             "dense-finetune",
             _params(section),
             {"triples": triples, "model": self.model_key(section.model)},
-            lambda work: train.run(stage_config, inputs, work),
+            lambda work: train.run(stage_config, inputs, work, self.progress),
         )
 
     # ------------------------------------------------------------------ rows
