@@ -107,3 +107,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             + "; ".join(unmarked)
             + ". Fix: mark them (or the module, with pytestmark)"
         )
+    if config.pluginmanager.hasplugin("xdist"):
+        _group_for_workers(items)
+
+
+def _group_for_workers(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``): a test file runs on one worker (its
+    module fixtures are built once), and every test of the smoke experiment shares one worker so
+    the pipeline behind ``smoke_runs_dir`` runs once per session, not once per worker."""
+    for item in items:
+        uses_smoke = "smoke_runs_dir" in getattr(item, "fixturenames", ())
+        group = "smoke-experiment" if uses_smoke else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
