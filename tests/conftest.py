@@ -75,12 +75,21 @@ SMOKE_CONFIG = ROOT / "configs" / "scifact-smoke.toml"
 
 @pytest.fixture(scope="session")
 def smoke_runs_dir(tmp_path_factory) -> Path:
-    """A runs directory holding the smoke experiment, produced once by the real pipeline."""
+    """A runs directory holding the smoke experiment, produced once by the real pipeline (once
+    per session: under pytest-xdist the first worker builds it, the others wait and share it)."""
+    import fcntl
+
     from inpars_core.experiments.config import load_config
     from inpars_core.experiments.runner import ExperimentRunner
 
-    runs_dir = tmp_path_factory.mktemp("runs")
-    ExperimentRunner(load_config(SMOKE_CONFIG), runs_dir).run()
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above each worker's own
+    runs_dir = shared / "smoke-runs"
+    with open(shared / "smoke-runs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (runs_dir / "scifact-smoke" / "summary.json").is_file():
+            ExperimentRunner(load_config(SMOKE_CONFIG), runs_dir).run()
     return runs_dir
 
 
@@ -112,10 +121,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _group_for_workers(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (``make test``): a test file runs on one worker (its
-    module fixtures are built once), and every test of the smoke experiment shares one worker so
-    the pipeline behind ``smoke_runs_dir`` runs once per session, not once per worker."""
+    """Under ``pytest -n N --dist loadgroup`` (``make test``): a test file runs on one worker, so
+    its module fixtures are built once (the smoke experiment is shared through a lock)."""
     for item in items:
-        uses_smoke = "smoke_runs_dir" in getattr(item, "fixturenames", ())
-        group = "smoke-experiment" if uses_smoke else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -26,6 +26,7 @@ def flat_index(scifact, tmp_path_factory) -> Path:
     return build_index(scifact, tmp_path_factory.mktemp("bm25") / "flat", IndexConfig("flat"))
 
 
+@pytest.mark.slow  # a second full SciFact index; the flat figures stay in the default tier
 def test_multifield_reproduces_published_ndcg(scifact, tmp_path: Path) -> None:
     index = build_index(scifact, tmp_path / "multifield", IndexConfig("multifield"))
     meta = json.loads((index / "meta.json").read_text())

@@ -19,6 +19,7 @@ USED_WITHOUT_IMPORT = {
     "gguf": "transformers reads GGUF files with it (hf backend on the packaged Gemma)",
     "accelerate": "transformers loads GGUF models and trains with it",
     "pytest-random-order": "pytest plugin of `make test-random`",
+    "pytest-xdist": "pytest plugin: `make test` runs on 2 workers",
     "ruff": "the linter of `make lint`",
     "pytest": "the test runner",
 }

@@ -136,7 +136,7 @@ def test_the_runner_gives_the_trainers_the_settings_it_used_before(
     config = dataclasses.replace(config, dense=dataclasses.replace(config.dense, batch_size=8))
     runner, captured = _captured_runner(tmp_path, monkeypatch, config)
     stages: list[tuple[train.Config, train.Inputs]] = []
-    monkeypatch.setattr(train, "run", lambda c, i, _work: stages.append((c, i)))
+    monkeypatch.setattr(train, "run", lambda c, i, _work, _progress=None: stages.append((c, i)))
     monkeypatch.setattr(triples, "run", lambda *_args: None)
     base, finetune = config.base_reranker, config.finetune
 
