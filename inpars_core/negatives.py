@@ -476,21 +476,19 @@ def read_triples(path: Path) -> list[Triple]:
         InputFormatError: naming the file, the line and the field, for a missing file, bad
             JSON, a missing or unknown field, or a value of the wrong type.
     """
+    from inpars_core.textio import read_lines
+
     path = Path(path)
-    if not path.is_file():
-        raise InputFormatError(
-            path, "not found", fix=f"build the triples first with '{TRIPLES_COMMAND}'"
-        )
     triples: list[Triple] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(
-                    path, f"not valid JSON ({exc.msg})", line=number, fix=_FIX
-                ) from None
-            triples.append(_triple_from_row(row, path, number))
+    fix = f"build the triples first with '{TRIPLES_COMMAND}'"
+    for number, line in read_lines(path, "a triples", fix):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFormatError(
+                path, f"not valid JSON ({exc.msg})", line=number, fix=_FIX
+            ) from None
+        triples.append(_triple_from_row(row, path, number))
     return triples

@@ -142,10 +142,14 @@ def _score_texts(ranked: list[ScoredDoc]) -> list[str]:
 def write_trec_run(run: Run, path: Path, tag: str = "inpars") -> None:
     """Write ``run`` in TREC format, rankings sorted deterministically, atomically.
 
+    A ranking listing a document twice is a bug of its producer: ValueError, nothing written.
     Scores are written with 6 decimals unless that would turn two different scores of one
     ranking into a tie (then with full precision): :func:`read_trec_run` gives back the order
     written, rank column and all.
     """
+    for query_id, docs in run.items():
+        if len({d.doc_id for d in docs}) != len(docs):
+            raise ValueError(f"run for {path}: query {query_id!r} lists a document twice")
     with atomic_text(Path(path)) as handle:
         for query_id in run:
             ranked = sort_ranking(run[query_id])
@@ -156,36 +160,55 @@ def write_trec_run(run: Run, path: Path, tag: str = "inpars") -> None:
 
 
 def read_trec_run(path: Path) -> Run:
-    """Read a TREC run file (``query_id Q0 doc_id rank score tag``), sorted by score."""
+    """Read a TREC run file (``query_id Q0 doc_id rank score tag``), sorted by score.
+
+    Every (query, document) pair appears once: a second line for a pair is refused, naming
+    both lines and their scores (as ``trec_eval`` refuses duplicate documents), since no
+    choice of one of the two scores is right for every run. A file that is a folder, missing
+    or not UTF-8 is refused too (:func:`inpars_core.textio.read_lines`).
+    """
+    from inpars_core.textio import read_lines
+
     path = Path(path)
-    if not path.is_file():
-        raise InputFormatError(path, "not found", fix="give the path of an existing run file")
     run: Run = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise InputFormatError(
-                    path,
-                    f"expected 6 columns (query_id Q0 doc_id rank score tag), found {len(parts)}",
-                    line=number,
-                    fix="write TREC run lines",
-                )
-            try:
-                score = float(parts[4])
-            except ValueError:
-                score = math.nan
-            if math.isnan(score):
-                raise InputFormatError(
-                    path,
-                    f"score {parts[4]!r} is not a number",
-                    line=number,
-                    field="score",
-                    fix="scores must be numbers",
-                )
-            run.setdefault(parts[0], []).append(ScoredDoc(parts[0], parts[2], score))
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    lines = read_lines(path, "a TREC run", "give the run.trec of a run artifact (or its folder)")
+    for number, line in lines:
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise InputFormatError(
+                path,
+                f"expected 6 columns (query_id Q0 doc_id rank score tag), found {len(parts)}",
+                line=number,
+                fix="write TREC run lines",
+            )
+        try:
+            score = float(parts[4])
+        except ValueError:
+            score = math.nan
+        if math.isnan(score):
+            raise InputFormatError(
+                path,
+                f"score {parts[4]!r} is not a number",
+                line=number,
+                field="score",
+                fix="scores must be numbers",
+            )
+        pair = (parts[0], parts[2])
+        if pair in seen:
+            first, first_score = seen[pair]
+            raise InputFormatError(
+                path,
+                f"document {parts[2]!r} of query {parts[0]!r} appears twice: line {first} "
+                f"(score {first_score}) and line {number} (score {parts[4]})",
+                line=number,
+                field="doc_id",
+                fix="keep one line per (query, document): delete the line whose score is wrong",
+            )
+        seen[pair] = (number, parts[4])
+        run.setdefault(parts[0], []).append(ScoredDoc(parts[0], parts[2], score))
     return {query_id: sort_ranking(docs) for query_id, docs in run.items()}
 
 

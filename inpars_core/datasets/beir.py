@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from inpars_core.errors import InputFormatError
 from inpars_core.records import Document, Qrels, Query
+from inpars_core.textio import check_file, read_lines
 
 logger = logging.getLogger(__name__)
 
@@ -24,29 +26,34 @@ QUERIES_FILE = "queries.jsonl"
 QRELS_DIR = "qrels"
 
 
+#: The header line of a BEIR qrels file, as BEIR writes it (compared case-insensitively, with
+#: ``_`` read as ``-``).
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+_LAYOUT_FIX = "a dataset folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
+
+
 def _iter_json_objects(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; one clear error per bad line."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(
-                    path,
-                    f"not valid JSON ({exc.msg} at column {exc.colno})",
-                    line=number,
-                    fix="each line must be one JSON object; repair or delete this line",
-                ) from None
-            if not isinstance(value, dict):
-                raise InputFormatError(
-                    path,
-                    f"expected a JSON object, found {type(value).__name__}",
-                    line=number,
-                    fix='each line must be one JSON object such as {"_id": ..., "text": ...}',
-                )
-            yield number, value
+    for number, line in read_lines(path, f"a {path.name}", _LAYOUT_FIX):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFormatError(
+                path,
+                f"not valid JSON ({exc.msg} at column {exc.colno})",
+                line=number,
+                fix="each line must be one JSON object; repair or delete this line",
+            ) from None
+        if not isinstance(value, dict):
+            raise InputFormatError(
+                path,
+                f"expected a JSON object, found {type(value).__name__}",
+                line=number,
+                fix='each line must be one JSON object such as {"_id": ..., "text": ...}',
+            )
+        yield number, value
 
 
 def _required_str(path: Path, number: int, row: dict, key: str, *, allow_empty: bool) -> str:
@@ -77,7 +84,23 @@ def _required_str(path: Path, number: int, row: dict, key: str, *, allow_empty: 
             field=key,
             fix=f"give every row a non-empty '{key}' or remove the row",
         )
+    if key == "_id":
+        check_id(path, number, key, value)
     return value
+
+
+def check_id(path: Path, number: int, field: str, value: str) -> None:
+    """Refuse an id holding whitespace: run and qrels files are whitespace-separated, so such
+    an id could be written but never read back."""
+    if len(value.split()) != 1 or value.strip() != value:
+        raise InputFormatError(
+            path,
+            f"expected an id without whitespace, found {value!r}",
+            line=number,
+            field=field,
+            fix="ids are written into whitespace-separated run files; replace the spaces "
+            "(e.g. with '_') here and wherever the id is used",
+        )
 
 
 def read_corpus(path: Path) -> dict[str, Document]:
@@ -131,39 +154,83 @@ def read_queries(path: Path) -> dict[str, Query]:
     return queries
 
 
+def _is_qrels_header(parts: list[str]) -> bool:
+    """Whether a first line is the BEIR header (``query-id corpus-id score``), by its names."""
+    names = tuple(p.lower().replace("_", "-") for p in parts)
+    return names == QRELS_HEADER or names == ("query-id", "q0", "corpus-id", "score")
+
+
+def _relevance(path: Path, number: int, text: str) -> int:
+    """The integer relevance label written ``text`` (``1`` or ``1.0``); anything else is an
+    error naming the line and the field."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value != int(value):
+        raise InputFormatError(
+            path,
+            f"expected an integer relevance, found {text!r}",
+            line=number,
+            field="score",
+            fix="relevance labels are integers such as 0, 1, 2",
+        )
+    return int(value)
+
+
 def read_qrels(path: Path) -> Qrels:
-    """Read a BEIR qrels TSV (header ``query-id corpus-id score``) or a TREC qrels file."""
+    """Read a BEIR qrels TSV (header ``query-id corpus-id score``) or a TREC qrels file.
+
+    The header is recognised by its names, so a file without one loses no judgement. Lines
+    holding a tab are split on tabs (an id with a space is refused, not mistaken for another
+    layout); others on whitespace (TREC: ``query_id iteration doc_id relevance``). Relevance
+    must be an integer (``1.0`` reads as 1); two different labels for one (query, document)
+    pair are an error naming both lines.
+    """
+    path = Path(path)
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if number == 1 and not parts[-1].lstrip("-").isdigit():
-                continue  # header line
-            if len(parts) == 3:
-                query_id, doc_id, score = parts
-            elif len(parts) == 4:  # TREC layout: query_id iteration doc_id relevance
-                query_id, _, doc_id, score = parts
-            else:
-                raise InputFormatError(
-                    path,
-                    f"expected 3 tab-separated columns (query-id, corpus-id, score), "
-                    f"found {len(parts)}",
-                    line=number,
-                    fix="write one judgement per line as 'query-id<TAB>corpus-id<TAB>score'",
-                )
-            try:
-                relevance = int(score)
-            except ValueError:
-                raise InputFormatError(
-                    path,
-                    f"expected an integer relevance, found {score!r}",
-                    line=number,
-                    field="score",
-                    fix="relevance labels are integers such as 0, 1, 2",
-                ) from None
-            qrels.setdefault(query_id, {})[doc_id] = relevance
+    where: dict[tuple[str, str], tuple[int, int]] = {}
+    fix = "write one judgement per line as 'query-id<TAB>corpus-id<TAB>score'"
+    for number, line in read_lines(path, "a qrels", fix):
+        if not line.strip():
+            continue
+        tabbed = "\t" in line
+        parts = [p.strip() for p in line.split("\t")] if tabbed else line.split()
+        if number == 1 and _is_qrels_header(parts):
+            continue
+        if len(parts) == 3:
+            query_id, doc_id, score = parts
+            names = ("query-id", "corpus-id")
+        elif len(parts) == 4:  # TREC layout: query_id iteration doc_id relevance
+            query_id, _, doc_id, score = parts
+            names = ("query-id", "corpus-id")
+        else:
+            raise InputFormatError(
+                path,
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), "
+                f"found {len(parts)}",
+                line=number,
+                fix=fix,
+            )
+        for name, value in zip(names, (query_id, doc_id), strict=True):
+            if not value:
+                raise InputFormatError(path, "is empty", line=number, field=name, fix=fix)
+            if tabbed:
+                check_id(path, number, name, value)
+        relevance = _relevance(path, number, score)
+        pair = (query_id, doc_id)
+        if pair in where and where[pair][1] != relevance:
+            first, label = where[pair]
+            raise InputFormatError(
+                path,
+                f"query {query_id!r} and document {doc_id!r} are judged twice with different "
+                f"labels: {label} on line {first}, {relevance} on line {number}",
+                line=number,
+                field="score",
+                fix="keep one judgement per (query, document): delete the wrong line",
+            )
+        where.setdefault(pair, (number, relevance))
+        qrels.setdefault(query_id, {})[doc_id] = relevance
     return qrels
 
 
@@ -176,24 +243,32 @@ class Dataset:
     corpus: dict[str, Document]
     queries: dict[str, Query]
     _qrels: dict[str, Qrels] = field(default_factory=dict, repr=False)
-    _hash: tuple[tuple, str] | None = field(default=None, repr=False)
+    _hashes: dict[tuple, str] = field(default_factory=dict, repr=False)
 
     def content_hash(self) -> str:
         """sha256 over the dataset's files (corpus, queries, every qrels split), names and
         bytes: the dataset's identity in stage keys (a changed document changes it)."""
-        stat_key = tuple(
-            (str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in self._content_files()
-        )
-        if self._hash is None or self._hash[0] != stat_key:
+        return self._files_hash(self._content_files())
+
+    def corpus_hash(self) -> str:
+        """sha256 (16 hex digits) over ``corpus.jsonl``: the identity of what an index or a run
+        retrieves from, recorded in their meta.json (a run made on another corpus is refused)."""
+        return self._files_hash([self.path / CORPUS_FILE])
+
+    def _files_hash(self, files: list[Path]) -> str:
+        """sha256 over ``files`` (relative names and bytes), cached while their sizes and
+        modification times are unchanged."""
+        stat_key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        if stat_key not in self._hashes:
             digest = hashlib.sha256()
-            for path in self._content_files():
+            for path in files:
                 digest.update(str(path.relative_to(self.path)).encode() + b"\x00")
                 with open(path, "rb") as handle:
                     for block in iter(lambda h=handle: h.read(1 << 20), b""):
                         digest.update(block)
                 digest.update(b"\x00")
-            self._hash = (stat_key, digest.hexdigest()[:16])
-        return self._hash[1]
+            self._hashes[stat_key] = digest.hexdigest()[:16]
+        return self._hashes[stat_key]
 
     def _content_files(self) -> list[Path]:
         qrels = sorted((self.path / QRELS_DIR).glob("*.tsv"))
@@ -211,12 +286,7 @@ class Dataset:
         """Judgements of ``split``, validated against the corpus and queries."""
         if split not in self._qrels:
             path = self.path / QRELS_DIR / f"{split}.tsv"
-            if not path.is_file():
-                raise InputFormatError(
-                    path,
-                    "not found",
-                    fix=f"choose one of the splits on disk: {self.splits()}",
-                )
+            check_file(path, "a qrels", f"choose one of the splits on disk: {self.splits()}")
             qrels = read_qrels(path)
             self._warn_unknown_ids(path, qrels)
             self._qrels[split] = qrels
@@ -244,13 +314,18 @@ class Dataset:
 def load_beir_folder(path: Path, name: str | None = None) -> Dataset:
     """Load and validate a BEIR-layout folder."""
     path = Path(path)
+    if not path.is_dir():
+        found = "a file" if path.exists() else "nothing"
+        raise InputFormatError(
+            path, f"expected a BEIR-layout dataset folder, found {found}", fix=_LAYOUT_FIX
+        )
     for required in (CORPUS_FILE, QUERIES_FILE):
-        if not (path / required).is_file():
-            raise InputFormatError(
-                path / required,
-                "not found",
-                fix="a dataset folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv",
-            )
+        check_file(path / required, f"a {required}", _LAYOUT_FIX)
+    qrels_dir = path / QRELS_DIR
+    if qrels_dir.exists() and not qrels_dir.is_dir():
+        raise InputFormatError(
+            qrels_dir, "expected a folder of <split>.tsv files, found a file", fix=_LAYOUT_FIX
+        )
     corpus = read_corpus(path / CORPUS_FILE)
     queries = read_queries(path / QUERIES_FILE)
     logger.info("loaded %s: %d documents, %d queries", path, len(corpus), len(queries))

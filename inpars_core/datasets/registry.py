@@ -157,6 +157,13 @@ def resolve_dataset(
     candidate = Path(name_or_dir).expanduser()
     if candidate.is_dir():
         return load_beir_folder(candidate)
+    if candidate.exists():
+        raise InputFormatError(
+            candidate,
+            "expected a BEIR-layout dataset folder or a BEIR name, found a file",
+            fix="give the folder holding corpus.jsonl, queries.jsonl and qrels/, or one of: "
+            + ", ".join(BEIR_DATASETS),
+        )
     name = str(name_or_dir)
     cached = data_dir() / name
     if cached.is_dir():

@@ -47,9 +47,23 @@ def query_id_for(doc_id: str, seed: int) -> str:
 def sample_documents(
     dataset: Dataset, config: GenerationConfig, exclude: Sequence[str] = ()
 ) -> list[Document]:
-    """A deterministic sample of ``num_docs`` documents (all when None), excluding some ids."""
+    """A deterministic sample of ``num_docs`` documents (all when None), excluding some ids.
+
+    ``num_docs`` larger than what is left logs a warning with the real number (every document
+    is taken)."""
     excluded = set(exclude)
     ids = sorted(d for d in dataset.corpus if d not in excluded)
+    if config.num_docs is not None and config.num_docs > len(ids):
+        logger.warning(
+            "--num-docs %d: %s has only %d documents to sample from (%d in the corpus, %d "
+            "used as few-shot examples); taking all %d",
+            config.num_docs,
+            dataset.name,
+            len(ids),
+            len(dataset.corpus),
+            len(dataset.corpus) - len(ids),
+            len(ids),
+        )
     if config.num_docs is not None and config.num_docs < len(ids):
         ids = random.Random(config.seed).sample(ids, config.num_docs)
     return [dataset.corpus[d] for d in ids]
@@ -133,9 +147,13 @@ def read_queries(path: Path) -> list[SyntheticQuery]:
         from inpars_core.stages.contract import open_input
 
         path = open_input(path, "queries", flag="--queries")
-    if not Path(path).is_file():
-        raise InputFormatError(path, "not found", fix="run 'inpars generate' first")
-    return list(QueryFile(path).records.values())
+    from inpars_core.textio import check_file, not_utf8
+
+    path = check_file(Path(path), "a synthetic queries", "run 'inpars generate' first")
+    try:
+        return list(QueryFile(path).records.values())
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc.object, exc) from None
 
 
 def write_queries(queries: Sequence[SyntheticQuery], path: Path) -> None:

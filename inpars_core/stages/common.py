@@ -43,9 +43,17 @@ def _load(name: str, _stamp: object, resolve: Callable[[str], Dataset]) -> Datas
 
 
 def dataset_record(dataset: Dataset, **more: object) -> dict[str, object]:
-    """How a stage records its dataset input in meta.json (name and resolved folder), with the
-    other inputs given as keywords."""
-    return {"dataset": dataset.name, "dataset_path": str(dataset.path), **more}
+    """How a stage records its dataset input in meta.json (name, resolved folder, content hash
+    and corpus hash: an artifact used with another corpus is refused, see
+    :func:`~inpars_core.stages.contract.check_same_corpus`), with the other inputs given as
+    keywords."""
+    return {
+        "dataset": dataset.name,
+        "dataset_path": str(dataset.path),
+        "dataset_hash": dataset.content_hash(),
+        "corpus_sha256": dataset.corpus_hash(),
+        **more,
+    }
 
 
 def first_queries(dataset: Dataset, split: str, max_queries: int | None) -> dict[str, Query]:

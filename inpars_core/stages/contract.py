@@ -42,6 +42,10 @@ ARTIFACT_TYPES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Artifact types whose data is a folder: a plain file given for one of them is refused.
+FOLDER_TYPES = frozenset({"index", "model", "dense-index"})
+
+
 @dataclass(frozen=True)
 class Note:
     """A structured remark on an artifact: a stable ``code``, a ``level`` and the text."""
@@ -165,7 +169,40 @@ def open_input(path: str | Path, expected: str, *, flag: str) -> Path:
         )
     if not path.exists():
         raise InputFormatError(path, f"{flag}: not found", fix="check the path")
+    if expected in FOLDER_TYPES:
+        raise InputFormatError(
+            path,
+            f"expected {_a(expected)} folder for {flag}, found a file",
+            fix=f"give {flag} the --out folder of the stage that writes {expected}",
+        )
     return path
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article (an index, a run)."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def check_same_corpus(path: str | Path, dataset: Any, flag: str) -> None:
+    """Refuse an artifact made for another corpus than ``dataset``'s: its meta.json records the
+    corpus hash (``inputs.corpus_sha256``, see :func:`~.common.dataset_record`) and it differs.
+    Plain files and artifacts that record no hash are accepted."""
+    path = Path(path)
+    artifact = read_artifact(path) if path.is_dir() else None
+    if artifact is None:
+        return
+    recorded = artifact.meta.get("inputs") or {}
+    made_for = recorded.get("corpus_sha256")
+    if made_for is None or made_for == dataset.corpus_hash():
+        return
+    raise InputFormatError(
+        path,
+        f"{flag}: expected {_a(artifact.type)} made for dataset {dataset.name!r} (corpus "
+        f"{dataset.corpus_hash()}), found one made for {recorded.get('dataset')!r} "
+        f"(corpus {made_for}, {recorded.get('dataset_path')})",
+        fix=f"give {flag} an artifact built from this dataset, or pass the dataset it was "
+        "built from",
+    )
 
 
 def input_artifact(path: str | Path) -> dict[str, Any]:

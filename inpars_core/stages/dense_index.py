@@ -15,7 +15,13 @@ from typing import Literal
 
 from inpars_core.options import POSITIVE_INT, option, validate
 from inpars_core.stages.common import Progress, dataset_record, load_dataset
-from inpars_core.stages.contract import Artifact, Note, input_artifact, write_stage_meta
+from inpars_core.stages.contract import (
+    Artifact,
+    Note,
+    input_artifact,
+    open_input,
+    write_stage_meta,
+)
 
 NAME = "dense-index"
 HELP = "encode a corpus with a bi-encoder (cached)"
@@ -68,6 +74,8 @@ def run(
 
     started, now = time.perf_counter(), time.time()
     dataset = load_dataset(inputs.dataset)
+    if Path(inputs.model).exists():
+        open_input(inputs.model, "model", flag="--model")  # a folder, not a file
     index = cached_dense_index(
         dataset,
         inputs.model,

@@ -8,6 +8,7 @@ queries of the split only, as ``inpars retrieve --max-queries N`` retrieves them
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inpars_core.artifacts import atomic_text, write_json
+from inpars_core.errors import InputFormatError
 from inpars_core.options import POSITIVE_INT, option, validate
 from inpars_core.stages.common import Progress, dataset_record, first_queries, load_dataset
-from inpars_core.stages.contract import Artifact, input_artifact, open_input, write_stage_meta
+from inpars_core.stages.contract import (
+    Artifact,
+    check_same_corpus,
+    input_artifact,
+    open_input,
+    write_stage_meta,
+)
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from inpars_core.datasets.beir import Dataset
@@ -82,7 +92,30 @@ def evaluate_run(
     if max_queries is not None:
         only = first_queries(dataset, split, max_queries)
         qrels = {q: judged for q, judged in qrels.items() if q in only}
-    return evaluate(read_trec_run(open_input(run_path, "run", flag=flag)), qrels, measures)
+    check_same_corpus(run_path, dataset, flag)
+    run = read_trec_run(open_input(run_path, "run", flag=flag))
+    unjudged = [query_id for query_id in run if query_id not in qrels]
+    if len(unjudged) == len(run):
+        found = f"none of its {len(run)} queries" if run else "no query at all"
+        raise InputFormatError(
+            run_path,
+            f"{flag}: expected a run of the queries judged in split {split!r} of "
+            f"{dataset.name!r}, found {found}" + (f" (first: {unjudged[0]!r})" if unjudged else ""),
+            field="query_id",
+            fix="evaluate on the --split (and --dataset) the run was retrieved for",
+        )
+    if unjudged:
+        logger.warning(
+            "%s: %d of the run's %d queries are not judged in %s split %r (first: %r); "
+            "they are left out of the evaluation",
+            run_path,
+            len(unjudged),
+            len(run),
+            dataset.name,
+            split,
+            unjudged[0],
+        )
+    return evaluate(run, qrels, measures)
 
 
 def run(

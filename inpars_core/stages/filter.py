@@ -28,10 +28,11 @@ from inpars_core.options import (
     option,
     validate,
 )
-from inpars_core.stages.common import Progress, load_dataset
+from inpars_core.stages.common import Progress, dataset_record, load_dataset
 from inpars_core.stages.contract import (
     Artifact,
     Note,
+    check_same_corpus,
     input_artifact,
     open_input,
     read_artifact,
@@ -292,7 +293,10 @@ def run(
     needs = {use.needs for use in wanted}
     dataset = load_dataset(inputs.dataset) if inputs.dataset else None
     if dataset is not None:
-        recorded.update(dataset=dataset.name, dataset_path=str(dataset.path))
+        recorded.update(dataset_record(dataset))
+        check_same_corpus(inputs.queries, dataset, "--queries")
+        if inputs.index:
+            check_same_corpus(inputs.index, dataset, "--index")
     context: dict[str, Any] = {"documents": dataset.corpus if dataset is not None else None}
     if "examples" in needs:
         context["examples"] = example_queries(inputs.queries)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inpars_core.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT, option, validate
-from inpars_core.stages.common import Progress, load_dataset, no_progress
+from inpars_core.stages.common import Progress, dataset_record, load_dataset, no_progress
 from inpars_core.stages.contract import Artifact, Note, partial_dir, write_stage_meta
 
 NAME = "generate"
@@ -192,6 +192,16 @@ def run(
         backend, documents, prompt, config, path, price, on_record=lambda _r: tick(1)
     )
     notes = []
+    if config.num_docs is not None and config.num_docs > len(documents):
+        notes.append(
+            Note(
+                "fewer-documents",
+                "warning",
+                f"--num-docs {config.num_docs} asked for more documents than {dataset.name} "
+                f"offers: {len(documents)} were sampled (every document not used as a "
+                "few-shot example)",
+            )
+        )
     if report.stopped_by_budget:
         notes.append(
             Note(
@@ -208,8 +218,7 @@ def run(
         type=OUTPUT,
         config=config,
         inputs={
-            "dataset": dataset.name,
-            "dataset_path": str(dataset.path),
+            **dataset_record(dataset),
             "prompt_id": prompt.prompt_id,
             "prompt_hash": prompt.prompt_hash,
             "example_query_ids": list(prompt.example_query_ids),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from inpars_core.options import POSITIVE_INT, option, validate
-from inpars_core.stages.common import Progress, load_dataset
+from inpars_core.stages.common import Progress, dataset_record, load_dataset
 from inpars_core.stages.contract import Artifact, write_stage_meta
 
 NAME = "index"
@@ -50,7 +50,7 @@ def run(
         stage=NAME,
         type=OUTPUT,
         config=config,
-        inputs={"dataset": dataset.name, "dataset_path": str(dataset.path)},
+        inputs=dataset_record(dataset),
         counts={"documents": len(dataset.corpus)},
         started=started,
     )

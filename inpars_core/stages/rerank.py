@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from inpars_core.errors import InputFormatError
 from inpars_core.options import POSITIVE_INT, option, validate
 from inpars_core.stages.common import (
     Progress,
@@ -23,7 +24,13 @@ from inpars_core.stages.common import (
     load_dataset,
     no_progress,
 )
-from inpars_core.stages.contract import Artifact, input_artifact, open_input, write_stage_meta
+from inpars_core.stages.contract import (
+    Artifact,
+    check_same_corpus,
+    input_artifact,
+    open_input,
+    write_stage_meta,
+)
 
 NAME = "rerank"
 HELP = "rerank the top-k of a run with a cross-encoder (or a bi-encoder)"
@@ -94,7 +101,11 @@ def run(
     started = time.perf_counter()
     dataset = load_dataset(inputs.dataset)
     queries = first_queries(dataset, inputs.split, inputs.max_queries)
+    if Path(inputs.model).exists():
+        open_input(inputs.model, "model", flag="--model")  # a folder, not a file
+    check_same_corpus(inputs.run, dataset, "--run")
     first = read_trec_run(open_input(inputs.run, "run", flag="--run"))
+    check_run_queries(first, dataset, inputs.split, queries, inputs.run)
     total = run_size(top_k({q: d for q, d in first.items() if q in queries}, config.depth))
     tick = (progress or no_progress)(f"rerank@{config.depth}", total)
     reranking = time.perf_counter()
@@ -125,6 +136,38 @@ def run(
         timings={"rerank_s": seconds},
         started=started,
     )
+
+
+def check_run_queries(first, dataset, split: str, selected, run_path: str) -> None:
+    """Refuse a run that is not of ``split``'s queries (a query outside the split would be
+    silently left out) or that holds none of the ``selected`` ones (an empty rerank)."""
+    judged = dataset.split_queries(split)
+    outside = [query_id for query_id in first if query_id not in judged]
+    fix = (
+        f"rerank a run of this split ('inpars retrieve --split {split}'), or give the "
+        "--split and --dataset the run was retrieved for"
+    )
+    if outside or not first:
+        found = (
+            f"{len(outside)} of its {len(first)} queries outside it (first: {outside[0]!r})"
+            if outside
+            else "no query at all"
+        )
+        raise InputFormatError(
+            run_path,
+            f"--run: expected a run of the queries of split {split!r} of {dataset.name!r}, "
+            f"found {found}",
+            field="query_id",
+            fix=fix,
+        )
+    if not any(query_id in selected for query_id in first):
+        raise InputFormatError(
+            run_path,
+            f"--run: none of its {len(first)} queries is among the {len(selected)} selected "
+            f"queries of split {split!r} (--max-queries)",
+            field="query_id",
+            fix="raise --max-queries, or rerank the run the first queries were retrieved into",
+        )
 
 
 def _cross_encoder(

@@ -20,7 +20,13 @@ from inpars_core.stages.common import (
     load_dataset,
     synthetic_queries,
 )
-from inpars_core.stages.contract import Artifact, input_artifact, open_input, write_stage_meta
+from inpars_core.stages.contract import (
+    Artifact,
+    check_same_corpus,
+    input_artifact,
+    open_input,
+    write_stage_meta,
+)
 
 NAME = "retrieve"
 HELP = "BM25 (or dense) top-k for a split or a synthetic queries file, as a TREC run"
@@ -94,8 +100,10 @@ def run(
 
     started = time.perf_counter()
     dataset = load_dataset(inputs.dataset)
+    check_same_corpus(inputs.index, dataset, "--index")
     recorded = dataset_record(dataset, index=input_artifact(inputs.index))
     if inputs.queries:
+        check_same_corpus(inputs.queries, dataset, "--queries")
         queries = synthetic_queries(open_input(inputs.queries, "queries", flag="--queries"))
         recorded["queries"] = input_artifact(inputs.queries)
         tag = f"{config.retriever}-{dataset.name}-synthetic"

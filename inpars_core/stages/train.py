@@ -40,10 +40,11 @@ from inpars_core.options import (
     validate,
 )
 from inpars_core.records import Qrels, Query, Run
-from inpars_core.stages.common import Progress, load_dataset
+from inpars_core.stages.common import Progress, dataset_record, load_dataset
 from inpars_core.stages.contract import (
     Artifact,
     Note,
+    check_same_corpus,
     input_artifact,
     open_input,
     write_stage_meta,
@@ -284,6 +285,7 @@ def dev_set(config: Config, inputs: Inputs, dataset: Any) -> Dev | None:
         return None
     from inpars_core.runs import read_trec_run
 
+    check_same_corpus(inputs.dev_run, dataset, "--dev-run")
     run = read_trec_run(open_input(inputs.dev_run, "run", flag="--dev-run"))
     if inputs.dev_queries:
         from inpars_core.generation.stage import read_queries
@@ -419,8 +421,7 @@ def run(
         "notes": notes,
     }
     recorded: dict[str, Any] = {
-        "dataset": dataset.name,
-        "dataset_path": str(dataset.path),
+        **dataset_record(dataset),
         "triples": input_artifact(inputs.triples),
         **trainer_meta.get("inputs", {}),
     }

@@ -27,8 +27,14 @@ from inpars_core.options import (
     option,
     validate,
 )
-from inpars_core.stages.common import Progress, load_dataset
-from inpars_core.stages.contract import Artifact, input_artifact, open_input, write_stage_meta
+from inpars_core.stages.common import Progress, dataset_record, load_dataset
+from inpars_core.stages.contract import (
+    Artifact,
+    check_same_corpus,
+    input_artifact,
+    open_input,
+    write_stage_meta,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -177,12 +183,10 @@ def run(
 
     started = time.perf_counter()
     dataset = load_dataset(inputs.dataset)
-    recorded: dict[str, Any] = {
-        "dataset": dataset.name,
-        "dataset_path": str(dataset.path),
-        "run": input_artifact(inputs.run),
-    }
+    check_same_corpus(inputs.run, dataset, "--run")
+    recorded: dict[str, Any] = dataset_record(dataset, run=input_artifact(inputs.run))
     if inputs.queries:
+        check_same_corpus(inputs.queries, dataset, "--queries")
         recorded["queries"] = input_artifact(inputs.queries)
     else:
         recorded["split"] = inputs.split
