@@ -250,12 +250,14 @@ def test_bad_input_is_refused_in_one_line(world: Path, case: Case) -> None:
 
 def test_qrels_without_header_keep_their_first_judgement(world: Path) -> None:
     """A header-less qrels file whose first relevance is ``1.0`` loses no line (the header is
-    recognised by its names): q1 is judged, so a perfect run scores 1.0, not 2/3."""
+    recognised by its names): q1 stays judged, so a run missing q1's document scores P@1 2/3
+    (before: q1's judgement was taken for a header and dropped, P@1 1.0 over q2 and q3)."""
     _write(world / "tiny/qrels/test.tsv", "q1\td1\t1.0\nq2\td2\t1\nq3\td4\t1\n")
+    _write(world / "miss.trec", "q1 Q0 d2 1 5.0 t\nq2 Q0 d2 1 4.0 t\nq3 Q0 d4 1 2.0 t\n")
     before = snapshot(world)
-    outcome = run_cli([*EVALUATE, "--run", "run.trec", "--measures", "P@1", "--json"], world)
+    outcome = run_cli([*EVALUATE, "--run", "miss.trec", "--measures", "P@1", "--json"], world)
     assert outcome.code == 0, outcome.stderr[-2000:]
-    assert json.loads(outcome.stdout) == {"P@1": 1.0}
+    assert json.loads(outcome.stdout) == {"P@1": pytest.approx(2 / 3)}
     assert snapshot(world) == before
 
 
