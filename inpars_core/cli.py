@@ -202,6 +202,26 @@ def _run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Set by ``inpars dashboard`` when it listens beyond this machine; the app then keeps the runs
+#: directory of the command line (``dashboard.loading.FIXED_RUNS_DIR_ENV``).
+FIXED_RUNS_DIR_ENV = "INPARS_DASHBOARD_FIXED_RUNS_DIR"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (``--host``) is reachable from this machine only: ``localhost`` or a
+    loopback IP (127.0.0.0/8, ::1). Anything else (``0.0.0.0``, a LAN address, a host name)
+    serves other machines, and the dashboard then fixes its runs directory."""
+    import ipaddress
+
+    text = address.strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
 @command("dashboard")
 def _dashboard(args: argparse.Namespace) -> int:
     from inpars_core.processes import run_forwarding_signals
@@ -217,6 +237,16 @@ def _dashboard(args: argparse.Namespace) -> int:
     command_line += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     command_line += ["--client.toolbarMode", "minimal", "--", "--runs-dir", str(runs_dir)]
     env = {**os.environ, "INPARS_RUNS_DIR": str(runs_dir)}
+    env.pop(FIXED_RUNS_DIR_ENV, None)
+    if not is_loopback(args.address):
+        env[FIXED_RUNS_DIR_ENV] = "1"
+        print(
+            f"note: listening on {args.address}: other machines can reach the dashboard, which "
+            f"has no login; its runs directory is fixed to {runs_dir}. To share it with a team, "
+            "keep the default 127.0.0.1 behind an authenticating proxy (README: 'What happens "
+            "when things go wrong')",
+            file=sys.stderr,
+        )
     print(
         f"dashboard on http://{args.address}:{args.port} (runs dir {runs_dir}); Ctrl-C stops it",
         flush=True,
@@ -258,7 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="inspect experiments in a browser (Streamlit)")
     p.add_argument("--runs-dir", default="runs", help="folder holding <experiment>/ folders")
     p.add_argument("--port", type=PORT.from_text, default=8501)
-    p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
+    p.add_argument(
+        "--address",
+        "--host",
+        dest="address",
+        default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1: this machine only; another address "
+        "fixes the runs directory, the sidebar cannot change it)",
+    )
     return parser
 
 
