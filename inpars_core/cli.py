@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from inpars_core.errors import InparsError
+from inpars_core.errors import InparsError, InputFormatError
 from inpars_core.options import PORT, POSITIVE_INT, add_flags, from_args
 from inpars_core.stages import STAGE_MODULES, stage_module
 
@@ -230,6 +230,12 @@ def _dashboard(args: argparse.Namespace) -> int:
     if not app.is_file():
         raise InparsError(f"the dashboard app is not at {app}; run from a source checkout")
     runs_dir = Path(args.runs_dir).resolve()
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise InputFormatError(
+            args.runs_dir,
+            "--runs-dir: expected the folder given to 'inpars run --runs-dir', found a file",
+            fix="give the runs folder (it holds one folder per experiment)",
+        )
     if not runs_dir.is_dir():
         print(f"note: {runs_dir} does not exist yet; the dashboard will say so", file=sys.stderr)
     command_line = [sys.executable, "-m", "streamlit", "run", str(app)]
@@ -318,6 +324,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InparsError as exc:
         print(f"inpars {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, UnicodeDecodeError) as exc:  # a path of the wrong kind not caught earlier
+        print(f"inpars {args.command}: error: {_unreadable(exc)}", file=sys.stderr)
+        logger.debug("unexpected input error", exc_info=True)
+        return 2
+
+
+def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """One line for an input the command could not read (last resort: the stages and loaders
+    raise InputFormatError themselves; this keeps anything they miss to one line)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"an input is not UTF-8 text ({exc.reason} at byte {exc.start}). Fix: give the "
+            "text file the flag expects (run -v to see which file)"
+        )
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    problem = exc.strerror or str(exc)
+    return (
+        f"{where}{problem}. Fix: check the path and that it is the kind of input the flag expects"
+    )
 
 
 if __name__ == "__main__":

@@ -445,12 +445,24 @@ def _validate(config: ExperimentConfig) -> None:
 def load_config(path: Path) -> ExperimentConfig:
     """Read and validate an experiment TOML file; errors name the file and the key."""
     path = Path(path)
+    fix = "give an experiment TOML file such as configs/scifact-smoke.toml"
+    if path.is_dir():
+        raise ConfigError(f"{path}: expected an experiment TOML file, found a folder. Fix: {fix}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: not found") from None
+        raise ConfigError(f"{path}: not found. Fix: {fix}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: expected a TOML text file, found binary data. Fix: {fix}"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if not raw:
+        raise ConfigError(
+            f"{path}: expected an experiment config, found an empty file (a run would use "
+            f"every default). Fix: {fix}, with at least [experiment] name"
+        )
     try:
         return _build(raw)
     except ConfigError as exc:

@@ -165,7 +165,34 @@ def open_input(path: str | Path, expected: str, *, flag: str) -> Path:
         )
     if not path.exists():
         raise InputFormatError(path, f"{flag}: not found", fix="check the path")
+    if expected in _TEXT_TYPES:
+        _check_text_file(path, expected, flag)
     return path
+
+
+#: Artifact types whose plain-file form is a text file (checked cheaply before it is read).
+_TEXT_TYPES = ("run", "queries", "triples")
+
+
+def _check_text_file(path: Path, expected: str, flag: str) -> None:
+    """Refuse an empty file or one whose first 64 KiB are not UTF-8 text, naming ``flag``."""
+    fix = f"give {flag} a {expected} file or the --out folder of the stage that writes {expected}"
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if not head.strip():
+        raise InputFormatError(
+            path, f"{flag}: expected a {expected} file, found an empty file", fix=fix
+        )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not a character cut by the 64 KiB limit
+            raise InputFormatError(
+                path,
+                f"{flag}: expected a {expected} text file (UTF-8), found binary data at byte "
+                f"{exc.start}",
+                fix=fix,
+            ) from None
 
 
 def input_artifact(path: str | Path) -> dict[str, Any]:
