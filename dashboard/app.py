@@ -22,9 +22,19 @@ st.set_page_config(page_title="InPars Lab", page_icon="🔎", layout="wide")
 
 with st.sidebar:
     st.markdown("### InPars Lab")
-    if "runs_dir" not in st.session_state:
+    fixed = loading.runs_dir_is_fixed()  # served beyond this machine: the CLI's folder only
+    if fixed or "runs_dir" not in st.session_state:
         st.session_state["runs_dir"] = loading.default_runs_dir()
-    runs_dir = st.text_input("Runs directory", key="runs_dir", help="folder given to `inpars run`")
+    runs_dir = st.text_input(
+        "Runs directory",
+        key="runs_dir",
+        disabled=fixed,
+        help="fixed by `inpars dashboard --runs-dir` (the dashboard is served to other machines)"
+        if fixed
+        else "folder given to `inpars run`",
+    )
+    if fixed:
+        runs_dir = loading.default_runs_dir()
     experiment = None
     try:
         names = loading.list_experiments(runs_dir)

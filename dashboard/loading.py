@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ from inpars_core.stages.generate import PROMPT_FILE
 logger = logging.getLogger(__name__)
 
 RUNS_DIR_ENV = "INPARS_RUNS_DIR"
+#: Set to "1" by ``inpars dashboard`` when it listens beyond this machine (``--host 0.0.0.0``):
+#: the runs directory is then the command line's, and the sidebar cannot change it.
+FIXED_RUNS_DIR_ENV = "INPARS_DASHBOARD_FIXED_RUNS_DIR"
 SUMMARY_FILE = "summary.json"
 SUMMARY_MD_FILE = "summary.md"
 MANIFEST_FILE = "experiment.json"
@@ -91,6 +94,14 @@ def default_runs_dir(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--runs-dir")
     known, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     return known.runs_dir or os.environ.get(RUNS_DIR_ENV) or "runs"
+
+
+def runs_dir_is_fixed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether visitors may not change the runs directory: ``inpars dashboard`` says so (in
+    ``$INPARS_DASHBOARD_FIXED_RUNS_DIR``) when it listens on an address other machines reach,
+    so that a visitor cannot point the app at other folders of the server."""
+    value = (os.environ if environ is None else environ).get(FIXED_RUNS_DIR_ENV, "")
+    return value.strip().lower() not in ("", "0", "false", "no")
 
 
 def stamp(*paths: str | Path) -> tuple[int, ...]:

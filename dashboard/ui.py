@@ -42,7 +42,11 @@ def set_context(context: Context) -> None:
 def context() -> Context:
     """The sidebar's choice (the runs directory default when the app script did not run)."""
     found = st.session_state.get(CONTEXT_KEY)
-    return found if isinstance(found, Context) else Context(loading.default_runs_dir(), None)
+    if not isinstance(found, Context):
+        return Context(loading.default_runs_dir(), None)
+    if loading.runs_dir_is_fixed() and found.runs_dir != loading.default_runs_dir():
+        return Context(loading.default_runs_dir(), None)  # never another folder when served
+    return found
 
 
 def _from_url(param: str) -> str | None:

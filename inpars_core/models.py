@@ -60,6 +60,35 @@ def resolve_model_path(model: str) -> str:
     return trained_model_folder(model)
 
 
+def resolve_model_folder(model: str) -> str:
+    """:func:`resolve_model_path`, refusing first a path that is not a model folder (what
+    every loader calls, so a wrong input is one clear error instead of a library traceback)."""
+    resolved = resolve_model_path(model)
+    if model != PACKAGED_MINILM:
+        check_model_folder(resolved, given=model)
+    return resolved
+
+
+def check_model_folder(path: str, *, given: str | None = None) -> None:
+    """Refuse, before anything is loaded, a model given as a path that is not a model folder: a
+    file, a missing path, or a folder without ``config.json`` (a hub id passes unchecked)."""
+    folder = Path(path).expanduser()
+    fix = (
+        "give a Hugging Face model folder (config.json and weights), the --out folder of "
+        "'inpars train', a hub id, or 'minilm'"
+    )
+    if folder.is_file():
+        raise InputFormatError(given or path, "expected a model folder, found a file", fix=fix)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise InputFormatError(
+                given or path, "expected a model folder with config.json, found none", fix=fix
+            )
+        return
+    if _looks_like_path(str(path)):
+        raise InputFormatError(given or path, "model folder not found", fix=fix)
+
+
 def trained_model_folder(model: str) -> str:
     """``OUT/model`` when ``model`` is the ``--out`` folder of ``inpars train`` or
     ``inpars train-dense`` (``meta.json`` and logs beside a ``model/`` sub-folder, no

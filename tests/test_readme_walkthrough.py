@@ -118,7 +118,7 @@ def test_retrieve_takes_a_split_or_a_queries_file(tiny_dir: Path, tmp_path: Path
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main([*base, "--queries", str(empty), *out]) == 2
-    assert "expected at least one synthetic query, found none" in capsys.readouterr().err
+    assert "expected a queries file, found an empty file" in capsys.readouterr().err
     assert main([*base, "--queries", str(empty), "--max-queries", "2", *out]) == 2
     assert "expected --max-queries only with --split" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

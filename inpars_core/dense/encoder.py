@@ -33,7 +33,7 @@ from inpars_core import models
 from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta, stable_hash
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError, DependencyError, InputFormatError
-from inpars_core.models import resolve_model_path
+from inpars_core.models import resolve_model_folder
 from inpars_core.records import Document
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def _check_max_length(max_length: int) -> None:
 def model_folder(model: str) -> Path:
     """The local folder of ``model`` (``minilm``, a folder, or a hub id already downloaded or
     downloadable)."""
-    path = resolve_model_path(model)
+    path = resolve_model_folder(model)
     if Path(path).is_dir():
         return Path(path)
     try:
@@ -108,7 +108,7 @@ def load_encoder(model: str, max_length: int = 256, device: str | None = None) -
         raise DependencyError(
             "dense retrieval needs sentence-transformers: pip install sentence-transformers"
         ) from exc
-    encoder = SentenceTransformer(resolve_model_path(model), device=device)
+    encoder = SentenceTransformer(resolve_model_folder(model), device=device)
     network = getattr(encoder, "transformers_model", None)
     limit = getattr(getattr(network, "config", None), "max_position_embeddings", None)
     if isinstance(limit, int) and max_length > limit:

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inpars_core.errors import ConfigError
-from inpars_core.options import POSITIVE_INT, PROBABILITY, hints, option, section
+from inpars_core.options import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PROBABILITY,
+    hints,
+    option,
+    section,
+    validate,
+)
 from inpars_core.stages import evaluate, index, rerank, retrieve, train, triples
 from inpars_core.stages import filter as filter_stage
 from inpars_core.stages import generate as generate_stage
@@ -40,12 +48,21 @@ class DatasetSection:
     pipeline is label-free there (synthetic dev set, a Hugging Face base).
     """
 
-    name: str = "scifact"
-    test_split: str = "test"
-    train_split: str = "train"
-    max_test_queries: int | None = None
-    doc_count: int | None = None  # published statistics for dry-run estimates
-    mean_doc_tokens: float | None = None
+    name: str = option("scifact", "BEIR name (scifact, ...) or a folder in BEIR layout")
+    test_split: str = option("test", "qrels split the table reports")
+    train_split: str = option("train", "qrels split of the collection's own training queries")
+    max_test_queries: int | None = option(
+        None, "evaluate the first N judged test queries only", check=POSITIVE_INT
+    )
+    doc_count: int | None = option(
+        None, "published corpus size, for dry-run estimates without the corpus", check=POSITIVE_INT
+    )
+    mean_doc_tokens: float | None = option(
+        None, "published mean document tokens, for dry-run estimates", check=POSITIVE_FLOAT
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 BM25Section = section(
@@ -428,12 +445,24 @@ def _validate(config: ExperimentConfig) -> None:
 def load_config(path: Path) -> ExperimentConfig:
     """Read and validate an experiment TOML file; errors name the file and the key."""
     path = Path(path)
+    fix = "give an experiment TOML file such as configs/scifact-smoke.toml"
+    if path.is_dir():
+        raise ConfigError(f"{path}: expected an experiment TOML file, found a folder. Fix: {fix}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: not found") from None
+        raise ConfigError(f"{path}: not found. Fix: {fix}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: expected a TOML text file, found binary data. Fix: {fix}"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if not raw:
+        raise ConfigError(
+            f"{path}: expected an experiment config, found an empty file (a run would use "
+            f"every default). Fix: {fix}, with at least [experiment] name"
+        )
     try:
         return _build(raw)
     except ConfigError as exc:

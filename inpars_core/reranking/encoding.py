@@ -240,9 +240,9 @@ def explain_model_encoding(model: str, query: str, document: str, config: Encodi
     (a hub id, a folder, or ``minilm``): what ``inpars encode`` shows."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from inpars_core.models import resolve_model_path
+    from inpars_core.models import resolve_model_folder
 
-    path = resolve_model_path(model)
+    path = resolve_model_folder(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     type_vocab_size = int(getattr(AutoConfig.from_pretrained(path), "type_vocab_size", 1) or 1)
     return explain_encoding(tokenizer, query, document, config, type_vocab_size)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from inpars_core.errors import ConfigError
-from inpars_core.models import model_fingerprint, resolve_model_path
+from inpars_core.models import model_fingerprint, resolve_model_folder
 from inpars_core.reranking.encoding import EncodingConfig, encode_pairs
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def load_reranker(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    path = resolve_model_path(model)
+    path = resolve_model_folder(model)
     kwargs: dict[str, Any] = {}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels

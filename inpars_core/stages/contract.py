@@ -175,6 +175,8 @@ def open_input(path: str | Path, expected: str, *, flag: str) -> Path:
             f"expected {_a(expected)} folder for {flag}, found a file",
             fix=f"give {flag} the --out folder of the stage that writes {expected}",
         )
+    if expected in _TEXT_TYPES:
+        _check_text_file(path, expected, flag)
     return path
 
 
@@ -203,6 +205,31 @@ def check_same_corpus(path: str | Path, dataset: Any, flag: str) -> None:
         fix=f"give {flag} an artifact built from this dataset, or pass the dataset it was "
         "built from",
     )
+
+
+#: Artifact types whose plain-file form is a text file (checked cheaply before it is read).
+_TEXT_TYPES = ("run", "queries", "triples")
+
+
+def _check_text_file(path: Path, expected: str, flag: str) -> None:
+    """Refuse an empty file or one whose first 64 KiB are not UTF-8 text, naming ``flag``."""
+    fix = f"give {flag} a {expected} file or the --out folder of the stage that writes {expected}"
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if not head.strip():
+        raise InputFormatError(
+            path, f"{flag}: expected a {expected} file, found an empty file", fix=fix
+        )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not a character cut by the 64 KiB limit
+            raise InputFormatError(
+                path,
+                f"{flag}: expected a {expected} text file (UTF-8), found binary data at byte "
+                f"{exc.start}",
+                fix=fix,
+            ) from None
 
 
 def input_artifact(path: str | Path) -> dict[str, Any]:

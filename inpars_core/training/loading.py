@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from inpars_core.models import resolve_model_path
+from inpars_core.models import resolve_model_folder
 from inpars_core.training.objectives.base import Objective
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def load_for_training(base_model: str, objective: Objective) -> tuple[Any, Any, 
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    path = resolve_model_path(base_model)
+    path = resolve_model_folder(base_model)
     config = AutoConfig.from_pretrained(path)
     head_labels = checkpoint_head_labels(config)
     wanted = objective.num_labels

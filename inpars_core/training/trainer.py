@@ -647,7 +647,7 @@ def train_reranker(
     import torch
     from datasets import Dataset as HFDataset
 
-    from inpars_core.models import resolve_model_path
+    from inpars_core.models import resolve_model_folder
     from inpars_core.reranking.scoring import (
         LoadedReranker,
         ScoringConfig,
@@ -736,7 +736,7 @@ def train_reranker(
     tracker = _Tracker(params)
     probe, probe_labels = probe_pairs(triples, documents, config.probe_size)
     cross_encoder = wrap_cross_encoder(
-        str(resolve_model_path(base_model)), model, tokenizer, encoding, device
+        str(resolve_model_folder(base_model)), model, tokenizer, encoding, device
     )
 
     losses: dict[int, float] = {}
