@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from inpars_core.errors import InparsError, InputFormatError
+from inpars_core.errors import InparsError, unreadable_input
 from inpars_core.options import PORT, POSITIVE_INT, add_flags, from_args
 from inpars_core.stages import STAGE_MODULES, stage_module
 
@@ -202,59 +202,16 @@ def _run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Set by ``inpars dashboard`` when it listens beyond this machine; the app then keeps the runs
-#: directory of the command line (``dashboard.loading.FIXED_RUNS_DIR_ENV``).
-FIXED_RUNS_DIR_ENV = "INPARS_DASHBOARD_FIXED_RUNS_DIR"
-
-
-def is_loopback(address: str) -> bool:
-    """Whether ``address`` (``--host``) is reachable from this machine only: ``localhost`` or a
-    loopback IP (127.0.0.0/8, ::1). Anything else (``0.0.0.0``, a LAN address, a host name)
-    serves other machines, and the dashboard then fixes its runs directory."""
-    import ipaddress
-
-    text = address.strip().strip("[]")
-    if text.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False
-
-
 @command("dashboard")
 def _dashboard(args: argparse.Namespace) -> int:
-    from inpars_core.processes import run_forwarding_signals
+    from inpars_core.processes import dashboard_launch, run_forwarding_signals
 
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    if not app.is_file():
-        raise InparsError(f"the dashboard app is not at {app}; run from a source checkout")
-    runs_dir = Path(args.runs_dir).resolve()
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise InputFormatError(
-            args.runs_dir,
-            "--runs-dir: expected the folder given to 'inpars run --runs-dir', found a file",
-            fix="give the runs folder (it holds one folder per experiment)",
-        )
-    if not runs_dir.is_dir():
-        print(f"note: {runs_dir} does not exist yet; the dashboard will say so", file=sys.stderr)
-    command_line = [sys.executable, "-m", "streamlit", "run", str(app)]
-    command_line += ["--server.port", str(args.port), "--server.address", args.address]
-    command_line += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    command_line += ["--client.toolbarMode", "minimal", "--", "--runs-dir", str(runs_dir)]
-    env = {**os.environ, "INPARS_RUNS_DIR": str(runs_dir)}
-    env.pop(FIXED_RUNS_DIR_ENV, None)
-    if not is_loopback(args.address):
-        env[FIXED_RUNS_DIR_ENV] = "1"
-        print(
-            f"note: listening on {args.address}: other machines can reach the dashboard, which "
-            f"has no login; its runs directory is fixed to {runs_dir}. To share it with a team, "
-            "keep the default 127.0.0.1 behind an authenticating proxy (README: 'What happens "
-            "when things go wrong')",
-            file=sys.stderr,
-        )
+    command_line, env, notes = dashboard_launch(Path(args.runs_dir), args.port, args.address)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     print(
-        f"dashboard on http://{args.address}:{args.port} (runs dir {runs_dir}); Ctrl-C stops it",
+        f"dashboard on http://{args.address}:{args.port} (runs dir {env['INPARS_RUNS_DIR']}); "
+        "Ctrl-C stops it",
         flush=True,
     )
     return run_forwarding_signals(command_line, env)
@@ -325,24 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inpars {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, UnicodeDecodeError) as exc:  # a path of the wrong kind not caught earlier
-        print(f"inpars {args.command}: error: {_unreadable(exc)}", file=sys.stderr)
+        print(f"inpars {args.command}: error: {unreadable_input(exc)}", file=sys.stderr)
         logger.debug("unexpected input error", exc_info=True)
         return 2
-
-
-def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
-    """One line for an input the command could not read (last resort: the stages and loaders
-    raise InputFormatError themselves; this keeps anything they miss to one line)."""
-    if isinstance(exc, UnicodeDecodeError):
-        return (
-            f"an input is not UTF-8 text ({exc.reason} at byte {exc.start}). Fix: give the "
-            "text file the flag expects (run -v to see which file)"
-        )
-    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-    problem = exc.strerror or str(exc)
-    return (
-        f"{where}{problem}. Fix: check the path and that it is the kind of input the flag expects"
-    )
 
 
 if __name__ == "__main__":

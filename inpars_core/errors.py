@@ -60,3 +60,18 @@ class DependencyError(InparsError):
 
 class ConfigError(InparsError):
     """A stage configuration holds a bad value."""
+
+
+def unreadable_input(exc: OSError | UnicodeDecodeError) -> str:
+    """One line for an input the command could not read (last resort: the stages and loaders
+    raise InputFormatError themselves; this keeps anything they miss to one line)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"an input is not UTF-8 text ({exc.reason} at byte {exc.start}). Fix: give the "
+            "text file the flag expects (run -v to see which file)"
+        )
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    problem = exc.strerror or str(exc)
+    return (
+        f"{where}{problem}. Fix: check the path and that it is the kind of input the flag expects"
+    )

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
+from pathlib import Path
+
+from inpars_core.errors import InparsError, InputFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +59,56 @@ def run_forwarding_signals(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0 if forwarded else code
+
+
+#: Set by ``inpars dashboard`` when it listens beyond this machine; the app then keeps the runs
+#: directory of the command line (``dashboard.loading.FIXED_RUNS_DIR_ENV``).
+FIXED_RUNS_DIR_ENV = "INPARS_DASHBOARD_FIXED_RUNS_DIR"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (``--host``) is reachable from this machine only: ``localhost`` or a
+    loopback IP (127.0.0.0/8, ::1). Anything else (``0.0.0.0``, a LAN address, a host name)
+    serves other machines, and the dashboard then fixes its runs directory."""
+    import ipaddress
+
+    text = address.strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def dashboard_launch(
+    runs_dir: Path, port: int, address: str
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """The Streamlit command line and environment of ``inpars dashboard``, and the notes to
+    show (a runs folder that does not exist yet; a dashboard reachable from other machines)."""
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    if not app.is_file():
+        raise InparsError(f"the dashboard app is not at {app}; run from a source checkout")
+    given, runs_dir = runs_dir, Path(runs_dir).resolve()
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise InputFormatError(
+            given,
+            "--runs-dir: expected the folder given to 'inpars run --runs-dir', found a file",
+            fix="give the runs folder (it holds one folder per experiment)",
+        )
+    notes = [] if runs_dir.is_dir() else [f"{runs_dir} does not exist yet; the dashboard says so"]
+    command_line = [sys.executable, "-m", "streamlit", "run", str(app)]
+    command_line += ["--server.port", str(port), "--server.address", address]
+    command_line += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    command_line += ["--client.toolbarMode", "minimal", "--", "--runs-dir", str(runs_dir)]
+    env = {**os.environ, "INPARS_RUNS_DIR": str(runs_dir)}
+    env.pop(FIXED_RUNS_DIR_ENV, None)
+    if not is_loopback(address):
+        env[FIXED_RUNS_DIR_ENV] = "1"
+        notes.append(
+            f"listening on {address}: other machines can reach the dashboard, which has no "
+            f"login; its runs directory is fixed to {runs_dir}. To share it with a team, keep "
+            "the default 127.0.0.1 behind an authenticating proxy (README: 'What happens when "
+            "things go wrong')"
+        )
+    return command_line, env, notes

@@ -29,7 +29,7 @@ APP = ROOT / "dashboard" / "app.py"
     ],
 )
 def test_which_addresses_serve_this_machine_only(address: str, local: bool) -> None:
-    from inpars_core.cli import is_loopback
+    from inpars_core.processes import is_loopback
 
     assert is_loopback(address) is local
 
@@ -39,9 +39,9 @@ def test_which_addresses_serve_this_machine_only(address: str, local: bool) -> N
 )
 def test_the_app_reads_the_mode_the_cli_sets(value: str | None, fixed: bool) -> None:
     from dashboard import loading
-    from inpars_core import cli
+    from inpars_core import processes
 
-    assert loading.FIXED_RUNS_DIR_ENV == cli.FIXED_RUNS_DIR_ENV
+    assert loading.FIXED_RUNS_DIR_ENV == processes.FIXED_RUNS_DIR_ENV
     environ = {} if value is None else {loading.FIXED_RUNS_DIR_ENV: value}
     assert loading.runs_dir_is_fixed(environ) is fixed
 
@@ -62,7 +62,7 @@ def test_the_cli_fixes_the_runs_dir_when_listening_beyond_this_machine(
 ) -> None:
     from inpars_core import cli, processes
 
-    monkeypatch.setenv(cli.FIXED_RUNS_DIR_ENV, "1")  # inherited from a shell: never trusted
+    monkeypatch.setenv(processes.FIXED_RUNS_DIR_ENV, "1")  # inherited from a shell: never trusted
     calls = []
     monkeypatch.setattr(
         processes, "run_forwarding_signals", lambda cmd, env: calls.append((cmd, env)) or 0
@@ -72,7 +72,7 @@ def test_the_cli_fixes_the_runs_dir_when_listening_beyond_this_machine(
     address = flags[1] if flags else "127.0.0.1"
     assert command[command.index("--server.address") + 1] == address
     assert env["INPARS_RUNS_DIR"] == str(tmp_path.resolve())
-    assert (env.get(cli.FIXED_RUNS_DIR_ENV) == "1") is fixed
+    assert (env.get(processes.FIXED_RUNS_DIR_ENV) == "1") is fixed
     err = capsys.readouterr().err
     assert ("other machines can reach the dashboard" in err) is fixed
 
