@@ -279,15 +279,21 @@ def test_lock_is_released_on_exit_and_a_stale_one_taken_over(tmp_path: Path):
         assert json.loads(path.read_text())["pid"] == os.getpid()
 
 
-def test_runs_dir_that_is_a_file_is_refused(work: Path):
-    """(Old: a FileExistsError traceback.)"""
+@pytest.mark.parametrize("kind", ["a file", "not writable"])
+def test_runs_dir_that_cannot_be_written_is_refused(work: Path, kind: str):
+    """(Old: a NotADirectoryError / PermissionError traceback.) ``/sys`` refuses new folders
+    even to root, so the unwritable case runs here too."""
     runs = work / "runs-file"
     runs.write_text("not a folder\n")
+    if kind == "not writable":
+        runs = Path("/sys/inpars-lab-runs")
+        if not Path("/sys").is_dir():
+            pytest.skip("no /sys")
     config = _config(work, "exp", str(work / "tiny"))
     assert_refused(
         ["run", config, "--runs-dir", runs],
         work,
-        says=[str(runs / "exp"), "--runs-dir", "Fix:"],
+        says=[str(runs / "exp"), "cannot create or write", "Fix: give --runs-dir a folder"],
         tree=work,
     )
 
