@@ -532,3 +532,70 @@ def test_two_runs_of_one_experiment_pay_once(work: Path, second_after: str):
     meta = json.loads((generated.parent / "meta.json").read_text())
     assert len(lines) == len({json.loads(line)["doc_id"] for line in lines}) == 4
     assert meta["counts"]["queries"] == len(lines)
+
+
+# ------------------------------------------------------------------------- kill -9 in training
+
+
+def _write_triples(path: Path, count: int = 16) -> None:
+    ids = [d["_id"] for d in TINY_CORPUS]
+    rows = [
+        {"query_id": f"s{i}", "query_text": f"query {i} about {TINY_CORPUS[i % 5]['title']}",
+         "pos_doc_id": ids[i % 5], "neg_doc_id": ids[(i + 2) % 5], "neg_source": "random"}
+        for i in range(count)
+    ]  # fmt: skip
+    path.write_text(_jsonl(rows))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_training_killed_after_a_checkpoint_resumes_from_it(work: Path):
+    """kill -9 once the step-2 checkpoint is written, rerun: training goes on from step 2 (the
+    logs hold every step once) and ends where an uninterrupted run ends, within tolerance.
+    (Old: the rerun started again at step 1.)"""
+    from safetensors.torch import load_file
+
+    _write_triples(work / "triples.jsonl")
+    args = ["train", "--dataset", work / "tiny", "--triples", work / "triples.jsonl",
+            "--base-model", "minilm", "--objective", "bce", "--steps", "6", "--batch-size", "2",
+            "--eval-every", "2", "--max-length", "24", "--seed", "3", "--no-progress"]  # fmt: skip
+    whole = run_cli([*args, "--out", work / "whole"], work)
+    assert whole.code == 0, whole.stderr[-3000:]
+
+    out = work / "killed"
+    staging = work / ".killed.partial" / "._trainer.staging"
+    first = subprocess.Popen([*CLI, *map(str, args), "--out", str(out)], cwd=work,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        evaluated = staging / "eval_log.jsonl"  # step 2 is evaluated after its checkpoint
+        while time.monotonic() < deadline and first.poll() is None:
+            if evaluated.is_file() and '"step": 2' in evaluated.read_text():
+                break
+            time.sleep(0.1)
+        first.kill()  # SIGKILL
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert not out.exists() and (staging / "_trainer" / "checkpoint-2").is_dir()
+
+    again = run_cli([*args, "--out", out], work)
+    assert again.code == 0, again.stderr[-3000:]
+    assert "resuming training from" in again.stderr and "(step 2 of 6)" in again.stderr
+    steps = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    reference = [
+        json.loads(line) for line in (work / "whole/train_log.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in steps[:2]] == [r["loss"] for r in reference[:2]]
+    assert [r["loss"] for r in steps] == pytest.approx([r["loss"] for r in reference], abs=0.02)
+    meta = json.loads((out / "meta.json").read_text())
+    assert any("resumed from the checkpoint of step 2" in n["text"] for n in meta["notes"])
+    assert meta["counts"]["steps"] == 6
+    (mine,) = (out / "model").glob("*.safetensors")
+    (theirs,) = (work / "whole" / "model").glob("*.safetensors")
+    a, b = load_file(mine), load_file(theirs)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3
+    assert not (work / ".killed.partial").exists()
+    assert not list(out.rglob("checkpoint-*")) and not (out / "resume.txt").exists()
