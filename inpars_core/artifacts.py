@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -39,6 +40,16 @@ TRACKED_PACKAGES = (
     "numpy",
     "scipy",
 )
+
+
+#: What an experiment or dataset name may be: it becomes one folder name, never a path.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SAFE_NAME_TEXT = "letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether ``name`` is one plain folder name (no separators, no ``..``, not absolute)."""
+    return SAFE_NAME.fullmatch(name) is not None
 
 
 def package_versions() -> dict[str, str]:

@@ -148,7 +148,10 @@ def _print_artifact(module, artifact, args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from inpars_core.compare import compare_runs, to_csv, to_latex, to_markdown, write_comparison
     from inpars_core.stages.common import load_dataset
+    from inpars_core.stages.contract import check_out
 
+    if args.out:  # refused before anything is computed or printed
+        check_out(Path(args.out), "comparison")
     dataset = load_dataset(args.dataset)
     comparison = compare_runs(dataset, args.split, args.runs, args.baseline, args.measure)
     render = {"md": to_markdown, "csv": to_csv, "latex": to_latex}
@@ -189,13 +192,20 @@ def _run_experiment(args: argparse.Namespace) -> int:
 
         print(plan_text(config, variants, root))
         return 0
+    from inpars_core.experiments.lock import experiment_lock
     from inpars_core.experiments.runner import ExperimentRunner
 
-    root.mkdir(parents=True, exist_ok=True)
-    log_handler = logging.FileHandler(root / "run.log")
-    log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(log_handler)
-    summary = ExperimentRunner(config, Path(args.runs_dir), _bar_progress).run(variants)
+    with experiment_lock(root):  # one writer per experiment folder, refused at once otherwise
+        log_handler = logging.FileHandler(root / "run.log")
+        log_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        logging.getLogger().addHandler(log_handler)
+        try:
+            summary = ExperimentRunner(config, Path(args.runs_dir), _bar_progress).run(variants)
+        finally:
+            logging.getLogger().removeHandler(log_handler)
+            log_handler.close()
     print(to_markdown(summary))
     print(f"summary: {root / 'summary.json'} and {root / 'summary.md'}")
     print(f"inspect it: .venv/bin/inpars dashboard --runs-dir {args.runs_dir}")

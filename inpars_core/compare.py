@@ -265,12 +265,13 @@ def compare_runs(
 def write_comparison(
     comparison: Comparison, out: Path, dataset: Dataset, split: str, runs: Sequence[str]
 ) -> None:
-    """``comparison.{md,csv,tex}`` and ``meta.json`` into the folder ``out`` (atomically)."""
-    from inpars_core.artifacts import atomic_path, atomic_text
-    from inpars_core.stages.contract import input_artifact, write_stage_meta
+    """``comparison.{md,csv,tex}`` and ``meta.json`` into the folder ``out``, published
+    atomically; ``out`` must be new or a previous comparison (anything else is refused, never
+    deleted)."""
+    from inpars_core.artifacts import atomic_text
+    from inpars_core.stages.contract import input_artifact, publish, write_stage_meta
 
-    with atomic_path(Path(out)) as staged:
-        staged.mkdir()
+    with publish(Path(out), "comparison") as staged:
         for suffix, function in (("md", to_markdown), ("csv", to_csv), ("tex", to_latex)):
             with atomic_text(staged / f"comparison.{suffix}") as handle:
                 handle.write(function(comparison))

@@ -294,7 +294,7 @@ def test_torn_last_line_is_dropped_on_resume(tmp_path: Path) -> None:
         "seed": 0,
     }
     path.write_text(json.dumps(good) + "\n" + '{"query_id": "syn-b-s0", "doc_')
-    store = QueryFile(path)
+    store = QueryFile(path, repair=True)  # the generation stage, appending to it
     assert list(store.records) == ["a"]
     assert path.read_text() == json.dumps(good) + "\n"
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from inpars_core.artifacts import SAFE_NAME_TEXT, is_safe_name
 from inpars_core.datasets.beir import CORPUS_FILE, Dataset, load_beir_folder
 from inpars_core.errors import DownloadError, InputFormatError, UnknownNameError
 
@@ -165,6 +166,12 @@ def resolve_dataset(
             + ", ".join(BEIR_DATASETS),
         )
     name = str(name_or_dir)
+    if not is_safe_name(name):  # a name is one folder of the data dir, never a path out of it
+        raise InputFormatError(
+            name,
+            f"no such folder, and not a dataset name ({SAFE_NAME_TEXT})",
+            fix=f"give a BEIR-layout folder that exists or one of: {', '.join(BEIR_DATASETS)}",
+        )
     cached = data_dir() / name
     if cached.is_dir():
         return load_beir_folder(cached, name=name)

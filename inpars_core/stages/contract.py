@@ -246,6 +246,30 @@ def partial_dir(out: Path) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+def check_out(out: Path, expected_type: str) -> Artifact | None:
+    """Refuse an ``--out`` that names something this tool may not replace: an existing file,
+    or a folder without InPars Lab's meta.json of ``expected_type``. Returns the previous
+    artifact of that type (None when ``out`` does not exist)."""
+    out = Path(out)
+    if not out.exists():
+        return None
+    existing = read_artifact(out) if out.is_dir() else None
+    if existing is None or existing.type != expected_type:
+        found = (
+            f"a {existing.type} artifact"
+            if existing
+            else "a file"
+            if out.is_file()
+            else "a folder InPars Lab did not write"
+        )
+        raise InputFormatError(
+            out,
+            f"--out: expected a new folder or a {expected_type} artifact to replace, found {found}",
+            fix="name a new folder for --out (nothing is deleted)",
+        )
+    return existing
+
+
 @contextlib.contextmanager
 def publish(out: Path, expected_type: str, carry: Sequence[str] = ()) -> Iterator[Path]:
     """Yield the folder a stage writes into; on success it replaces ``out`` in one rename.
@@ -257,23 +281,7 @@ def publish(out: Path, expected_type: str, carry: Sequence[str] = ()) -> Iterato
     paying again for, what they hold.
     """
     out = Path(out)
-    existing = None
-    if out.exists():
-        existing = read_artifact(out) if out.is_dir() else None
-        if existing is None or existing.type != expected_type:
-            found = (
-                f"a {existing.type} artifact"
-                if existing
-                else "a file"
-                if out.is_file()
-                else "a folder InPars Lab did not write"
-            )
-            raise InputFormatError(
-                out,
-                f"--out: expected a new folder or a {expected_type} artifact to replace, found "
-                f"{found}",
-                fix="name a new folder for --out (nothing is deleted)",
-            )
+    existing = check_out(out, expected_type)
     work = partial_dir(out)
     if work.exists():
         logger.info("resuming from %s", work)

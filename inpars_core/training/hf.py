@@ -273,7 +273,9 @@ class DevEvaluation(TrainerCallback):
         keep: Callable[[int], dict[str, Any]],
         eval_every: int,
         handle: TextIO,
+        after_checkpoint: bool = False,
     ) -> None:
+        self.after_checkpoint = after_checkpoint
         self.measure = measure
         self.keep = keep
         self.eval_every = eval_every
@@ -303,12 +305,30 @@ class DevEvaluation(TrainerCallback):
         if step and (not self.records or self.records[-1]["step"] != step):
             self.evaluate(step)
 
+    def restore(self, records: list[dict[str, Any]]) -> None:
+        """Take up the evaluations a killed run logged (resuming from its checkpoint)."""
+        for record in records:
+            self.records.append(record)
+            value = record.get(MEASURE)
+            if value is not None and (self.best_value is None or value > self.best_value):
+                self.best_step, self.best_value = int(record["step"]), value
+            self.seconds += record.get("seconds", 0.0)
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not self.records:
-            self.evaluate(0)
+        step = int(state.global_step)  # > 0 when resumed from a checkpoint
+        if not self.records or (
+            step and step % self.eval_every == 0 and self.records[-1]["step"] < step
+        ):
+            self.evaluate(step)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step % self.eval_every == 0:
+        if not self.after_checkpoint and state.global_step % self.eval_every == 0:
+            self.evaluate(int(state.global_step))
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # evaluated once the step's checkpoint is on disk: an evaluation (and the model it
+        # keeps) is never ahead of the checkpoint a rerun resumes from
+        if self.after_checkpoint and state.global_step % self.eval_every == 0:
             self.evaluate(int(state.global_step))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

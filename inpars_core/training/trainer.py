@@ -15,7 +15,11 @@ triples) is never the model being trained (:mod:`inpars_core.training.teachers`)
 Pairs are encoded by :func:`inpars_core.reranking.encoding.encode_pairs` for training and scored
 by :func:`inpars_core.reranking.scoring.score_pairs` for evaluation, with the same encoding.
 
-The output folder is written through :func:`inpars_core.artifacts.atomic_path`::
+The output folder is built in ``.<out_dir>.staging`` beside it and renamed when complete. A
+Hugging Face checkpoint (weights, optimizer, schedule, RNG) is written there at every
+evaluation step (``eval_every``), and the evaluation runs once it is on disk: a run killed with
+kill -9 resumes, when rerun with the same settings, from its last checkpoint with its logs and
+kept model (single process; a data-parallel launch starts over)::
 
     <out_dir>/model/            best checkpoint (or the final one without a dev set)
     <out_dir>/train_log.jsonl   one line per update
@@ -40,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta
+from inpars_core.artifacts import META_FILE, StageMeta, finish_meta, stable_hash
 from inpars_core.errors import ConfigError, InputFormatError, UnknownNameError
 from inpars_core.evaluation import evaluate
 from inpars_core.records import Qrels, Run, ScoredDoc, Triple
@@ -355,15 +359,75 @@ def shared_result(value: Any) -> Any:
 
 @contextlib.contextmanager
 def _staging(out_dir: Path, main: bool) -> Iterator[Path]:
-    """Where a process writes: rank 0 stages ``out_dir`` atomically
-    (:func:`~inpars_core.artifacts.atomic_path`); every other rank writes into a private
-    temporary folder that is removed, so the ranks never race on ``out_dir``."""
+    """Where a process writes: rank 0 stages ``out_dir`` in ``.<name>.staging`` beside it and
+    renames it onto ``out_dir`` when complete; that folder survives a kill (its checkpoints,
+    logs and kept model are what a rerun resumes from, :func:`_resume_point`). Every other rank
+    writes into a private temporary folder that is removed, so the ranks never race on
+    ``out_dir``."""
     if main:
-        with atomic_path(out_dir) as staged:
-            yield staged
+        staged = staging_dir(out_dir)
+        yield staged
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staged, out_dir)
     else:
         with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.rank.") as tmp:
             yield Path(tmp) / out_dir.name
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """Where rank 0 builds ``out_dir`` (kept across a kill, for resuming)."""
+    return Path(out_dir).with_name(f".{Path(out_dir).name}.staging")
+
+
+#: What a checkpoint must have been written under to be resumed from (the same run).
+RESUME_FILE = "resume.txt"
+#: Files of a complete HF checkpoint (written before the next one replaces it).
+_CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def _resume_point(staged: Path, fingerprint: str) -> Path | None:
+    """The last complete HF checkpoint in ``staged/_trainer`` of a killed run with the same
+    ``fingerprint`` (config, base model, triples, dev set); anything else in ``staged`` is
+    cleared so training starts over."""
+    marker = staged / RESUME_FILE
+    if staged.is_dir():
+        same = marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint
+        found = sorted(
+            (staged / "_trainer").glob("checkpoint-*"),
+            key=lambda p: int(p.name.rpartition("-")[2]) if p.name[11:].isdigit() else -1,
+            reverse=True,
+        )
+        for checkpoint in found if same else []:
+            if all((checkpoint / name).is_file() for name in _CHECKPOINT_FILES):
+                return checkpoint  # the newest complete one (a kill may cut the newest short)
+        shutil.rmtree(staged)
+    staged.mkdir(parents=True)
+    marker.write_text(fingerprint + "\n", encoding="utf-8")
+    return None
+
+
+def _logged_until(path: Path, step: int) -> list[dict[str, Any]]:
+    """The JSONL records of ``path`` up to ``step``, rewriting the file to hold only those
+    (a killed run may have logged steps past its last checkpoint, or a torn line)."""
+    import json
+
+    records: list[dict[str, Any]] = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if record.get("step", 0) > step:
+                break
+            records.append(record)
+    from inpars_core.training.hf import write_line
+
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            write_line(handle, record)
+    return records
 
 
 def probe_pairs(
@@ -587,7 +651,12 @@ def _check_teachers(
 
 
 def _training_args(
-    config: TrainingConfig, device: str, output_dir: Path, total: int, world: int = 1
+    config: TrainingConfig,
+    device: str,
+    output_dir: Path,
+    total: int,
+    world: int = 1,
+    checkpoint_every: int | None = None,
 ) -> Any:
     """``CrossEncoderTrainingArguments`` for a planned run of ``total`` updates (under a launch
     of ``world`` processes on CPU, DDP over gloo)."""
@@ -609,7 +678,10 @@ def _training_args(
         logging_strategy="steps",
         logging_steps=1,
         logging_nan_inf_filter=False,
-        save_strategy="no",
+        # a resumable checkpoint (weights, optimizer, schedule, RNG) at every evaluation step
+        save_strategy="steps" if checkpoint_every else "no",
+        save_steps=checkpoint_every or 500,
+        save_total_limit=1,
         eval_strategy="no",
         report_to="none",
         disable_tqdm=True,  # the ProgressCallback is added back only when progress is asked for
@@ -756,8 +828,21 @@ def train_reranker(
             "pairs": objective.pair_count(batch),
         }
 
+    resumable = processes.world == 1
+    fingerprint = stable_hash(
+        [
+            asdict(config),
+            base_model,
+            [asdict(t) for t in triples],
+            sorted(documents),
+            None if dev is None else [dev.depth, dev.bm25_weight, sorted(dev.run)],
+        ]
+    )
     with _staging(out_dir, processes.main) as staged:
-        staged.mkdir()
+        resume = _resume_point(staged, fingerprint) if processes.main else None
+        if not processes.main:
+            staged.mkdir()
+        resume = resume if resumable else None
         model_dir = staged / MODEL_DIR
 
         def measure(step: int) -> dict[str, Any]:
@@ -785,16 +870,38 @@ def train_reranker(
             return {"saved": True, "weights_sha256": weights_sha256(model_dir)}
 
         train_started = time.perf_counter()
+        done = 0
+        if resume is not None:
+            done = int(resume.name.rpartition("-")[2])
+            logger.info("resuming training from %s (step %d of %d)", resume, done, total)
+            notes.append(f"resumed from the checkpoint of step {done} left by an interrupted run")
+        old_steps = _logged_until(staged / TRAIN_LOG, done)
+        old_evals = _logged_until(staged / EVAL_LOG, done)
         with (
-            open(staged / TRAIN_LOG, "w", encoding="utf-8") as train_log,
-            open(staged / EVAL_LOG, "w", encoding="utf-8") as eval_log,
+            open(staged / TRAIN_LOG, "a", encoding="utf-8") as train_log,
+            open(staged / EVAL_LOG, "a", encoding="utf-8") as eval_log,
         ):
             step_log = StepLog(train_log, extra=step_fields, loss_of=losses.get)
-            evaluation = DevEvaluation(measure, keep, config.eval_every, eval_log)
+            step_log.records.extend(old_steps)
+            if old_steps and old_steps[0]["step"] == 1:
+                first["loss"] = old_steps[0]["loss"]
+            evaluation = DevEvaluation(
+                measure, keep, config.eval_every, eval_log, after_checkpoint=resumable
+            )
+            evaluation.restore(old_evals)
+            if evaluation.best_step == 0 and not model_dir.is_dir() and dev is not None:
+                keep(0)  # the starting model (loaded above) was the best so far
             rng = torch.get_rng_state()
             trainer = PlannedCrossEncoderTrainer(
                 model=cross_encoder,
-                args=_training_args(config, device, staged / "_trainer", total, processes.world),
+                args=_training_args(
+                    config,
+                    device,
+                    staged / "_trainer",
+                    total,
+                    processes.world,
+                    checkpoint_every=config.eval_every if resumable else None,
+                ),
                 train_dataset=dataset,
                 loss=objective.make_loss(cross_encoder),
                 # only rank 0 evaluates and logs; the other ranks train in step with it
@@ -810,7 +917,7 @@ def train_reranker(
             torch.set_rng_state(rng)
             quiet_trainer(trainer, progress)
             try:
-                trainer.train()
+                trainer.train(resume_from_checkpoint=str(resume) if resume else None)
             except NonFiniteLossError as stop:
                 note = (
                     f"loss is {stop.value} at step {stop.step}: training stopped before that update"
@@ -820,6 +927,7 @@ def train_reranker(
                 evaluation.finish(int(trainer.state.global_step))
             final_step = int(trainer.state.global_step)
         shutil.rmtree(staged / "_trainer", ignore_errors=True)
+        (staged / RESUME_FILE).unlink(missing_ok=True)
         if not processes.main:
             return shared_result(None)
         evals = evaluation.records
