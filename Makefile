@@ -32,7 +32,7 @@ test: setup
 
 # The unit tier: no JVM, no model loaded or trained, no pipeline, server or browser (<= 60 s).
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not integration" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The default tier in a random order (the seed is printed; rerun one with PYTEST_ARGS=-p ...).
 test-random: setup

@@ -192,20 +192,11 @@ def _run_experiment(args: argparse.Namespace) -> int:
 
         print(plan_text(config, variants, root))
         return 0
-    from inpars_core.experiments.lock import experiment_lock
+    from inpars_core.experiments.lock import experiment_session
     from inpars_core.experiments.runner import ExperimentRunner
 
-    with experiment_lock(root):  # one writer per experiment folder, refused at once otherwise
-        log_handler = logging.FileHandler(root / "run.log")
-        log_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
-        logging.getLogger().addHandler(log_handler)
-        try:
-            summary = ExperimentRunner(config, Path(args.runs_dir), _bar_progress).run(variants)
-        finally:
-            logging.getLogger().removeHandler(log_handler)
-            log_handler.close()
+    with experiment_session(root):  # the lock (one writer, refused at once) and run.log
+        summary = ExperimentRunner(config, Path(args.runs_dir), _bar_progress).run(variants)
     print(to_markdown(summary))
     print(f"summary: {root / 'summary.json'} and {root / 'summary.md'}")
     print(f"inspect it: .venv/bin/inpars dashboard --runs-dir {args.runs_dir}")

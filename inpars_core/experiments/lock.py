@@ -111,3 +111,18 @@ def _stat(path: Path) -> os.stat_result | None:
         return path.stat()
     except FileNotFoundError:
         return None
+
+
+@contextlib.contextmanager
+def experiment_session(root: Path) -> Iterator[None]:
+    """What ``inpars run`` holds while it runs an experiment: :func:`experiment_lock` on its
+    folder, and every log record also written to ``root/run.log``."""
+    with experiment_lock(root):
+        handler = logging.FileHandler(Path(root) / "run.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        try:
+            yield
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
