@@ -141,3 +141,29 @@ def test_evaluate_and_compare_read_run_artifacts(tiny_dir: Path, tmp_path: Path,
     assert "expected a run artifact for --run, found a evaluation artifact" in (
         capsys.readouterr().err
     )
+
+
+def _run_artifact(folder: Path, run: Run, corpus: str) -> Path:
+    folder.mkdir()
+    write_trec_run(run, folder / "run.trec")
+    record = {"dataset": f"d-{corpus}", "corpus_sha256": corpus}
+    write_stage_meta(folder, stage="retrieve", type="run", config={}, inputs=record)
+    return folder
+
+
+def test_fuse_carries_the_corpus_of_its_runs_and_refuses_two_corpora(
+    tmp_path: Path, capsys
+) -> None:
+    """A fused run is checked against the dataset it is used with like any run: it records
+    the corpus its inputs share, and runs of two corpora are not fused."""
+    reranked_run, first_run = _runs()
+    a = _run_artifact(tmp_path / "a", reranked_run, "c1")
+    b = _run_artifact(tmp_path / "b", first_run, "c1")
+    assert main(["fuse", "--runs", str(a), str(b), "--out", str(tmp_path / "ab")]) == 0
+    meta = json.loads((tmp_path / "ab" / "meta.json").read_text())
+    assert meta["inputs"]["corpus_sha256"] == "c1" and meta["inputs"]["dataset"] == "d-c1"
+    other = _run_artifact(tmp_path / "other", first_run, "c2")
+    capsys.readouterr()
+    assert main(["fuse", "--runs", str(a), str(other), "--out", str(tmp_path / "bad")]) == 2
+    assert "expected runs of one corpus, found runs of 2" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from inpars_core.errors import ConfigError
+from inpars_core.errors import ConfigError, InputFormatError
 from inpars_core.options import NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, option, validate
 from inpars_core.records import Run
 from inpars_core.stages.common import Progress
@@ -105,7 +105,7 @@ def run(
         stage=NAME,
         type=OUTPUT,
         config={**vars(config), "depth": depth},
-        inputs={"runs": [input_artifact(path) for path in inputs.runs]},
+        inputs={**_shared_dataset(inputs), "runs": [input_artifact(path) for path in inputs.runs]},
         counts={"runs": len(runs), "queries": len(fused), "lines": run_size(fused)},
         started=started,
     )
@@ -124,6 +124,33 @@ def interpolate(runs: list[Run], depth: int, weight: float) -> Run:
     reranked, first = runs
     fused = interpolate_with_first_stage(top_k(reranked, depth), first, weight)
     return with_first_stage_tail(fused, first, depth)
+
+
+#: What a run artifact's meta.json records of its dataset (see ``common.dataset_record``).
+_DATASET_KEYS = ("dataset", "dataset_path", "dataset_hash", "corpus_sha256")
+
+
+def _shared_dataset(inputs: Inputs) -> dict[str, object]:
+    """The dataset record the input run artifacts agree on, carried into the fused run's meta
+    (so the fused run is checked like any other against the dataset it is used with). Runs of
+    two different corpora are refused; plain run files record nothing."""
+    found: dict[str, dict[str, object]] = {}
+    for path in inputs.runs:
+        artifact = read_artifact(Path(path)) if Path(path).is_dir() else None
+        recorded = (artifact.meta.get("inputs") or {}) if artifact else {}
+        if recorded.get("corpus_sha256"):
+            found[str(path)] = {k: recorded.get(k) for k in _DATASET_KEYS if k in recorded}
+    corpora = {record["corpus_sha256"] for record in found.values()}
+    if len(corpora) > 1:
+        listed = "; ".join(
+            f"{p}: {r.get('dataset')} ({r['corpus_sha256']})" for p, r in found.items()
+        )
+        raise InputFormatError(
+            inputs.runs[0],
+            f"--runs: expected runs of one corpus, found runs of {len(corpora)} ({listed})",
+            fix="fuse runs retrieved from the same dataset",
+        )
+    return next(iter(found.values()), {})
 
 
 def _rerank_depth(inputs: Inputs) -> int:
