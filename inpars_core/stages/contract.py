@@ -285,6 +285,11 @@ def publish(out: Path, expected_type: str, carry: Sequence[str] = ()) -> Iterato
     work = partial_dir(out)
     if work.exists():
         logger.info("resuming from %s", work)
+        # A process killed inside an atomic write (artifacts.atomic_path) leaves its temporary
+        # folder; it holds no complete file to resume from and must not be published.
+        for stale in work.glob(".*.tmp"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     for name in carry if existing is not None else ():
         if (out / name).is_file() and not (work / name).exists():

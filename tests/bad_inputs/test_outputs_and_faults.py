@@ -599,3 +599,162 @@ def test_training_killed_after_a_checkpoint_resumes_from_it(work: Path):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3
     assert not (work / ".killed.partial").exists()
     assert not list(out.rglob("checkpoint-*")) and not (out / "resume.txt").exists()
+
+
+# ------------------------------------------------------------- kill -9 during a long stage
+
+
+def _big_work(work: Path, documents: int, queries: int) -> Path:
+    """A BEIR folder of ``documents`` distinct documents, a queries JSONL of ``queries`` rows
+    written from them and a BM25-like run (each query, its source and two others): inputs large
+    enough that a stage is still running when it is killed."""
+    words = ["aspirin", "statins", "coffee", "vitamin", "heart", "cholesterol", "winter",
+             "rhythm", "risk", "adults"]  # fmt: skip
+    corpus = [
+        {"_id": f"d{i}", "title": f"Doc {i}",
+         "text": " ".join(words[(i * k) % len(words)] for k in range(1, 40)) + f" item{i}"}
+        for i in range(documents)
+    ]  # fmt: skip
+    write_beir(work / "big", corpus, TINY_QUERIES, {"test": "q1\td1\t1\n"})
+    rows = [
+        {"query_id": f"s{i}", "doc_id": f"d{i % documents}",
+         "text": f"what about {words[i % 10]} {words[(i // 10) % 10]} case {i} now",
+         "raw_output": "x", "prompt_id": "p", "prompt_hash": "h", "backend": "openai",
+         "model": "m", "seed": 0}
+        for i in range(queries)
+    ]  # fmt: skip
+    (work / "big-queries.jsonl").write_text(_jsonl(rows))
+    run = "".join(
+        f"s{i} Q0 d{(i + j) % documents} {j + 1} {10.0 - j} bm25\n"
+        for i in range(queries)
+        for j in range(3)
+    )
+    (work / "big-run.trec").write_text(run)
+    return work
+
+
+def _kill_mid_run(args: list, out: Path, cwd: Path, env: dict | None = None) -> None:
+    """Start ``inpars ARGS --out OUT``, SIGKILL it once its ``.<out>.partial`` folder exists
+    (plus a moment, so the stage is at work), and check it was still running then and that
+    ``out`` was not published."""
+    partial = out.with_name(f".{out.name}.partial")
+    command = [*CLI, *map(str, args), "--out", str(out)]
+    first = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first.poll() is None and not partial.exists():
+            time.sleep(0.02)
+        time.sleep(0.05)
+        still_running = first.poll() is None
+        first.kill()  # SIGKILL
+        _, err = first.communicate()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert still_running, (
+        f"the command ended before the kill (rc {first.returncode}): {err[-2000:]}"
+    )
+    assert first.returncode == -9
+    assert partial.is_dir(), "the kill landed before the stage started"
+    assert not out.exists(), "a killed command published its output"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """relative path -> bytes of every file under ``folder`` (meta.json apart)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "meta.json"
+    }
+
+
+def _assert_same_artifact(out: Path, whole: Path) -> None:
+    """``out`` holds what an uninterrupted run wrote: the same files, bytes and counts, no
+    duplicated line, and no partial folder is left beside it."""
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == sorted(
+        p.relative_to(whole) for p in whole.rglob("*")
+    ), "the rerun's artifact holds other files than an uninterrupted run's"
+    assert _files(out) == _files(whole)
+    mine, theirs = (json.loads((f / "meta.json").read_text()) for f in (out, whole))
+    assert mine["counts"] == theirs["counts"] and mine["type"] == theirs["type"]
+    for path in out.glob("*.jsonl"):
+        lines = path.read_text().splitlines()
+        assert len(lines) == len(set(lines)), f"{path.name} holds duplicated lines"
+    assert not out.with_name(f".{out.name}.partial").exists()
+
+
+def _filter_args(work: Path) -> list:
+    return ["filter", "--queries", work / "big-queries.jsonl", "--dataset", work / "big"]
+
+
+def _triples_args(work: Path) -> list:
+    return ["triples", "--dataset", work / "big", "--run", work / "big-run.trec",
+            "--queries", work / "big-queries.jsonl", "--seed", "1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", ["filter", "triples"])
+def test_kill_during_stage_then_rerun_loses_and_duplicates_nothing(work: Path, stage: str):
+    """kill -9 while ``inpars filter`` / ``inpars triples`` runs: --out is not published; the
+    rerun (over the leftover partial folder) ends with exactly an uninterrupted run's artifact."""
+    _big_work(work, documents=200, queries=20000)
+    args = _filter_args(work) if stage == "filter" else _triples_args(work)
+    whole = run_cli([*args, "--out", work / "whole"], work)
+    assert whole.code == 0, whole.stderr[-3000:]
+
+    out = work / "killed"
+    _kill_mid_run(args, out, work)
+    again = run_cli([*args, "--out", out], work)
+    assert again.code == 0, again.stderr[-3000:]
+    _assert_same_artifact(out, work / "whole")
+
+
+@pytest.mark.parametrize("stage", ["filter", "triples"])
+def test_kill_during_an_atomic_write_leaves_no_stray_file_in_the_rerun(work: Path, stage: str):
+    """A kill inside an atomic write leaves its temporary folder (``.<file>.<random>.tmp``) in
+    the partial folder; the rerun must not publish it inside the artifact."""
+    _big_work(work, documents=20, queries=50)
+    args = _filter_args(work) if stage == "filter" else _triples_args(work)
+    whole = run_cli([*args, "--out", work / "whole"], work)
+    assert whole.code == 0, whole.stderr[-3000:]
+
+    out = work / "killed"
+    data = "queries.jsonl" if stage == "filter" else "triples.jsonl"
+    stray = work / ".killed.partial" / f".{data}.k9x2.tmp"
+    stray.mkdir(parents=True)
+    (stray / data).write_text((work / "whole" / data).read_text()[:100])  # cut mid-line
+    again = run_cli([*args, "--out", out], work)
+    assert again.code == 0, again.stderr[-3000:]
+    _assert_same_artifact(out, work / "whole")
+
+
+@pytest.mark.integration
+def test_kill_during_dense_index_then_rerun_loses_nothing(work: Path, tmp_path: Path):
+    """kill -9 while ``inpars dense-index`` encodes (fresh cache): --out is not published; the
+    rerun ends with the embeddings and ids of an uninterrupted run (its own cache)."""
+    import numpy as np
+
+    _big_work(work, documents=800, queries=1)
+    args = ["dense-index", "--dataset", work / "big", "--model", "minilm", "--max-length", "32",
+            "--no-progress"]  # fmt: skip
+    env = dict(os.environ, INPARS_CACHE_DIR=str(tmp_path / "cache-whole"))
+    whole = run_cli([*args, "--out", work / "whole"], work, env)
+    assert whole.code == 0, whole.stderr[-3000:]
+
+    env["INPARS_CACHE_DIR"] = str(tmp_path / "cache-killed")
+    out = work / "killed"
+    _kill_mid_run(args, out, work, env)
+    again = run_cli([*args, "--out", out], work, env)
+    assert again.code == 0, again.stderr[-3000:]
+    assert "reusing dense index" not in again.stderr  # the killed encoding was not kept
+    assert (out / "doc_ids.json").read_bytes() == (work / "whole" / "doc_ids.json").read_bytes()
+    mine, theirs = np.load(out / "embeddings.npy"), np.load(work / "whole" / "embeddings.npy")
+    assert mine.shape == theirs.shape == (800, mine.shape[1])
+    assert np.allclose(mine, theirs, atol=1e-5)
+    a, b = (json.loads((f / "meta.json").read_text()) for f in (out, work / "whole"))
+    assert a["counts"] == b["counts"] == {"documents": 800, "dimension": mine.shape[1]}
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in (work / "whole").iterdir()
+    )
+    assert not (work / ".killed.partial").exists()
