@@ -26,7 +26,7 @@ from inpars_core.artifacts import (
     to_jsonable,
     write_json,
 )
-from inpars_core.stages.contract import Artifact
+from inpars_core.stages.contract import Artifact, discard_torn_writes
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class StageStore:
             return StageResult(name, key, folder, json.loads(meta_path.read_text()), ran=False)
         work = folder.with_name(key + ".work")
         resumed = work.exists()
+        if resumed:
+            discard_torn_writes(work)
         work.mkdir(parents=True, exist_ok=True)
         logger.info("stage %s: %s (%s)", name, "resuming" if resumed else "running", key)
         meta = StageMeta(stage=name, config=params, inputs=input_keys)

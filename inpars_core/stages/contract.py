@@ -239,6 +239,15 @@ def input_artifact(path: str | Path) -> dict[str, Any]:
     return record
 
 
+def discard_torn_writes(work: Path) -> None:
+    """Remove what a process killed inside an atomic write (``artifacts.atomic_path``) left in a
+    work folder: its temporary ``.*.tmp`` folders hold no complete file to resume from and must
+    never be published with the artifact."""
+    for stale in Path(work).glob(".*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def partial_dir(out: Path) -> Path:
     """Where ``out`` is built before it is published: ``.<name>.partial`` beside it; it
     survives a crash so the next attempt resumes from its item-level files."""
@@ -285,11 +294,7 @@ def publish(out: Path, expected_type: str, carry: Sequence[str] = ()) -> Iterato
     work = partial_dir(out)
     if work.exists():
         logger.info("resuming from %s", work)
-        # A process killed inside an atomic write (artifacts.atomic_path) leaves its temporary
-        # folder; it holds no complete file to resume from and must not be published.
-        for stale in work.glob(".*.tmp"):
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
+        discard_torn_writes(work)
     work.mkdir(parents=True, exist_ok=True)
     for name in carry if existing is not None else ():
         if (out / name).is_file() and not (work / name).exists():
