@@ -2,7 +2,9 @@
 
 Each section maps to a frozen dataclass; unknown keys and values of the wrong type are refused
 with the dotted key path (``finetune.lr``). Variants are named sets of dotted overrides applied
-on top of the base config (``[variants.balanced] "negatives.count" = 1``).
+on top of the base config (``[variants.balanced] "negatives.count" = 1``). A ``[sweep]`` table
+expands a grid of values into more such variants (:mod:`inpars_core.experiments.sweep`), each
+validated exactly like a hand-written one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inpars_core.errors import ConfigError
+from inpars_core.experiments.sweep import (
+    Sweep,
+    describe_overrides,
+    expand,
+    read_grid,
+    sweep_keys,
+    toml_value,
+)
 from inpars_core.options import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
@@ -232,7 +242,12 @@ EvaluationSection = section(
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole experiment."""
+    """A whole experiment.
+
+    ``variants`` maps each variant's name to its dotted overrides: the hand-written
+    ``[variants.NAME]`` tables first, then the cells of ``[sweep]`` in grid order; ``sweep``
+    keeps the grid as written and the names of the variants it expanded to.
+    """
 
     experiment: ExperimentSection = field(default_factory=ExperimentSection)
     dataset: DatasetSection = field(default_factory=DatasetSection)
@@ -246,13 +261,15 @@ class ExperimentConfig:
     dense: DenseSection = field(default_factory=DenseSection)
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sweep: Sweep = field(default_factory=Sweep)
 
     def variant(self, name: str) -> ExperimentConfig:
-        """This config with a variant's overrides applied (no variants inside)."""
+        """This config with a variant's overrides applied (no variants or sweep inside)."""
         if name not in self.variants:
             raise ConfigError(f"unknown variant {name!r}; known: {', '.join(self.variants)}")
         raw = dataclasses.asdict(self)
         raw.pop("variants")
+        raw.pop("sweep")
         for key in _FROM_BM25.values():  # set from [bm25] again below
             raw["filters"].pop(key)
         for dotted, value in self.variants[name].items():
@@ -264,8 +281,12 @@ class ExperimentConfig:
             raise ConfigError(f"variants.{name}: {exc}") from None
 
 
+#: Tables of an experiment TOML that are not a section of settings.
+_NOT_SECTIONS = ("variants", "sweep")
 _SECTIONS = {
-    name: annotation for name, annotation in hints(ExperimentConfig).items() if name != "variants"
+    name: annotation
+    for name, annotation in hints(ExperimentConfig).items()
+    if name not in _NOT_SECTIONS
 }
 
 
@@ -355,11 +376,12 @@ def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
     prefix = f"{where}: " if where else ""
     sections = {}
     for name, value in raw.items():
-        if name == "variants":
+        if name in _NOT_SECTIONS:
             continue
         if name not in _SECTIONS:
             raise ConfigError(
-                f"{prefix}[{name}]: unknown section; known: {', '.join([*_SECTIONS, 'variants'])}"
+                f"{prefix}[{name}]: unknown section; known: "
+                f"{', '.join([*_SECTIONS, *_NOT_SECTIONS])}"
             )
         sections[name] = _build_section(_resolve_type(_SECTIONS[name]), value, name)
     variants = raw.get("variants", {})
@@ -370,7 +392,21 @@ def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
         sections.get("filters", filter_stage.Config()),
         **{key: getattr(bm25, name) for name, key in _FROM_BM25.items()},
     )
-    config = ExperimentConfig(**sections, variants={k: dict(v) for k, v in variants.items()})
+    grid = read_grid(raw["sweep"], _SECTIONS) if "sweep" in raw else {}
+    cells = expand(grid)
+    for name, overrides in cells.items():
+        if name in variants:
+            raise ConfigError(
+                f"{sweep_keys(overrides)}: the cell {describe_overrides(overrides)} is named "
+                f"{name!r}, like the "
+                f"hand-written [variants.{name}]. Fix: rename [variants.{name}] (names starting "
+                "with 'sweep-' are the sweep's)"
+            )
+    config = ExperimentConfig(
+        **sections,
+        variants={**{k: dict(v) for k, v in variants.items()}, **cells},
+        sweep=Sweep(grid, tuple(cells)),
+    )
     _validate(config)
     for name, overrides in variants.items():
         if not isinstance(overrides, dict):
@@ -383,7 +419,25 @@ def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
                     f"section among {', '.join(_SECTIONS)}"
                 )
         config.variant(name)  # validates the overrides
+    for name, overrides in cells.items():
+        _check_cell(config, name, overrides)
     return config
+
+
+def _check_cell(config: ExperimentConfig, name: str, overrides: dict[str, Any]) -> None:
+    """Validate one sweep cell exactly as a hand-written variant; the error names the sweep key
+    it mentions (every key of the cell when it mentions none, e.g. a combination refused)."""
+    try:
+        config.variant(name)
+    except ConfigError as exc:
+        text = str(exc).removeprefix(f"variants.{name}: ")
+        blamed = [key for key in overrides if key in text] or list(overrides)
+        if "Fix:" not in text:
+            values = " or ".join(f"{toml_value(overrides[k])} in sweep.{k}" for k in blamed)
+            text += f". Fix: correct or remove {values}"
+        raise ConfigError(
+            f"{sweep_keys(blamed)}: variant {name!r} ({describe_overrides(overrides)}): {text}"
+        ) from None
 
 
 def _validate(config: ExperimentConfig) -> None:

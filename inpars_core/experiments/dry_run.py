@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars_core.experiments.config import ExperimentConfig
+from inpars_core.experiments.sweep import describe_overrides, toml_value
 
 
 def estimate_generation(config: ExperimentConfig) -> dict[str, Any]:
@@ -126,15 +127,35 @@ def describe_model_selection(config: ExperimentConfig) -> str:
     return f"model selection: dev = {mode}: {what}; scored as {system}; keep = {section.keep}"
 
 
+def variant_lines(config: ExperimentConfig, variants: list[str] | None) -> list[str]:
+    """One line per variant that would run (``variants``, else all of them), with its overrides;
+    a sweep's cells are marked, after a line giving the grid."""
+    lines = []
+    if config.sweep.grid:
+        grid = " × ".join(f"{key} {toml_value(list(v))}" for key, v in config.sweep.grid.items())
+        lines.append(f"sweep: {grid} = {len(config.sweep.variants)} variants")
+    for name in variants or config.variants:
+        mark = " (sweep)" if name in config.sweep.variants else ""
+        lines.append(f"  variant {name}{mark}: {describe_overrides(config.variants[name])}")
+    return lines
+
+
+def _variant_count(config: ExperimentConfig, variants: list[str] | None) -> str:
+    count = len(variants or config.variants)
+    return f"{count} variant{'s' if count > 1 else ''}" if count else "variant default"
+
+
 def plan_text(config: ExperimentConfig, variants: list[str] | None, root: object) -> str:
-    """What ``inpars run --dry-run`` prints: the plan, the generation estimate and how the
-    fine-tuned step is selected (refusing label sources the data lacks)."""
+    """What ``inpars run --dry-run`` prints: the plan, each variant with its overrides (a
+    sweep's cells too), the generation estimate and how the fine-tuned step is selected
+    (refusing label sources the data lacks)."""
     estimate = estimate_generation(config)
     selection = describe_model_selection(config)
     lines = [
-        f"experiment {config.experiment.name}: dataset {config.dataset.name}, variants "
-        f"{', '.join(variants or config.variants) or 'default'}, depths "
-        f"{list(config.rerank.depths)}, runs in {root}",
+        f"experiment {config.experiment.name}: dataset {config.dataset.name}, "
+        f"{_variant_count(config, variants)}, depths {list(config.rerank.depths)}, "
+        f"runs in {root}",
+        *variant_lines(config, variants),
         f"generation: {config.generator.backend}/{config.generator.model}, "
         f"{estimate['documents']} documents; {estimate['basis']}",
     ]

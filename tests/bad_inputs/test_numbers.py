@@ -64,7 +64,7 @@ def _toml_cases() -> list:
     skipped = set(experiment_config._FROM_BM25.values())  # [filters] keys set from [bm25]
     sections = options.hints(experiment_config.ExperimentConfig)
     for section, annotation in sections.items():
-        if section == "variants":
+        if section in experiment_config._NOT_SECTIONS:  # [variants.*] and [sweep]
             continue
         for field, check in _checked_fields(annotation):
             if section == "filters" and field.name in skipped:
