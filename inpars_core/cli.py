@@ -182,7 +182,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
     from inpars_core.experiments.config import load_config
     from inpars_core.experiments.summary import to_markdown
 
-    config = load_config(Path(args.config))
+    config = load_config(Path(args.config), args.profile)
     variants = args.variant or None
     for name in variants or []:
         config.variant(name)  # unknown names fail before anything runs
@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run an experiment config (TOML): every stage, cached")
     p.add_argument("config")
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
+    p.add_argument("--profile", help="apply the config's [profiles.NAME] (e.g. cpu, full)")
     p.add_argument("--dry-run", action="store_true", help="plan and cost estimate only")
     p.add_argument("--runs-dir", default="runs")
 

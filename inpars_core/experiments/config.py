@@ -186,7 +186,10 @@ RerankSection = section(
     """Reranking BM25's top-k of the test queries at each of ``depths``. ``bm25_weight`` is the
     weight of the (min-max normalised) BM25 score in ``(1 - w) * model + w * BM25`` (the fuse
     stage's interpolation); 0 is the pure reranker. With w > 0 the summary shows both rows, and
-    the dev criterion that picks the fine-tuned step interpolates the same way.""",
+    the dev criterion that picks the fine-tuned step interpolates the same way.
+    ``depth_queries`` (one count per depth) reranks only the first N test queries at a depth
+    (e.g. depth 1000 on 50 queries: 10x the pairs of depth 100); every row at that depth is
+    evaluated on those queries.""",
     (rerank.Config, ("max_length", "batch_size", "precision", "pair_encoding")),
     defaults={"max_length": 128},
     extra=(
@@ -199,6 +202,15 @@ RerankSection = section(
             "bm25_weight",
             float,
             option(0.0, "weight of BM25 in the interpolated rows (0: none)", check=PROBABILITY),
+        ),
+        (
+            "depth_queries",
+            tuple[int, ...],
+            option(
+                (),
+                "rerank only the first N test queries at each depth (one N per depth; empty: all)",
+                check=POSITIVE_INT,
+            ),
         ),
     ),
 )
@@ -486,6 +498,13 @@ def _validate(config: ExperimentConfig) -> None:
         ),
         (config.bm25.k >= max(config.rerank.depths), "bm25.k: must be >= the largest rerank depth"),
         (
+            not config.rerank.depth_queries
+            or len(config.rerank.depth_queries) == len(config.rerank.depths),
+            f"rerank.depth_queries: expected one query count per depth {list(config.rerank.depths)}"
+            f", found {list(config.rerank.depth_queries)}. Fix: e.g. depths = [100, 1000] with "
+            "depth_queries = [100, 50], or remove depth_queries (every depth on every query)",
+        ),
+        (
             config.finetune.objective in ("hf-default", "bce", "ce2", "lce", "margin-mse"),
             "finetune.objective: expected hf-default, bce, ce2, lce or margin-mse",
         ),
@@ -518,8 +537,43 @@ def _check_names(config: ExperimentConfig) -> None:
         )
 
 
-def load_config(path: Path) -> ExperimentConfig:
-    """Read and validate an experiment TOML file; errors name the file and the key."""
+def apply_profile(raw: dict[str, Any], profile: str | None, where: str) -> dict[str, Any]:
+    """``raw`` without its ``[profiles]`` table, with ``[profiles.<profile>]``'s dotted
+    overrides (``"rerank.depths" = [100, 1000]``) applied when ``profile`` is given.
+
+    A profile is a whole-experiment size or setting (e.g. ``cpu`` vs ``full``) kept in the same
+    file; it usually renames the experiment so both profiles' runs live side by side."""
+    raw = dict(raw)
+    profiles = raw.pop("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(
+            f'{where}: [profiles]: expected tables such as [profiles.NAME] of "section.key" = value'
+        )
+    if profile is None:
+        return raw
+    if profile not in profiles:
+        known = ", ".join(profiles) or "none (the file has no [profiles.NAME] table)"
+        raise ConfigError(
+            f"{where}: unknown profile {profile!r}; known: {known}. Fix: --profile with one of "
+            "those, or leave --profile out for the file's own settings"
+        )
+    for dotted, value in profiles[profile].items():
+        section, _, key = dotted.partition(".")
+        if section not in _SECTIONS or not key:
+            raise ConfigError(
+                f'{where}: profiles.{profile}.{dotted}: expected "section.key" with a section '
+                f"among {', '.join(_SECTIONS)}"
+            )
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}]: expected a table, found {table!r}")
+        raw[section] = {**table, key: value}
+    return raw
+
+
+def load_config(path: Path, profile: str | None = None) -> ExperimentConfig:
+    """Read and validate an experiment TOML file (with ``[profiles.<profile>]`` applied when
+    ``profile`` is given); errors name the file and the key."""
     path = Path(path)
     fix = "give an experiment TOML file such as configs/scifact-smoke.toml"
     if path.is_dir():
@@ -539,7 +593,9 @@ def load_config(path: Path) -> ExperimentConfig:
             f"{path}: expected an experiment config, found an empty file (a run would use "
             f"every default). Fix: {fix}, with at least [experiment] name"
         )
+    raw = apply_profile(raw, profile, str(path))
     try:
         return _build(raw)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        where = f"{path} (profile {profile})" if profile else str(path)
+        raise ConfigError(f"{where}: {exc}") from None

@@ -34,6 +34,8 @@ class Row:
     training: dict[str, Any] = field(default_factory=dict)
     #: stage name -> artifact folder (relative to the experiment folder) this row was made from
     stages: dict[str, str] = field(default_factory=dict)
+    #: evaluated on the first N test queries only (``rerank.depth_queries``); None: all of them
+    queries: int | None = None
 
 
 def with_bm25(name: str, weight: float) -> str:

@@ -109,11 +109,24 @@ class ExperimentRunner:
         """Whether the collection has judged training queries (``dataset.train_split``)."""
         return self.dataset.has_split(self.config.dataset.train_split)
 
-    def test_queries(self) -> dict[str, Query]:
-        """Test queries (a deterministic first-N subset when max_test_queries is set)."""
+    def test_queries(self, count: int | None = None) -> dict[str, Query]:
+        """Test queries (a deterministic first-N subset when max_test_queries is set), or the
+        first ``count`` of them."""
         queries = self.dataset.split_queries(self.config.dataset.test_split)
         limit = self.config.dataset.max_test_queries
-        return dict(list(queries.items())[:limit]) if limit else queries
+        chosen = dict(list(queries.items())[:limit]) if limit else queries
+        return dict(list(chosen.items())[:count]) if count else chosen
+
+    def depth_query_count(self, config: ExperimentConfig, depth: int) -> int | None:
+        """How many test queries (the first N) are reranked at ``depth``: ``rerank.depth_queries``
+        for that depth, within ``dataset.max_test_queries``; None means every test query."""
+        limit = config.dataset.max_test_queries
+        counts = dict(zip(config.rerank.depths, config.rerank.depth_queries, strict=False))
+        count = counts.get(depth)
+        if count is None:
+            return limit
+        count = min(count, limit) if limit else count
+        return count if count < len(self.test_queries()) else limit
 
     def dev_mode(self, config: ExperimentConfig) -> str:
         """``[finetune] dev`` resolved: "auto" is "train" with train qrels, else "synthetic"."""
@@ -494,18 +507,20 @@ class ExperimentRunner:
             for key, value in _params(section).items()
             if key not in ("depths", "bm25_weight")
         }
-        params.update(depth=depth, queries=self.queries_key(self.test_queries()))
+        count = self.depth_query_count(config, depth)
+        params.update(depth=depth, queries=self.queries_key(self.test_queries(count)))
         return self.store.run(
             "rerank",
             params,
             {"model": model_key, "bm25": bm25_test},
             lambda work: rerank.run(
-                stage_config, self.rerank_inputs(model, bm25_test), work, self.progress
+                stage_config, self.rerank_inputs(model, bm25_test, count), work, self.progress
             ),
         )
 
-    def rerank_inputs(self, model: str, bm25_test: StageResult) -> Any:
-        """What a rerank of the test queries reads: BM25's test run and ``model``."""
+    def rerank_inputs(self, model: str, bm25_test: StageResult, count: int | None) -> Any:
+        """What a rerank of the first ``count`` test queries (None: all) reads: BM25's test run
+        and ``model``."""
         from inpars_core.stages import rerank
 
         return rerank.Inputs(
@@ -513,7 +528,7 @@ class ExperimentRunner:
             run=str(bm25_test.path),
             model=model,
             split=self.config.dataset.test_split,
-            max_queries=self.config.dataset.max_test_queries or None,
+            max_queries=count or None,
         )
 
     def interpolate(
@@ -547,16 +562,17 @@ class ExperimentRunner:
         stage_config = rerank.Config(
             family="bi-encoder", depth=depth, max_length=config.dense.max_length, batch_size=64
         )
+        count = self.depth_query_count(config, depth)
         return self.store.run(
             "dense-rerank",
             {
                 "max_length": config.dense.max_length,
                 "depth": depth,
-                "queries": self.queries_key(self.test_queries()),
+                "queries": self.queries_key(self.test_queries(count)),
             },
             {"model": model_key, "bm25": bm25_test},
             lambda work: rerank.run(
-                stage_config, self.rerank_inputs(model, bm25_test), work, self.progress
+                stage_config, self.rerank_inputs(model, bm25_test, count), work, self.progress
             ),
         )
 
@@ -612,6 +628,7 @@ class ExperimentRunner:
         weight = config.rerank.bm25_weight
         seconds = dict(extra.pop("stage_seconds", {}))
         lineage = [*extra.pop("lineage", []), bm25_test, stage]
+        extra.setdefault("queries", self.depth_query_count(config, depth))
         pure = Row(
             name,
             kind,
@@ -723,6 +740,7 @@ class ExperimentRunner:
                         depth,
                         stage.path / RUN_FILE,
                         family="bi-encoder",
+                        queries=self.depth_query_count(config, depth),
                         stage_seconds={"dense-rerank": stage.seconds},
                         stages=self.lineage(bm25_test, stage),
                     )
@@ -802,6 +820,7 @@ class ExperimentRunner:
                         depth,
                         stage.path / RUN_FILE,
                         family="bi-encoder",
+                        queries=self.depth_query_count(variant, depth),
                         variants=[name],
                         stage_seconds={
                             "dense-finetune": dense_tuned.seconds,
@@ -813,6 +832,15 @@ class ExperimentRunner:
                     )
                     dense_rows[dense_tuned.key].append(row)
                     rows.append(row)
+        all_queries = len(test_queries)
+        for count in sorted({row.queries for row in rows if row.queries}):
+            if count < all_queries:  # BM25 on the queries a depth reranks, for reference
+                rows.insert(
+                    1,
+                    dataclasses.replace(
+                        rows[0], name=f"BM25 [first {count} test queries]", queries=count
+                    ),
+                )
         for row in rows:  # a dense row shared by several variants names them all
             if row.family == "bi-encoder" and len(row.variants) > 1:
                 row.name += f" [same model for variants {', '.join(row.variants)}]"
@@ -827,6 +855,7 @@ class ExperimentRunner:
         table, per_query = summarize(
             rows,
             qrels,
+            query_order=list(test_queries),
             measures=config.evaluation.measures,
             depths=config.rerank.depths,
             holm_family=config.evaluation.holm_family,

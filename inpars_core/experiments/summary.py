@@ -125,6 +125,8 @@ def _comparisons(
         base = [i for i in at_depth if rows[i].is_baseline]
         if not base:
             continue
+        # compared on the same queries only (rows of one depth share rerank.depth_queries)
+        at_depth = [i for i in at_depth if rows[i].queries == rows[base[0]].queries]
         named = {str(i): evaluations[i] for i in at_depth}
         for measure in measures:
             result = compare(named, str(base[0]), measure)
@@ -159,6 +161,16 @@ def row_identity(index: int, row: Row) -> dict[str, Any]:
     }
 
 
+def row_qrels(row: Row, qrels: Qrels, query_order: Sequence[str] | None) -> Qrels:
+    """The judgements ``row`` is evaluated on: every query of ``qrels``, or the first
+    ``row.queries`` of ``query_order`` (the test queries in order) that ``qrels`` holds."""
+    if row.queries is None:
+        return qrels
+    order = list(query_order) if query_order is not None else list(qrels)
+    chosen = set(order[: row.queries])
+    return {q: judged for q, judged in qrels.items() if q in chosen}
+
+
 def _table(
     rows: Sequence[Row],
     qrels: Qrels,
@@ -167,10 +179,12 @@ def _table(
     family: str,
     costs: Mapping[str, float],
     per_query: list[tuple[int, str, str, float]] | None = None,
+    query_order: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate the rows on ``qrels``; append (row, query, measure, value) to ``per_query``."""
     evaluations = {
-        i: evaluate(read_trec_run(row.run_path), qrels, measures) for i, row in enumerate(rows)
+        i: evaluate(read_trec_run(row.run_path), row_qrels(row, qrels, query_order), measures)
+        for i, row in enumerate(rows)
     }
     comparisons = _comparisons(evaluations, rows, depths, measures, family)
     table: list[dict[str, Any]] = []
@@ -207,6 +221,7 @@ def _table(
             entry["generation_cost_usd"] = costs.get(row.variant, 0.0)
         if row.training:
             entry["training"] = row.training
+        entry["test_queries"] = len(ev.per_query)
         table.append(entry)
     return table
 
@@ -225,6 +240,7 @@ def summarize(
     costs: Mapping[str, float],
     overlap: Overlap,
     exclude_overlap: bool,
+    query_order: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], list[PerQueryValue]]:
     """The summary table of ``rows`` on ``qrels`` (a pure function of its arguments and the
     rows' run files): every row evaluated, compared with the baseline of its depth, Holm-corrected
@@ -239,7 +255,9 @@ def summarize(
         "holm_family": holm_family,
         "holm_family_text": holm_family_text(holm_family, depths, measures),
         "overlap": {**asdict(overlap), "text": overlap.describe()},
-        "rows": _table(rows, qrels, measures, depths, holm_family, costs, per_query["all"]),
+        "rows": _table(
+            rows, qrels, measures, depths, holm_family, costs, per_query["all"], query_order
+        ),
         "per_query_file": PER_QUERY_FILE,
     }
     if exclude_overlap:
@@ -248,7 +266,14 @@ def summarize(
         summary["no_overlap"] = {
             "test_queries": len(clean),
             "rows": _table(
-                rows, clean, measures, depths, holm_family, costs, per_query["no-overlap"]
+                rows,
+                clean,
+                measures,
+                depths,
+                holm_family,
+                costs,
+                per_query["no-overlap"],
+                query_order,
             ),
         }
     values = [(block, *value) for block, found in per_query.items() for value in found]
@@ -299,7 +324,9 @@ def write_summary(
         handle.write(to_markdown(summary))
 
 
-def _markdown_rows(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> list[str]:
+def _markdown_rows(
+    rows: Sequence[dict[str, Any]], measures: Sequence[str], total: int | None = None
+) -> list[str]:
     header = [
         "system",
         "kind",
@@ -312,7 +339,10 @@ def _markdown_rows(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> l
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
         name = f"**{row['system']}** (baseline)" if row.get("baseline") else row["system"]
-        cells = [name, row["kind"], "full" if row["depth"] is None else str(row["depth"])]
+        depth = "full" if row["depth"] is None else str(row["depth"])
+        if total is not None and row.get("test_queries", total) != total:
+            depth += f" ({row['test_queries']} queries)"
+        cells = [name, row["kind"], depth]
         for measure in measures:
             value = row["measures"][measure]
             delta = row.get("delta", {}).get(measure)
@@ -355,7 +385,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "",
         summary.get("overlap", {}).get("text", ""),
         "",
-        *_markdown_rows(summary["rows"], measures),
+        *_markdown_rows(summary["rows"], measures, summary["test_queries"]),
     ]
     if "no_overlap" in summary:
         block = summary["no_overlap"]
@@ -363,7 +393,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
             "",
             f"## Only the {block['test_queries']} test queries without overlap",
             "",
-            *_markdown_rows(block["rows"], measures),
+            *_markdown_rows(block["rows"], measures, block["test_queries"]),
         ]
     lines += [
         "",
