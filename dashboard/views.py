@@ -621,7 +621,8 @@ def overview_frames(
         numbers["wins/ties/losses nDCG@10"] = "/".join(map(str, wtl)) if wtl else ""
         shown[MODEL_KEPT] = kept_model_text(training)
         for k in (*TRAINING_FIELDS, "dev", "dev_queries", "kept_queries", "triples"):
-            numbers[k] = training.get(k)
+            value = training.get(k)  # pairs_per_epoch is a list: one cell "n0, n1, ..."
+            numbers[k] = ", ".join(map(str, value)) if isinstance(value, list) else value
         cost = row.get("generation_cost_usd")
         shown["cost US$"] = "" if cost is None else f"{cost:.4f}"
         numbers["generation_cost_usd"] = cost
@@ -633,7 +634,7 @@ def overview_frames(
         raw.append(numbers)
     numbers_frame = pd.DataFrame(raw)
     for column in ("best_step", "kept_step", "final_step", "dev_queries", "kept_queries",
-                   "triples"):  # fmt: skip
+                   "triples", "positives", "negatives"):  # fmt: skip
         if column in numbers_frame:  # whole numbers stay whole in the CSV beside empty cells
             numbers_frame[column] = numbers_frame[column].astype("Int64")
     return pd.DataFrame(display), numbers_frame
@@ -1081,6 +1082,7 @@ def training_for(labels: Sequence[str], stages: Mapping[str, StageInfo]) -> Trai
                 "objective": config.get("objective"),
                 "lr": config.get("lr"),
                 "steps": int(train["step"].max()) if len(train) else 0,
+                **trained_pairs(results),
                 "first loss": float(train["loss"].iloc[0]) if len(train) else None,
                 "last loss": float(train["loss"].iloc[-1]) if len(train) else None,
                 "dev nDCG@10 step 0": float(step0["nDCG@10"].iloc[0]) if len(step0) else None,
@@ -1103,6 +1105,19 @@ def training_for(labels: Sequence[str], stages: Mapping[str, StageInfo]) -> Trai
     train_long = pd.concat(trains, ignore_index=True) if trains else pd.DataFrame()
     eval_long = pd.concat(evals, ignore_index=True) if evals else pd.DataFrame()
     return train_long, eval_long, pd.DataFrame(table), notes
+
+
+def trained_pairs(counts: Mapping[str, Any]) -> dict[str, Any]:
+    """The (query, document) pairs a training run trained on, from its meta.json counts:
+    positives, negatives, their ratio (``1:5``) and the pairs of each epoch (None for runs
+    that predate these counts, and for the bi-encoder trainer)."""
+    per_epoch = counts.get("pairs_per_epoch")
+    return {
+        "positives": counts.get("positives"),
+        "negatives": counts.get("negatives"),
+        "pos:neg": counts.get("pos_neg_ratio"),
+        "pairs per epoch": ", ".join(map(str, per_epoch)) if per_epoch else None,
+    }
 
 
 def marked_points(eval_long: pd.DataFrame, table: pd.DataFrame, column: str) -> pd.DataFrame:

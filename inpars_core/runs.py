@@ -241,3 +241,27 @@ def check_run_texts(
 def run_size(run: Run) -> int:
     """Number of (query, document) lines in a run."""
     return sum(len(docs) for docs in run.values())
+
+
+def share_from_deep_ranks(
+    run: Run, first_stage: Run, top: int = 10, beyond: int = 100
+) -> float | None:
+    """The share of ``run``'s top ``top`` documents, over all its queries, whose rank in
+    ``first_stage`` (1-based, :func:`sort_ranking` order) is above ``beyond``: pitfall P9's
+    statistic (a reranker that never saw easy negatives promotes junk from deep in the list).
+
+    A document ``first_stage`` does not rank for that query counts as deep. A query with fewer
+    than ``top`` documents counts those it has. None when ``run`` has no documents.
+    """
+    if top < 1 or beyond < 1:
+        raise ValueError(f"top and beyond must be at least 1, got {top} and {beyond}")
+    shown = deep = 0
+    for query_id, docs in run.items():
+        ranks = {
+            doc.doc_id: rank
+            for rank, doc in enumerate(sort_ranking(first_stage.get(query_id, [])), start=1)
+        }
+        for doc in sort_ranking(docs)[:top]:
+            shown += 1
+            deep += ranks.get(doc.doc_id, beyond + 1) > beyond
+    return deep / shown if shown else None

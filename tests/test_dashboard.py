@@ -674,6 +674,13 @@ def test_training_page(smoke_runs_dir, smoke, monkeypatch):
         step0 = table.loc[label, "dev nDCG@10 step 0"]
         assert step0 == pytest.approx(meta["counts"]["step0_dev_ndcg10"])
         assert table.loc[label, "best step"] == meta["counts"]["best_step"]
+        # the pairs trained on, as the trainer counted them in the stage's meta.json
+        counts = meta["counts"]
+        assert table.loc[label, "positives"] == counts["positives"] > 0
+        assert table.loc[label, "negatives"] == counts["negatives"] >= counts["positives"]
+        assert table.loc[label, "pos:neg"] == counts["pos_neg_ratio"]
+        per_epoch = ", ".join(map(str, counts["pairs_per_epoch"]))
+        assert table.loc[label, "pairs per epoch"] == per_epoch
     assert table.loc["hf-default", "problem_type"] == "regression"  # the silent MSE (P2)
     assert table.loc["bce", "problem_type"] == "multi_label_classification"
     assert any("hf-default" in e.value and "P2" in e.value for e in app.error)

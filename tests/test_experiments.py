@@ -165,3 +165,122 @@ def test_shipped_configs_validate_and_trec_covid_dry_run_estimates(tmp_path: Pat
     assert out.returncode == 0, out.stderr
     assert "ESTIMATE from published statistics" in out.stdout
     assert "171,332 documents" in out.stdout and "expected cost US$" in out.stdout
+
+
+def test_summary_gives_deep_reranked_rows_the_share_of_top_10_from_bm25_beyond_100(
+    tmp_path: Path,
+) -> None:
+    """P9's column on hand-made runs: BM25 ranks 1000 documents for 2 queries; the depth-1000
+    rerank puts 3 documents from BM25 ranks 150, 151 and 400 in the top 10s (3 of 20), its
+    interpolated row 1 (1 of 20); the depth-100 rerank and BM25 have no value."""
+    from inpars_core.experiments.rows import Row
+    from inpars_core.experiments.summary import (
+        DEEP_FIELD,
+        DEEP_HEADER,
+        Overlap,
+        summarize,
+        to_markdown,
+    )
+    from inpars_core.records import ScoredDoc
+    from inpars_core.runs import write_trec_run
+
+    queries = ("q1", "q2")
+
+    def ranked(order: dict[str, list[int]]) -> dict[str, list[ScoredDoc]]:
+        """Each query's documents named by BM25 rank, in the given order."""
+        return {
+            q: [ScoredDoc(q, f"{q}-r{rank}", 1000.0 - i) for i, rank in enumerate(ranks)]
+            for q, ranks in order.items()
+        }
+
+    bm25_order = list(range(1, 1001))
+    bm25 = ranked({q: bm25_order for q in queries})
+    deep_top = {"q1": [150, *range(1, 10)], "q2": [151, 400, *range(1, 9)]}
+    rest = {q: [r for r in range(1, 1001) if r not in deep_top[q]] for q in queries}
+    runs = {
+        "bm25": bm25,
+        "deep": ranked({q: deep_top[q] + rest[q] for q in queries}),
+        # the interpolated row keeps BM25's order but for q1's rank 150, moved up to 10th
+        "fused": ranked(
+            {"q1": [*range(1, 10), 150, *range(10, 150), *range(151, 1001)], "q2": bm25_order}
+        ),
+        "shallow": ranked({q: [100, *range(1, 100), *range(101, 1001)] for q in queries}),
+    }
+    for name, run in runs.items():
+        write_trec_run(run, tmp_path / f"{name}.trec")
+    rows = [
+        Row("BM25", "bm25", None, tmp_path / "bm25.trec"),
+        Row("model", "synthetic", 1000, tmp_path / "deep.trec", family="cross-encoder"),
+        Row("model ⊕ 0.5·BM25", "synthetic", 1000, tmp_path / "fused.trec", bm25_weight=0.5),
+        Row("model", "synthetic", 100, tmp_path / "shallow.trec", family="cross-encoder"),
+    ]
+    qrels = {q: {f"{q}-r1": 1} for q in queries}
+    summary, _ = summarize(
+        rows,
+        qrels,
+        measures=["nDCG@10"],
+        depths=[100, 1000],
+        holm_family="depth-measure",
+        costs={},
+        overlap=Overlap(2, 0, (), ()),
+        exclude_overlap=False,
+    )
+    shares = [row[DEEP_FIELD] for row in summary["rows"]]
+    assert shares == [None, 3 / 20, 1 / 20, None]
+    summary.update(experiment="e", dataset="d", wall_seconds=1.0, stages_ran=[])
+    table = [line for line in to_markdown(summary).splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    column = header.index(DEEP_HEADER)
+    cells = [[c.strip() for c in line.strip("|").split("|")][column] for line in table[2:]]
+    assert cells == ["", "15.0%", "5.0%", ""]
+
+
+def test_own_data_only_and_with_train_qrels_are_two_named_variants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``"finetune.mix_train_qrels" = true`` beside a variant without: two rows whose names
+    say what each was fine-tuned on, built from two different triples stages (the mixed one
+    appends the train-qrels triples)."""
+    from inpars_core.datasets import load_beir_folder
+    from inpars_core.experiments.stages import StageResult
+    from inpars_core.stages import triples as triples_stage
+    from tests.conftest import TINY_CORPUS, TINY_QUERIES, write_beir
+
+    path = tmp_path / "own.toml"
+    path.write_text(
+        SMOKE_CONFIG.read_text()
+        + '\n[variants.own]\n"finetune.objective" = "bce"\n'
+        + '\n[variants.mixed]\n"finetune.objective" = "bce"\n"finetune.mix_train_qrels" = true\n'
+    )
+    config = load_config(path)
+    own, mixed = config.variant("own"), config.variant("mixed")
+    assert (own.finetune.mix_train_qrels, mixed.finetune.mix_train_qrels) == (False, True)
+    data = write_beir(
+        tmp_path / "tiny",
+        TINY_CORPUS,
+        TINY_QUERIES,
+        {"train": "q1\td1\t1\n", "test": "q2\td2\t1\n"},
+    )
+    runner = ExperimentRunner(config, tmp_path / "runs")
+    runner._dataset = load_beir_folder(data, name="tiny")
+    for variant in (own, mixed):
+        runner.check_label_sources(variant)  # the collection has train qrels: both allowed
+    names = [runner.finetuned_name(n, v, "supervised") for n, v in (("own", own), ("mixed", mixed))]
+    assert names == [
+        "own: supervised base + fine-tuned on synthetic queries",
+        "mixed: supervised base + fine-tuned on synthetic queries and tiny train qrels",
+    ]
+    calls: list[tuple[dict, object]] = []
+
+    def store_run(name, params, keyed, build):
+        calls.append((params, keyed))
+        return StageResult(name, name, tmp_path, {}, ran=False)
+
+    monkeypatch.setattr(runner.store, "run", store_run)
+    monkeypatch.setattr(triples_stage, "run", lambda *_args: None)
+    result = StageResult("x", "x", tmp_path, {}, ran=False)
+    for variant in (own, mixed):
+        runner.synthetic_triples(variant, result, result, [], result)
+    (own_params, own_keyed), (mixed_params, mixed_keyed) = calls
+    assert (own_params["mix_train_qrels"], mixed_params["mix_train_qrels"]) == (False, True)
+    assert "train-triples" in mixed_keyed and "train-triples" not in own_keyed

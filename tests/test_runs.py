@@ -132,3 +132,33 @@ def test_interpolate_with_first_stage_by_hand() -> None:
     ]
     with pytest.raises(ValueError, match="bm25_weight"):
         interpolate_with_first_stage(reranked, first, 1.5)
+
+
+def test_share_of_the_top_10_from_deep_in_the_first_stage() -> None:
+    """P9's statistic on a hand-made run: 2 queries, 10 documents each; 3 of the 20 come from
+    BM25 ranks 150, 151 and 400 (one in q1, two in q2), the rest from ranks <= 100 (rank 100
+    itself is not deeper than 100): 3/20."""
+    from inpars_core.runs import share_from_deep_ranks
+
+    bm25 = {
+        q: [ScoredDoc(q, f"{q}-r{rank}", 1000.0 - rank) for rank in range(1, 1001)]
+        for q in ("q1", "q2")
+    }
+    top = {
+        "q1": [*(f"q1-r{r}" for r in (1, 2, 3, 4, 5, 6, 7, 8, 100)), "q1-r150"],
+        "q2": [*(f"q2-r{r}" for r in (10, 20, 30, 40, 50, 60, 70, 80)), "q2-r151", "q2-r400"],
+    }
+    reranked = {
+        q: [ScoredDoc(q, d, 50.0 - i) for i, d in enumerate(docs)]
+        + [ScoredDoc(q, f"{q}-r{r}", -float(r)) for r in (500, 600)]  # below the top 10
+        for q, docs in top.items()
+    }
+    assert share_from_deep_ranks(reranked, bm25) == 3 / 20
+    assert share_from_deep_ranks(reranked, bm25, beyond=99) == 4 / 20  # rank 100 counts now
+    assert share_from_deep_ranks({"q1": reranked["q1"]}, bm25) == 1 / 10
+    # a document BM25 never ranked for the query counts as deep; a short list counts what it has
+    odd = {"q1": [ScoredDoc("q1", "q1-r1", 2.0), ScoredDoc("q1", "elsewhere", 1.0)]}
+    assert share_from_deep_ranks(odd, bm25) == 1 / 2
+    assert share_from_deep_ranks({}, bm25) is None
+    with pytest.raises(ValueError, match="at least 1"):
+        share_from_deep_ranks(odd, bm25, top=0)

@@ -291,3 +291,64 @@ def test_false_negative_guard_from_the_toml_runs(tmp_path: Path, monkeypatch) ->
     assert len(rows) == 4 and all(isinstance(t.teacher_neg_score, float) for t in rows)
     assert artifact.counts["dropped_false_negatives"] == 0
     assert "false negatives dropped by minilm" in triples.describe(artifact)
+
+
+#: Eight documents: two judged positives (d1 for q1, d2 for q2) and enough others for 5
+#: negatives per positive.
+EIGHT_DOCS = [
+    {"_id": f"d{i}", "title": title, "text": text}
+    for i, (title, text) in enumerate(
+        [
+            ("Aspirin", "Aspirin reduces the risk of heart attack."),
+            ("Statins", "Statins lower cholesterol in adults."),
+            ("Vitamin D", "Vitamin D deficiency is common in winter."),
+            ("Coffee", "Coffee drinking and heart rhythm."),
+            ("Sleep", "Exercise improves sleep in older adults."),
+            ("Flu", "Influenza vaccines reduce hospital admissions."),
+            ("Probiotics", "Probiotics shorten antibiotic diarrhoea."),
+            ("Metformin", "Metformin is the first drug for type 2 diabetes."),
+        ],
+        start=1,
+    )
+]
+
+
+@pytest.mark.integration
+def test_inpars_train_counts_the_positives_and_negatives_it_trained_on(tmp_path: Path) -> None:
+    """``inpars triples --negatives 5`` then ``inpars train`` (pointwise bce, one epoch):
+    meta.json counts 5 negatives per positive (pos:neg 1:5), each positive trained once;
+    ``--balanced``: 1:1. The counts are those of the rows trained (train_log.jsonl)."""
+    import json
+
+    from inpars_core.cli import main
+
+    queries = [{"_id": "q1", "text": "aspirin heart attack"}, {"_id": "q2", "text": "statins"}]
+    data = write_beir(tmp_path / "eight", EIGHT_DOCS, queries, {"train": "q1\td1\t1\nq2\td2\t1\n"})
+    docs = [d["_id"] for d in EIGHT_DOCS]
+    run = {q: [ScoredDoc(q, d, 1.0 - i / 10) for i, d in enumerate(docs)] for q in ("q1", "q2")}
+    write_trec_run(run, tmp_path / "train.run")
+    common = ["--dataset", str(data), "--split", "train", "--run", str(tmp_path / "train.run")]
+    for name, count, flags in (("five", 5, ["--negatives", "5"]), ("balanced", 1, ["--balanced"])):
+        triples_dir = tmp_path / f"triples-{name}"
+        argv = ["triples", *common, *flags, "--window", "1:8", "--out", str(triples_dir)]
+        assert main(argv) == 0
+        mined = json.loads((triples_dir / "meta.json").read_text())["counts"]["triples"]
+        assert mined == 2 * count  # count triples per (query, positive)
+        model_dir = tmp_path / f"model-{name}"
+        argv = [
+            "train", "--dataset", str(data), "--triples", str(triples_dir), "--base-model",
+            "minilm", "--objective", "bce", "--epochs", "1", "--batch-size", "4",
+            "--max-length", "24", "--lr", "1e-4", "--probe-size", "4", "--device", "cpu",
+            "--no-progress", "--out", str(model_dir),
+        ]  # fmt: skip
+        assert main(argv) == 0
+        counts = json.loads((model_dir / "meta.json").read_text())["counts"]
+        assert (counts["positives"], counts["negatives"]) == (2, 2 * count)
+        assert counts["pos_neg_ratio"] == f"1:{count}"
+        assert counts["pairs_per_epoch"] == [2 + 2 * count] == [counts["pairs_seen"]]
+        steps = [json.loads(line) for line in (model_dir / "train_log.jsonl").open()]
+        assert len(steps) == -(-2 * count // 4)  # one epoch of batches of 4 triples
+        assert sum(s["positives"] for s in steps) == 2
+        assert [s["negatives"] for s in steps] == [
+            min(4, 2 * count - 4 * i) for i in range(len(steps))
+        ]

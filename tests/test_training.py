@@ -3,6 +3,7 @@ documents (max_length 48, a few steps each)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -29,6 +30,9 @@ from inpars_core.training.trainer import (
     Processes,
     lr_factor,
     plan_epoch,
+    plan_rows,
+    plan_steps,
+    ratio_text,
     shard_batch,
     shard_steps,
 )
@@ -167,13 +171,101 @@ def test_each_rank_gets_its_share_of_every_planned_batch_and_the_weight_to_avera
     # listwise: whole groups, as even as they allow (3 groups: 2 then 1)
     groups = shard_batch(triples[:6], 2, keep_groups=True)
     assert groups == [triples[:4], triples[4:6]]
+    # pointwise rows: q1's positive (row 0) comes with its first triple, q2's (row 3) with its
+    # first: step 1 = q1/c1 [0, 1], q1/e1 [2], q2/i1 [3, 4]; step 2 = q2/p1 [5]
     steps = [(0, triples[:3]), (0, triples[3:4])]
-    shares, weights = shard_steps(steps, keep_groups=False, processes=Processes(1, 2, 1))
-    # 1 of 3 triples (weight 2 * 1/3); an empty share runs the first triple at weight 0
-    assert shares == [triples[2:3], triples[3:4]]
-    assert weights == pytest.approx([2 / 3, 0.0])
-    shares, weights = shard_steps(steps, keep_groups=False, processes=Processes(0, 2, 0))
-    assert (shares, weights) == ([triples[:2], triples[3:4]], pytest.approx([4 / 3, 2.0]))
+    rows = plan_rows(steps, get_objective("bce").triple_rows(triples), position(triples))
+    assert rows == [[[0, 1], [2], [3, 4]], [[5]]]
+    shares, weights = shard_steps(steps, rows, keep_groups=False, processes=Processes(1, 2, 1))
+    # rank 1: the third triple, 2 of the batch's 5 rows (weight 2 * 2/5); an empty share runs
+    # the first triple's rows at weight 0
+    assert shares == [[3, 4], [5]]
+    assert weights == pytest.approx([4 / 5, 0.0])
+    shares, weights = shard_steps(steps, rows, keep_groups=False, processes=Processes(0, 2, 0))
+    assert (shares, weights) == ([[0, 1, 2], [5]], pytest.approx([6 / 5, 2.0]))
+    # listwise: one row per triple, weighted by groups (2 groups, one per rank)
+    lce_rows = plan_rows(steps, get_objective("lce").triple_rows(triples), position(triples))
+    assert lce_rows == [[[0], [1], [2]], [[3]]]
+    shares, weights = shard_steps(steps, lce_rows, keep_groups=True, processes=Processes(1, 2, 1))
+    assert (shares, weights) == ([[2], [3]], pytest.approx([1.0, 0.0]))
+
+
+def position(triples: list[Triple]) -> dict[int, int]:
+    """``id(triple)`` -> its index, as the trainer maps planned triples to their rows."""
+    return {id(triple): index for index, triple in enumerate(triples)}
+
+
+def many_negatives(count: int) -> list[Triple]:
+    """``count`` negatives for each of q1 and q2: the documents other than its positive, in
+    name order (``count`` <= 7)."""
+    return [
+        Triple(q, QUERIES[q], POSITIVES[q], neg, "bm25")
+        for q in ("q1", "q2")
+        for neg in sorted(d for d in DOCS if d != POSITIVES[q])[:count]
+    ]
+
+
+POINTWISE = sorted(name for name, cls in OBJECTIVES.items() if cls.layout == "pairs")
+
+
+@pytest.mark.parametrize("name", POINTWISE)
+@pytest.mark.parametrize("count", [5, 1])
+def test_pointwise_training_rows_are_each_positive_once_and_each_negative_once(
+    name: str, count: int
+) -> None:
+    """count = 5 (5 triples per query and positive): 5 times as many negative rows as positive
+    ones in every epoch; balanced (1 negative per positive): 1:1. Every row the trainer plans is
+    one of the objective's columns, none twice in an epoch."""
+    assert POINTWISE == ["bce", "ce2", "hf-default"]
+    objective = get_objective(name)
+    triples = many_negatives(count)
+    columns = objective.train_columns(triples, DOCS)
+    positive = objective.pair_label(True)
+    # the columns: each (query, positive) once, each negative once
+    pairs = list(zip(columns["query"], columns["document"], columns["label"], strict=True))
+    assert sorted(pairs) == sorted(
+        [(QUERIES[q], DOCS[POSITIVES[q]], positive) for q in ("q1", "q2")]
+        + [(t.query_text, DOCS[t.neg_doc_id], objective.pair_label(False)) for t in triples]
+    )
+    config = TrainingConfig(objective=name, epochs=3, batch_size=3, seed=7)
+    steps = plan_steps(triples, config, objective.keep_groups)
+    rows = plan_rows(steps, objective.triple_rows(triples), position(triples))
+    for epoch in range(3):
+        trained = [
+            row
+            for (step_epoch, _), step in zip(steps, rows, strict=True)
+            if step_epoch == epoch
+            for brought in step
+            for row in brought
+        ]
+        assert sorted(trained) == list(range(len(pairs)))  # every row once per epoch
+        labels = [columns["label"][row] for row in trained]
+        assert labels.count(positive) == 2
+        assert len(labels) - labels.count(positive) == 2 * count
+    for (_, batch), step in zip(steps, rows, strict=True):
+        positives, negatives = objective.pair_counts(batch, sum(map(len, step)))
+        labels = [columns["label"][row] for brought in step for row in brought]
+        assert (positives, negatives) == (labels.count(positive), len(batch))
+    assert ratio_text(2, 2 * count) == f"1:{count}"
+
+
+def test_listwise_and_triple_objectives_keep_their_layout() -> None:
+    """lce and margin-mse train one row per triple (query, positive, negative): nothing is
+    dropped as a repeat; lce scores a group's positive once per batch, margin-mse each
+    triple's positive and negative."""
+    triples = many_negatives(5)
+    steps = [(0, triples[:4]), (0, triples[4:])]
+    for name, positives in (("lce", [1, 2]), ("margin-mse", [4, 6])):
+        objective = get_objective(name)
+        assert objective.layout == "triples"
+        rows = plan_rows(steps, objective.triple_rows(triples), position(triples))
+        assert [row for step in rows for brought in step for row in brought] == list(range(10))
+        counts = [
+            objective.pair_counts(batch, sum(map(len, step)))
+            for (_, batch), step in zip(steps, rows, strict=True)
+        ]
+        assert counts == list(zip(positives, [4, 6], strict=True))
+    assert ratio_text(3, 7) == "1:2.33" and ratio_text(0, 4) == "0:4"
 
 
 def test_missing_document_is_reported_before_loading(tmp_path: Path) -> None:
@@ -197,9 +289,10 @@ def test_hf_default_is_the_models_own_mse_on_0_1_labels(checkpoint: Path) -> Non
     assert model.config.problem_type is None
     assert not any(n.startswith(NEW_HEAD_NOTE) for n in notes)
     model.eval()
-    triples = make_triples()[:3]
+    triples = make_triples()[:3]  # q1's two negatives, q2's first
     batch = objective.make_batch(triples, DOCS, tokenizer, ENCODING)
-    assert batch.labels.tolist() == [1.0, 0.0] * 3
+    # q1's positive once, its two negatives; q2's positive, its negative
+    assert batch.labels.tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]
     columns = objective.train_columns(triples, DOCS)
     loss_module = objective.make_loss(
         wrap_cross_encoder(str(checkpoint), model, tokenizer, ENCODING, "cpu")
@@ -321,7 +414,8 @@ def test_step0_equals_zero_shot_and_logs_and_meta_hold_the_documented_fields(
     evals = read_lines(out / "eval_log.jsonl")
     assert [e["step"] for e in evals] == [0, 2, 4]
     assert evals[0]["nDCG@10"] == zero_shot.aggregate["nDCG@10"] == result.step0_dev_ndcg10
-    probe = [(t.query_text, DOCS[d]) for t in triples[:3] for d in (t.pos_doc_id, t.neg_doc_id)]
+    # the first 6 training rows: each query's positive once, then its two negatives
+    probe = [(QUERIES[q], DOCS[d]) for q in ("q1", "q2") for d in (POSITIVES[q], *NEGATIVES[q])]
     probe_scores = zero_shot_scores(checkpoint, probe)
     assert evals[0]["probe_mean"] == statistics.fmean(probe_scores)
     assert evals[0]["probe_std"] == statistics.pstdev(probe_scores)
@@ -432,6 +526,10 @@ def test_importing_training_loads_neither_torch_nor_transformers() -> None:
 #: was bit-identical; lce, ce2 and hf-default
 #: were bit-identical too; margin-mse is not (the library's MarginMSELoss scores positives and
 #: negatives in two forward passes, so dropout draws other masks).
+#: The old loop trained every triple's positive beside its negative; the pointwise layout now
+#: trains each (query, positive) once per epoch. On triples that each have their own (query id,
+#: positive), as below, the two layouts feed the model the same rows in the same order, so the
+#: frozen curve still applies (pos:neg 1:1, 2 rows a triple).
 OLD_BCE_LOSSES = [0.6935279369354248, 0.6888940930366516, 0.691590428352356, 0.6603953242301941,
                   0.6572358012199402]  # fmt: skip
 OLD_BCE_GRAD_NORMS = [0.5130874514579773, 0.5462096929550171, 0.7403362989425659,
@@ -461,13 +559,22 @@ def test_the_trainer_reproduces_the_old_loops_bce_curve(
         seed=0,
     )
     out = tmp_path / "run"
-    result = train_reranker(make_triples(), DOCS, config, out, dev=dev_set(), base_model="minilm")
+    # make_triples' texts and documents, each triple its own query id: one negative per
+    # (query id, positive), the old loop's rows exactly
+    triples = [
+        dataclasses.replace(t, query_id=f"{t.query_id}-{t.neg_doc_id}") for t in make_triples()
+    ]
+    result = train_reranker(triples, DOCS, config, out, dev=dev_set(), base_model="minilm")
     steps = read_lines(out / "train_log.jsonl")
     assert [s["loss"] for s in steps] == pytest.approx(OLD_BCE_LOSSES, rel=REL_TOL)
     assert [s["grad_norm"] for s in steps] == pytest.approx(OLD_BCE_GRAD_NORMS, rel=REL_TOL)
     assert [s["param_drift"] for s in steps] == pytest.approx(OLD_BCE_DRIFT, rel=1e-4)
     assert [s["lr"] for s in steps] == pytest.approx(OLD_BCE_LRS, rel=1e-12)
     assert [s["pairs"] for s in steps] == [6, 6, 4, 6, 6]  # 8 triples by 3: the planned batches
+    assert [s["positives"] for s in steps] == [s["negatives"] for s in steps] == [3, 3, 2, 3, 3]
+    counts = json.loads((out / "meta.json").read_text())["counts"]
+    assert (counts["positives"], counts["negatives"], counts["pos_neg_ratio"]) == (14, 14, "1:1")
+    assert counts["pairs_per_epoch"] == [16, 12] and counts["pairs_seen"] == 28
     assert [s["epoch"] for s in steps] == [0, 0, 0, 1, 1]
     evals = {e["step"]: e["nDCG@10"] for e in read_lines(out / "eval_log.jsonl")}
     assert evals == pytest.approx(OLD_BCE_DEV, rel=REL_TOL)

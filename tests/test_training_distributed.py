@@ -145,6 +145,23 @@ def train(inputs: dict[str, Path], scifact_dir: Path, out: Path, processes: int)
     assert done.stdout.count("trained 4 steps") == 1, done.stdout  # rank 0 reports
 
 
+def planned_pairs(inputs: dict[str, Path]) -> list[int]:
+    """Pairs of each planned update: the seeded batches of ``inpars train``'s settings, each
+    triple counting its negative and, the first time its (query, positive) comes up in an
+    epoch, that positive."""
+    from inpars_core.negatives import read_triples
+    from inpars_core.training.trainer import TrainingConfig, plan_steps
+
+    config = TrainingConfig(max_steps=STEPS, batch_size=4, seed=0)
+    seen: dict[int, set[tuple[str, str]]] = {}
+    pairs = []
+    for epoch, batch in plan_steps(read_triples(inputs["triples"]), config, keep_groups=False):
+        new = {(t.query_id, t.pos_doc_id) for t in batch} - seen.setdefault(epoch, set())
+        seen[epoch] |= new
+        pairs.append(len(batch) + len(new))
+    return pairs
+
+
 def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -164,8 +181,10 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(
 
     log1, log2 = read_lines(one / "train_log.jsonl"), read_lines(two / "train_log.jsonl")
     assert [r["step"] for r in log2] == list(range(1, STEPS + 1))  # one line per update
-    # the global batches: 4, 4, then the epoch's last triple, then 4 (2 pairs a triple)
-    assert [r["pairs"] for r in log2] == [8, 8, 2, 8]
+    # the global batches: 4, 4, then the epoch's last triple, then 4; each triple its negative
+    # pair, plus its (query, positive) pair when it is the first of that pair in the epoch
+    assert [r["pairs"] for r in log2] == [r["pairs"] for r in log1] == planned_pairs(inputs)
+    assert [r["negatives"] for r in log2] == [4, 4, 1, 4]
     assert [r["lr"] for r in log2] == pytest.approx([r["lr"] for r in log1], rel=1e-12)
     assert [r["loss"] for r in log2] == pytest.approx([r["loss"] for r in log1], rel=LOSS_REL)
     assert [r["grad_norm"] for r in log2] == pytest.approx(

@@ -38,6 +38,11 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
         return
     train, evals, table, notes = views.training_for(chosen, stages)
     st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(
+        "positives / negatives: the (query, document) pairs each run trained on (a pointwise "
+        "objective trains each query's positive once per epoch and each negative once); "
+        "pos:neg is their ratio, e.g. 1:5 for 5 negatives per positive."
+    )
     for label, note, level in views.classify_notes(notes):
         getattr(st, level)(f"**{label}**: {note}")
 

@@ -660,6 +660,15 @@ class ExperimentRunner:
             ),
         ]
 
+    def finetuned_name(self, name: str, variant: ExperimentConfig, base_kind: str) -> str:
+        """The row name of variant ``name``'s fine-tuned reranker: trained on its synthetic
+        queries only ("own data only"), or on them and the collection's train qrels
+        (``finetune.mix_train_qrels``), which the name says."""
+        tuned = f"{name}: {base_kind} base + fine-tuned on synthetic queries"
+        if variant.finetune.mix_train_qrels:
+            tuned += f" and {self.dataset.name} train qrels"
+        return tuned
+
     def lineage(self, *results: StageResult | str | None) -> dict[str, str]:
         """stage name -> artifact folder relative to the experiment folder (later stages of the
         same name, e.g. base-train vs finetune, keep their own names; strings are model ids)."""
@@ -780,9 +789,7 @@ class ExperimentRunner:
                 "kept_queries": kept.meta["counts"].get("kept"),
                 "triples": triples.meta["counts"].get("triples"),
             }
-            tuned_name = f"{name}: {base_kind} base + fine-tuned on synthetic queries"
-            if variant.finetune.mix_train_qrels:
-                tuned_name += f" and {self.dataset.name} train qrels"
+            tuned_name = self.finetuned_name(name, variant, base_kind)
             for depth in variant.rerank.depths:
                 stage = self.rerank(variant, model_dir, tuned, bm25_test, depth)
                 rows += self.cross_encoder_rows(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-#: Training facts of a fine-tuned row, copied from its finetune stage's counts.
+#: Training facts of a fine-tuned row, copied from its finetune stage's counts: the steps and
+#: dev values, and the (query, document) pairs trained on (positives, negatives, their ratio
+#: such as "1:5", and the pairs of each epoch).
 TRAINING_FIELDS = (
     "best_step",
     "kept_step",
@@ -10,6 +12,10 @@ TRAINING_FIELDS = (
     "step0_dev_ndcg10",
     "best_dev_ndcg10",
     "best_at_step0",
+    "positives",
+    "negatives",
+    "pos_neg_ratio",
+    "pairs_per_epoch",
 )
 
 #: What the row kinds and the interpolation mark mean (summary.md and the Overview page).

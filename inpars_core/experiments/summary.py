@@ -23,7 +23,7 @@ from inpars_core.compare import ComparisonRow, compare, holm_bonferroni
 from inpars_core.evaluation import Evaluation, evaluate
 from inpars_core.experiments.schema import KINDS_TEXT
 from inpars_core.records import Qrels
-from inpars_core.runs import read_trec_run
+from inpars_core.runs import read_trec_run, share_from_deep_ranks
 
 if TYPE_CHECKING:
     from inpars_core.datasets.beir import Dataset
@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 PER_QUERY_FILE = "per_query.tsv"
 #: Which stages and files make each reported system.
 MANIFEST_FILE = "experiment.json"
+#: P9: a row reranked deeper than this gets the share of its top 10 from BM25 below this rank.
+DEEP_RANK = 100
+#: summary.json's field for that share, and its summary.md header.
+DEEP_FIELD = "top10_from_bm25_beyond_100"
+DEEP_HEADER = "top-10 from BM25 >100"
 
 
 @dataclass(frozen=True)
@@ -181,11 +186,22 @@ def _table(
     per_query: list[tuple[int, str, str, float]] | None = None,
     query_order: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate the rows on ``qrels``; append (row, query, measure, value) to ``per_query``."""
-    evaluations = {
-        i: evaluate(read_trec_run(row.run_path), row_qrels(row, qrels, query_order), measures)
-        for i, row in enumerate(rows)
-    }
+    """Evaluate the rows on ``qrels``; append (row, query, measure, value) to ``per_query``.
+
+    A row reranked deeper than :data:`DEEP_RANK` also gets :data:`DEEP_FIELD` (P9): the share
+    of its top-10 documents over the queries of ``qrels`` that came from BM25 ranks below
+    :data:`DEEP_RANK` (BM25 = the run of the ``bm25`` row)."""
+    bm25 = next((row.run_path for row in rows if row.kind == "bm25"), None)
+    first_stage = read_trec_run(bm25) if bm25 is not None else None
+    evaluations: dict[int, Evaluation] = {}
+    deep: dict[int, float | None] = {}
+    for i, row in enumerate(rows):
+        run = read_trec_run(row.run_path)
+        judged_here = row_qrels(row, qrels, query_order)
+        evaluations[i] = evaluate(run, judged_here, measures)
+        if first_stage is not None and row.depth is not None and row.depth > DEEP_RANK:
+            judged = {q: docs for q, docs in run.items() if q in judged_here}
+            deep[i] = share_from_deep_ranks(judged, first_stage, 10, DEEP_RANK)
     comparisons = _comparisons(evaluations, rows, depths, measures, family)
     table: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
@@ -198,6 +214,7 @@ def _table(
             "measures": ev.aggregate,
             "stage_seconds": row.stage_seconds,
         }
+        entry[DEEP_FIELD] = deep.get(i)  # None: BM25, or reranked no deeper than DEEP_RANK
         if row.depth is not None and not row.is_baseline:
             for measure in ev.measures:
                 found = comparisons.get((i, measure, row.depth))
@@ -332,6 +349,7 @@ def _markdown_rows(
         "kind",
         "depth",
         *measures,
+        DEEP_HEADER,
         "model kept: step/steps (dev nDCG@10 step 0 → best @ step)",
         "cost US$",
         "stage seconds",
@@ -348,6 +366,8 @@ def _markdown_rows(
             delta = row.get("delta", {}).get(measure)
             mark = "*" if row.get("significant", {}).get(measure) else ""
             cells.append(f"{value:.4f}" + (f" ({delta:+.4f}{mark})" if delta is not None else ""))
+        share = row.get(DEEP_FIELD)
+        cells.append("" if share is None else f"{share:.1%}")
         training = row.get("training") or {}
         if training.get("best_step") is not None and training.get("best_dev_ndcg10") is not None:
             kept = training.get("kept_step")

@@ -73,10 +73,13 @@ EVAL_LOG = "eval_log.jsonl"
 class TrainingConfig:
     """How to fine-tune.
 
-    ``batch_size`` counts triples per update (each gives two pairs, or one negative pair for
-    listwise objectives). ``max_steps`` overrides ``epochs`` when set (the data is re-shuffled
-    and repeated as needed). ``bf16`` turns on bf16 autocast for the training forward pass;
-    evaluation always scores in fp32 so step 0 equals the zero-shot scores.
+    ``batch_size`` counts triples per update. A pointwise objective trains each triple's
+    negative pair and each (query, positive) pair once per epoch, with the first of its triples
+    (pos:neg 1:n for n negatives per positive, :func:`plan_rows`); a listwise one scores each
+    group's positive once per batch; margin-mse scores each triple's two pairs. ``max_steps``
+    overrides ``epochs`` when set (the data is re-shuffled and repeated as needed). ``bf16``
+    turns on bf16 autocast for the training forward pass; evaluation always scores in fp32 so
+    step 0 equals the zero-shot scores.
 
     ``teacher_model`` names the cross-encoder whose scores ``margin-mse`` distils (hub id,
     folder or ``minilm``); it scores the pairs of triples without stored teacher scores once,
@@ -294,55 +297,110 @@ def launched_processes() -> Processes:
     return Processes(rank, world, int(os.environ.get("LOCAL_RANK", str(rank)) or rank))
 
 
-def batch_units(batch: Sequence[Triple], keep_groups: bool) -> list[list[Triple]]:
-    """What the loss of a batch averages over, in batch order: each triple, or with
-    ``keep_groups`` each (query, positive) group (a listwise loss is a mean over groups)."""
+def plan_rows(
+    steps: Sequence[tuple[int, list[Triple]]],
+    triple_rows: Sequence[Sequence[int]],
+    position: Mapping[int, int],
+) -> list[list[list[int]]]:
+    """The dataset rows each triple of every planned batch trains, in batch order: its rows
+    (:meth:`Objective.triple_rows`; ``position`` maps ``id(triple)`` to its index) less those
+    already trained in the same epoch.
+
+    In the ``pairs`` layout a (query, positive) row is shared by the triples of that pair, so it
+    is trained once per epoch, with the first of them to come up, and each negative once: a
+    positive with ``n`` negatives trains at pos:neg 1:n (1:1 for balanced triples). Rows of the
+    ``triples`` layout are never shared: every triple trains its own row."""
+    planned: list[list[list[int]]] = []
+    seen: set[int] = set()
+    current: int | None = None
+    for epoch, batch in steps:
+        if epoch != current:
+            seen, current = set(), epoch
+        brought: list[list[int]] = []
+        for triple in batch:
+            rows = [row for row in triple_rows[position[id(triple)]] if row not in seen]
+            seen.update(rows)
+            brought.append(rows)
+        planned.append(brought)
+    return planned
+
+
+def batch_units(batch: Sequence[Triple], keep_groups: bool) -> list[list[int]]:
+    """What the loss of a batch averages over, as positions in the batch, in batch order: each
+    triple, or with ``keep_groups`` each (query, positive) group (a listwise loss is a mean over
+    groups)."""
     if not keep_groups:
-        return [[triple] for triple in batch]
-    groups: dict[tuple[str, str], list[Triple]] = {}
-    for triple in batch:
-        groups.setdefault((triple.query_id, triple.pos_doc_id), []).append(triple)
+        return [[index] for index in range(len(batch))]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, triple in enumerate(batch):
+        groups.setdefault((triple.query_id, triple.pos_doc_id), []).append(index)
     return list(groups.values())
+
+
+def _split(units: list[list[int]], world: int) -> list[list[list[int]]]:
+    """``units`` in ``world`` consecutive shares, as even as they allow."""
+    base, extra = divmod(len(units), world)
+    shares: list[list[list[int]]] = []
+    start = 0
+    for rank in range(world):
+        size = base + (1 if rank < extra else 0)
+        shares.append(units[start : start + size])
+        start += size
+    return shares
 
 
 def shard_batch(batch: Sequence[Triple], world: int, keep_groups: bool) -> list[list[Triple]]:
     """One planned batch split into ``world`` consecutive shares, one per rank, as even as its
     units allow (:func:`batch_units`: a group is never split); a share may be empty when the
     batch has fewer units than ranks."""
-    units = batch_units(batch, keep_groups)
-    base, extra = divmod(len(units), world)
-    shares: list[list[Triple]] = []
-    start = 0
-    for rank in range(world):
-        size = base + (1 if rank < extra else 0)
-        shares.append([triple for unit in units[start : start + size] for triple in unit])
-        start += size
-    return shares
+    return [
+        [batch[index] for unit in share for index in unit]
+        for share in _split(batch_units(batch, keep_groups), world)
+    ]
 
 
 def shard_steps(
-    steps: Sequence[tuple[int, list[Triple]]], keep_groups: bool, processes: Processes
-) -> tuple[list[list[Triple]], list[float]]:
-    """This rank's share of every planned batch and the weight of its loss.
+    steps: Sequence[tuple[int, list[Triple]]],
+    rows: Sequence[Sequence[Sequence[int]]],
+    keep_groups: bool,
+    processes: Processes,
+) -> tuple[list[list[int]], list[float]]:
+    """This rank's dataset rows of every planned batch (``rows``: :func:`plan_rows`) and the
+    weight of its loss.
 
-    Each rank's loss is the mean over its share; DDP averages the ranks' gradients, so the
-    weight ``world * units_in_share / units_in_batch`` makes that average the gradient of the
-    whole batch's mean loss, as one process would compute it (the global batch stays
-    ``batch_size``). A rank whose share is empty runs the batch's first triple at weight 0:
-    every rank must run each update's forward and backward (they are collective under DDP).
+    Each rank's loss is the mean over its share's loss terms (its rows; with ``keep_groups``
+    its groups); DDP averages the ranks' gradients, so the weight ``world * terms_in_share /
+    terms_in_batch`` makes that average the gradient of the whole batch's mean loss, as one
+    process would compute it (the global batch stays ``batch_size``). A rank whose share is
+    empty runs the batch's first triple's rows at weight 0: every rank must run each update's
+    forward and backward (they are collective under DDP).
     """
-    shares: list[list[Triple]] = []
+    shares: list[list[int]] = []
     weights: list[float] = []
-    for _, batch in steps:
-        mine = shard_batch(batch, processes.world, keep_groups)[processes.rank]
+    for (_, batch), brought in zip(steps, rows, strict=True):
+        units = batch_units(batch, keep_groups)
+
+        def terms(chosen: list[list[int]], brought: Sequence[Sequence[int]] = brought) -> int:
+            if keep_groups:
+                return len(chosen)
+            return sum(len(brought[index]) for unit in chosen for index in unit)
+
+        mine = _split(units, processes.world)[processes.rank]
         if mine:
-            units = len(batch_units(mine, keep_groups))
-            weights.append(processes.world * units / len(batch_units(batch, keep_groups)))
+            weights.append(processes.world * terms(mine) / terms(units))
+            shares.append([row for unit in mine for index in unit for row in brought[index]])
         else:
-            mine = list(batch[:1])
             weights.append(0.0)
-        shares.append(mine)
+            shares.append(list(brought[0]))
     return shares, weights
+
+
+def ratio_text(positives: int, negatives: int) -> str:
+    """``positives:negatives`` as ``1:n`` (``n`` to two decimals when not whole), e.g.
+    ``1:5``; ``0:n`` without positives."""
+    if positives <= 0:
+        return f"0:{negatives}"
+    return f"1:{round(negatives / positives, 2):g}"
 
 
 def shared_result(value: Any) -> Any:
@@ -433,8 +491,9 @@ def _logged_until(path: Path, step: int) -> list[dict[str, Any]]:
 def probe_pairs(
     triples: Sequence[Triple], documents: Mapping[str, str], size: int
 ) -> tuple[list[tuple[str, str]], list[float]]:
-    """The first ``size`` (query, positive/negative) pairs of the triples and their labels."""
-    queries, texts, labels = pointwise_pairs(triples[: (size + 1) // 2], documents)
+    """The first ``size`` pointwise rows of the triples (:func:`pointwise_pairs`: each (query,
+    positive) once, then its negatives) as (query, document) pairs, and their labels."""
+    queries, texts, labels = pointwise_pairs(triples[:size], documents)
     return list(zip(queries, texts, strict=True))[:size], labels[:size]
 
 
@@ -790,13 +849,11 @@ def train_reranker(
     total = len(steps)
     warmup = math.ceil(config.warmup_ratio * total) if config.warmup_ratio > 0 else 0
     position = {id(triple): index for index, triple in enumerate(triples)}
+    rows = plan_rows(steps, objective.triple_rows(triples), position)
     weights: list[float] | None = None
-    batches = [batch for _, batch in steps]
+    planned = [[row for brought in step for row in brought] for step in rows]
     if processes.world > 1:
-        batches, weights = shard_steps(steps, objective.keep_groups, processes)
-    planned = [
-        [row for t in batch for row in objective.row_indices(position[id(t)])] for batch in batches
-    ]
+        planned, weights = shard_steps(steps, rows, objective.keep_groups, processes)
     dataset = HFDataset.from_dict(objective.train_columns(triples, documents))
     # Our optimiser and schedule, not HF's: HF's linear warm-up starts at lr 0 (a wasted first
     # update) and decays to 0 (a wasted last one); lr_factor never runs an update at lr 0.
@@ -822,10 +879,13 @@ def train_reranker(
 
     def step_fields(step: int) -> dict[str, Any]:
         epoch, batch = steps[step - 1]
+        positives, negatives = objective.pair_counts(batch, sum(map(len, rows[step - 1])))
         return {
             "epoch": epoch,
             "param_drift": tracker.drift(),
-            "pairs": objective.pair_count(batch),
+            "pairs": positives + negatives,
+            "positives": positives,
+            "negatives": negatives,
         }
 
     resumable = processes.world == 1
@@ -938,6 +998,12 @@ def train_reranker(
         first_loss = first["loss"]
         last_loss = applied[-1]["loss"] if applied else None
         pairs_seen = sum(r["pairs"] for r in applied)
+        positives = sum(r.get("positives", 0) for r in applied)
+        negatives = sum(r.get("negatives", 0) for r in applied)
+        pairs_per_epoch: dict[int, int] = {}
+        for record in applied:
+            epoch = int(record["epoch"])
+            pairs_per_epoch[epoch] = pairs_per_epoch.get(epoch, 0) + record["pairs"]
         best = {"step": evaluation.best_step, "value": evaluation.best_value}
 
         kept_step = best["step"]
@@ -972,6 +1038,10 @@ def train_reranker(
             planned_steps=total,
             warmup_steps=warmup,
             pairs_seen=pairs_seen,
+            positives=positives,
+            negatives=negatives,
+            pos_neg_ratio=ratio_text(positives, negatives),
+            pairs_per_epoch=[pairs_per_epoch[e] for e in sorted(pairs_per_epoch)],
             probe_pairs=len(probe),
             evaluations=len(evals),
             dev_queries=len(dev.run) if dev is not None else 0,

@@ -55,10 +55,55 @@ class PairBatch:
         )
 
 
+def positive_key(triple: Triple) -> tuple[str, str]:
+    """What identifies a triple's positive pair: ``(query_id, pos_doc_id)``. The triples of one
+    query and positive (one per negative) share it."""
+    return (triple.query_id, triple.pos_doc_id)
+
+
 def pointwise_pairs(
     triples: Sequence[Triple], documents: Mapping[str, str]
 ) -> tuple[list[str], list[str], list[float]]:
-    """Queries, documents and labels laid out ``pos, neg`` for every triple."""
+    """Queries, documents and labels of the pointwise training rows of ``triples``: each
+    (query, positive) once, where its first triple stands, then every triple's negative. A
+    positive with ``n`` negatives gives 1 positive row and ``n`` negative rows (pos:neg 1:n;
+    balanced triples, one negative per positive, 1:1). Row order is :func:`pointwise_rows`'."""
+    queries: list[str] = []
+    texts: list[str] = []
+    labels: list[float] = []
+    seen: set[tuple[str, str]] = set()
+    for triple in triples:
+        if positive_key(triple) not in seen:
+            seen.add(positive_key(triple))
+            queries.append(triple.query_text)
+            texts.append(documents[triple.pos_doc_id])
+            labels.append(1.0)
+        queries.append(triple.query_text)
+        texts.append(documents[triple.neg_doc_id])
+        labels.append(0.0)
+    return queries, texts, labels
+
+
+def pointwise_rows(triples: Sequence[Triple]) -> list[tuple[int, int]]:
+    """For each triple, its two rows of :func:`pointwise_pairs`: its (query, positive) row,
+    shared by every triple of that query and positive, and its own negative's row."""
+    rows: list[tuple[int, int]] = []
+    positive_row: dict[tuple[str, str], int] = {}
+    count = 0
+    for triple in triples:
+        if positive_key(triple) not in positive_row:
+            positive_row[positive_key(triple)] = count
+            count += 1
+        rows.append((positive_row[positive_key(triple)], count))
+        count += 1
+    return rows
+
+
+def triple_pairs(
+    triples: Sequence[Triple], documents: Mapping[str, str]
+) -> tuple[list[str], list[str], list[float]]:
+    """Queries, documents and labels laid out ``pos, neg`` for every triple (the pairs a
+    triple-layout objective such as margin-mse scores: each triple its positive and negative)."""
     queries: list[str] = []
     texts: list[str] = []
     labels: list[float] = []
@@ -83,9 +128,10 @@ class Objective:
     #: Whether the objective learns from a teacher's scores (stored in the triples, or from the
     #: teacher :meth:`prepare` receives) rather than from the 0/1 labels.
     needs_teacher: bool = False
-    #: Training rows: ``pairs`` (query, document, label; rows ``2i`` and ``2i + 1`` are triple
-    #: ``i``'s positive and negative) or ``triples`` (query, positive, negative, label; row ``i``
-    #: is triple ``i``).
+    #: Training rows: ``pairs`` (query, document, label: :func:`pointwise_pairs`, each
+    #: (query, positive) once and each negative once, so a positive with ``n`` negatives trains
+    #: at pos:neg 1:n) or ``triples`` (query, positive, negative, label; row ``i`` is triple
+    #: ``i``).
     layout: str = "pairs"
 
     def prepare_model(self, model: Any) -> list[str]:
@@ -111,7 +157,8 @@ class Objective:
         tokenizer: Any,
         encoding: EncodingConfig,
     ) -> PairBatch:
-        """Encode ``triples`` as ``pos, neg`` pairs with 1.0/0.0 labels (pointwise layout)."""
+        """Encode the pointwise rows of ``triples`` (:func:`pointwise_pairs`: each (query,
+        positive) once, then each negative) with 1.0/0.0 labels."""
         import torch
 
         queries, texts, labels = pointwise_pairs(triples, documents)
@@ -133,13 +180,22 @@ class Objective:
             "label": [self.pair_label(label == 1.0) for label in labels],
         }
 
-    def row_indices(self, index: int) -> list[int]:
-        """The dataset rows of triple ``index``, in batch order."""
-        return [2 * index, 2 * index + 1] if self.layout == "pairs" else [index]
+    def triple_rows(self, triples: Sequence[Triple]) -> list[tuple[int, ...]]:
+        """The dataset rows (of :meth:`train_columns`) of each triple, in batch order: in the
+        ``pairs`` layout its (query, positive) row, shared by the triples of that pair, then its
+        negative's row (:func:`pointwise_rows`); in the ``triples`` layout its own row."""
+        if self.layout == "pairs":
+            return list(pointwise_rows(triples))
+        return [(index,) for index in range(len(triples))]
 
-    def pair_count(self, triples: Sequence[Triple]) -> int:
-        """How many (query, document) pairs the model scores for a batch of ``triples``."""
-        return 2 * len(triples)
+    def pair_counts(self, triples: Sequence[Triple], rows: int) -> tuple[int, int]:
+        """(positive, negative) (query, document) pairs the model scores for a batch of
+        ``triples`` that trains ``rows`` dataset rows: in the ``pairs`` layout one negative row
+        per triple and the rest positives; in the ``triples`` layout each triple's positive and
+        negative."""
+        if self.layout == "pairs":
+            return rows - len(triples), len(triples)
+        return len(triples), len(triples)
 
     def make_loss(self, model: Any) -> Any:
         """The loss module (``nn.Module`` receiving the sentence-transformers ``CrossEncoder``

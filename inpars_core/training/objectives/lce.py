@@ -41,9 +41,10 @@ class LocalisedContrastive(Objective):
             "label": [keys[(t.query_id, t.pos_doc_id)] for t in triples],
         }
 
-    def pair_count(self, triples: Sequence[Triple]) -> int:
-        """One pair per group's positive plus one per negative."""
-        return len(group_triples(triples)) + len(triples)
+    def pair_counts(self, triples: Sequence[Triple], rows: int) -> tuple[int, int]:
+        """One positive pair per (query, positive) group of the batch, one negative pair per
+        triple."""
+        return len(group_triples(triples)), len(triples)
 
     def make_loss(self, model: Any) -> Any:
         """:class:`~inpars_core.training.losses.ListwiseSoftmaxLoss`. The library's listwise

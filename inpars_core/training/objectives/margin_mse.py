@@ -16,8 +16,8 @@ from typing import Any
 
 from inpars_core.errors import ConfigError
 from inpars_core.records import Triple
-from inpars_core.reranking.encoding import EncodingConfig
-from inpars_core.training.objectives.base import Objective, PairBatch, PairScorer
+from inpars_core.reranking.encoding import EncodingConfig, encode_pairs
+from inpars_core.training.objectives.base import Objective, PairBatch, PairScorer, triple_pairs
 
 
 def triple_key(triple: Triple) -> tuple[str, str, str, str]:
@@ -104,20 +104,21 @@ class MarginMSE(Objective):
         tokenizer: Any,
         encoding: EncodingConfig,
     ) -> PairBatch:
-        """Pointwise ``pos, neg`` pairs plus one teacher margin per triple."""
+        """``pos, neg`` pairs of every triple (:func:`triple_pairs`) plus one teacher margin per
+        triple."""
         import torch
 
-        batch = super().make_batch(triples, documents, tokenizer, encoding)
         missing = [t for t in triples if triple_key(t) not in self.teacher]
         if missing:
             raise RuntimeError(
                 f"margin-mse: {len(missing)} triples have no teacher score; call prepare() first"
             )
         margins = [self.teacher[triple_key(t)][0] - self.teacher[triple_key(t)][1] for t in triples]
+        queries, texts, labels = triple_pairs(triples, documents)
         return PairBatch(
-            batch.features,
-            batch.labels,
-            batch.triples,
+            encode_pairs(tokenizer, queries, texts, encoding),
+            torch.tensor(labels, dtype=torch.float32),
+            tuple(triples),
             teacher_margins=torch.tensor(margins, dtype=torch.float32),
         )
 
