@@ -239,6 +239,8 @@ class Generation:
     triples: StageInfo | None
     synthetic_bm25: StageInfo | None
     variants: tuple[str, ...]
+    #: the model-based consistency check of these queries (a label-free variant's), if any
+    consistency: StageInfo | None = None
 
     @property
     def label(self) -> str:
@@ -260,7 +262,7 @@ def generations(experiment: Experiment) -> dict[str, Generation]:
         if gen is None:
             continue
         entry = found.setdefault(gen.key, {"generate": gen, "variants": []})
-        for name in ("filter", "triples", "synthetic-bm25"):
+        for name in ("filter", "triples", "synthetic-bm25", "consistency"):
             if name in stages:
                 entry.setdefault(name, stages[name])
         for variant in [row.get("variant"), *(row.get("variants") or [])]:
@@ -277,6 +279,7 @@ def generations(experiment: Experiment) -> dict[str, Generation]:
             entry.get("triples"),
             entry.get("synthetic-bm25"),
             tuple(entry["variants"]),
+            entry.get("consistency"),
         )
         label = generation.label
         if label in out:
@@ -845,6 +848,33 @@ def synthetic_for(experiment: Experiment, generation: Generation) -> tuple[pd.Da
     queries, bad = query_rows(generation.generate.path, stamp(path))
     verdicts = filter_verdicts(generation)
     return synthetic_frame(queries, verdicts, _source_ranks(generation, queries)), bad
+
+
+def consistency_frame(generation: Generation) -> pd.DataFrame | None:
+    """The consistency check's verdicts (``verdicts.jsonl`` of the ``consistency`` stage): per
+    query its text, whether the model trained on the queries kept it, the model's rank of the
+    source document and the reason; None when no consistency stage ran for these queries."""
+    if generation.consistency is None:
+        return None
+    path = Path(generation.consistency.path) / VERDICTS_FILE
+    if not path.is_file():
+        raise MissingArtifactError(path, VERDICTS_FILE, NEWER_PIPELINE)
+    columns = ["query_id", "text", "verdict", "source rank (model)", "reason", "doc_id"]
+    table = []
+    for record in verdict_rows(generation.consistency.path, stamp(path)):
+        mine = [v for v in record.get("verdicts") or [] if v.get("filter") == "consistency"]
+        verdict = mine[0] if mine else {}
+        table.append(
+            {
+                "query_id": str(record.get("query_id")),
+                "text": str(record.get("text") or ""),
+                "verdict": "kept" if record.get("kept") else "dropped",
+                "source rank (model)": _number(verdict.get("value")),
+                "reason": str(verdict.get("reason") or ""),
+                "doc_id": str(record.get("doc_id")),
+            }
+        )
+    return pd.DataFrame(table, columns=columns)
 
 
 def verdicts_of(generation: Generation, query_id: str) -> pd.DataFrame:

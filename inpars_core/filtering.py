@@ -26,6 +26,7 @@ from inpars_core.records import Document, FilterVerdict, SyntheticQuery
 
 __all__ = [
     "FILTERS",
+    "by_consistency",
     "by_document_copy",
     "by_duplicates",
     "by_example_copy",
@@ -302,6 +303,47 @@ def by_round_trip(
     return verdicts
 
 
+def by_consistency(
+    queries: Sequence[SyntheticQuery],
+    model_ranks: Mapping[str, int | None],
+    *,
+    k: int,
+) -> list[FilterVerdict]:
+    """Keep a query when a reranker trained on the queries ranks its source document in its top
+    ``k`` (InPars-light's consistency checking, Boytsov et al., 2023).
+
+    ``model_ranks`` maps query_id to the 1-based rank of the query's source document when the
+    model reranks the query's first-stage (BM25) list, computed elsewhere; None or a missing
+    query_id means the source document was not in that list (the model never saw it: dropped).
+    A query is kept when its rank is at most ``k``.
+
+    ``value`` is the model's rank of the source document, or None when it was not in the list.
+
+    Raises:
+        ConfigError: ``k`` < 1.
+        ValueError: a rank below 1 (ranks are 1-based).
+    """
+    name = "consistency"
+    _check_whole(name, "k", k, minimum=1)
+    verdicts = []
+    for query in queries:
+        rank = model_ranks.get(query.query_id)
+        if rank is None:
+            reason = "source document not in the BM25 list the model reranked"
+            verdicts.append(FilterVerdict(query.query_id, name, False, reason))
+            continue
+        if rank < 1:
+            raise ValueError(
+                f"filter 'consistency': query {query.query_id!r} has source rank {rank}; "
+                "ranks are 1-based (the best document has rank 1)"
+            )
+        reason = (
+            "" if rank <= k else f"the model ranks the source document {rank}, not in its top-{k}"
+        )
+        verdicts.append(FilterVerdict(query.query_id, name, not reason, reason, rank))
+    return verdicts
+
+
 def by_duplicates(
     queries: Sequence[SyntheticQuery],
     *,
@@ -552,6 +594,7 @@ FILTERS: dict[str, Callable[..., list[FilterVerdict]]] = {
     "logprob": by_logprob,
     "reranker": by_reranker_score,
     "round-trip": by_round_trip,
+    "consistency": by_consistency,
     "duplicates": by_duplicates,
     "length": by_length,
     "document-copy": by_document_copy,

@@ -35,6 +35,7 @@ ALL_STAGES = {
     "triples",
     "finetune",
     "dense-finetune",
+    "rrf",
 }
 
 
@@ -52,6 +53,7 @@ def test_smoke_config_runs_every_stage(smoke_runs_dir: Path) -> None:
         (base, "supervised", 10),
         (f"{base} ⊕ 0.5·BM25", "supervised", 10),
         ("bi-encoder minilm, zero-shot", "zero-shot", 10),
+        ("RRF(BM25, bi-encoder minilm, zero-shot)", "zero-shot", 10),
         (bce, "synthetic", 10),
         (f"{bce} ⊕ 0.5·BM25", "synthetic", 10),
         (

@@ -16,6 +16,7 @@ from inpars_core import filtering
 from inpars_core.errors import ConfigError, UnknownNameError
 from inpars_core.filtering import (
     FILTERS,
+    by_consistency,
     by_document_copy,
     by_duplicates,
     by_example_copy,
@@ -208,6 +209,27 @@ def test_round_trip_bad_k_and_bad_rank() -> None:
         by_round_trip([_q("q1")], {"q1": 1}, k=0)
     with pytest.raises(ValueError, match="'q1' has source rank 0; ranks are 1-based"):
         by_round_trip([_q("q1")], {"q1": 0}, k=5)
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def test_consistency_keeps_source_within_the_models_top_k() -> None:
+    queries = [_q(f"q{i}") for i in range(1, 6)]
+    ranks = {"q1": 1, "q2": 3, "q3": 4, "q4": None}  # q5 missing: not in the BM25 list either
+    verdicts = _by_id(by_consistency(queries, ranks, k=3))
+    assert [qid for qid, v in verdicts.items() if v.kept] == ["q1", "q2"]
+    assert (verdicts["q2"].value, verdicts["q2"].reason) == (3, "")
+    assert verdicts["q3"].reason == "the model ranks the source document 4, not in its top-3"
+    assert verdicts["q3"].value == 4
+    for missing in ("q4", "q5"):
+        assert verdicts[missing].reason == "source document not in the BM25 list the model reranked"
+        assert verdicts[missing].value is None
+    assert {v.filter for v in verdicts.values()} == {"consistency"}
+    with pytest.raises(ConfigError, match="filter 'consistency': k must be a whole number >= 1"):
+        by_consistency(queries, ranks, k=0)
+    with pytest.raises(ValueError, match="'q1' has source rank 0; ranks are 1-based"):
+        by_consistency(queries, {"q1": 0}, k=3)
 
 
 # --------------------------------------------------------------------------- duplicates
@@ -466,6 +488,7 @@ ARGUMENTS: dict[str, dict[str, Any]] = {
     "logprob": {"top_k": 1},
     "reranker": {"scores": {"q1": 1.0}, "top_k": 1},
     "round-trip": {"source_ranks": {"q1": 1}, "k": 1},
+    "consistency": {"model_ranks": {"q1": 1}, "k": 1},
     "duplicates": {},
     "length": {},
     "document-copy": {"documents": DOCUMENTS},
@@ -489,8 +512,8 @@ def test_unknown_filter_lists_known_ones() -> None:
     with pytest.raises(UnknownNameError) as caught:
         get_filter("bm25")
     assert str(caught.value) == (
-        "unknown filter 'bm25'; known: document-copy, duplicates, example-copy, length, "
-        "logprob, reranker, round-trip"
+        "unknown filter 'bm25'; known: consistency, document-copy, duplicates, example-copy, "
+        "length, logprob, reranker, round-trip"
     )
     assert isinstance(caught.value, KeyError)
 

@@ -79,7 +79,13 @@ def test_fuse_interpolate_equals_the_runners_interpolated_run(tmp_path: Path, ca
     assert [d.doc_id for d in by_cli["q1"]] == ["d0", "d2", "d1", "d3", "d4", "d5", "d6"]
     meta = json.loads((tmp_path / "fused" / "meta.json").read_text())
     assert meta["type"] == "run" and meta["stage"] == "fuse"
-    assert meta["config"] == {"method": "interpolate", "rrf_k": 60, "depth": 3, "weight": 0.5}
+    assert meta["config"] == {
+        "method": "interpolate",
+        "rrf_k": 60,
+        "depth": 3,
+        "weight": 0.5,
+        "tail": False,
+    }
     assert [r.get("type") for r in meta["inputs"]["runs"]] == ["run", "run"]
 
 
@@ -167,3 +173,24 @@ def test_fuse_carries_the_corpus_of_its_runs_and_refuses_two_corpora(
     assert main(["fuse", "--runs", str(a), str(other), "--out", str(tmp_path / "bad")]) == 2
     assert "expected runs of one corpus, found runs of 2" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_rrf_with_tail_fuses_the_heads_and_keeps_the_last_runs_tail(tmp_path: Path, capsys) -> None:
+    reranked_run, first_run = _runs()
+    write_trec_run(first_run, tmp_path / "first.trec")
+    write_trec_run(reranked_run, tmp_path / "reranked.trec")
+    runs = [str(tmp_path / "first.trec"), str(tmp_path / "reranked.trec")]
+    argv = ["fuse", "--method", "rrf", "--runs", *runs, "--depth", str(DEPTH), "--tail"]
+    assert main([*argv, "--out", str(tmp_path / "f")]) == 0
+    fused = read_trec_run(tmp_path / "f" / "run.trec")
+    head = reciprocal_rank_fusion([first_run, reranked_run], depth=DEPTH)
+    assert fused == read_trec_run(
+        _written(with_first_stage_tail(head, reranked_run, DEPTH), tmp_path)
+    )
+    # q1: first stage d0 d1 d2, reranked d2 d0 d1: d0 1/61 + 1/62, d2 1/63 + 1/61, d1 2/62...
+    assert [d.doc_id for d in fused["q1"]] == ["d0", "d2", "d1", "d3", "d4", "d5", "d6"]
+    for query_id, ranking in fused.items():  # the whole list, each document once
+        assert sorted(d.doc_id for d in ranking) == sorted(d.doc_id for d in first_run[query_id])
+    argv = ["fuse", "--method", "interpolate", "--runs", *runs, "--weight", "0.5", "--tail"]
+    assert main([*argv, "--depth", "3", "--out", str(tmp_path / "g")]) == 2
+    assert "expected --tail only with --method rrf or sum" in capsys.readouterr().err

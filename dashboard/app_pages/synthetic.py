@@ -17,6 +17,33 @@ def _highlight(row):  # one CSS string per cell
     return [colour] * len(row)
 
 
+def consistency_section(generation: views.Generation) -> None:
+    """The model-based consistency check (InPars-light) of these queries, when one ran: which
+    queries the model trained on them kept, and where it ranked each source document."""
+    table = views.consistency_frame(generation)
+    if table is None:
+        return
+    config = generation.consistency.config if generation.consistency else {}
+    k, depth = config.get("consistency_k"), config.get("consistency_depth")
+    st.markdown(
+        f"**Consistency check** (a cross-encoder trained on these queries reranks each query's "
+        f"BM25 top {depth}; a query is kept when its source document is in the model's top {k})"
+    )
+    kept = int((table["verdict"] == "kept").sum())
+    cols = st.columns(3)
+    cols[0].metric("Checked", len(table))
+    cols[1].metric("Consistent (kept)", kept)
+    cols[2].metric("Inconsistent (dropped)", len(table) - kept)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        height=240,
+        column_config={"source rank (model)": st.column_config.NumberColumn(format="%.0f")},
+        key="synthetic_consistency",
+    )
+
+
 def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     """Pick a generation, filter its queries, inspect one with its document and negatives."""
     gens = views.generations(experiment)
@@ -89,6 +116,8 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     figure = px.histogram(frame, x="words", color="verdict", nbins=30, barmode="stack")
     figure.update_layout(height=260, margin={"t": 20, "b": 0})
     hist_right.plotly_chart(figure, key="synthetic_hist_words")
+
+    ui.guarded(lambda: consistency_section(generation))
 
     st.subheader("One query")
     options = list(shown["query_id"]) or list(frame["query_id"])

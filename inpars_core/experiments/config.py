@@ -113,7 +113,14 @@ BaseRerankerSection = section(
     zero-shot: it must not have been trained on this collection), or trained here from a backbone
     on the dataset's train qrels (``source = "train"``, reported as *supervised*: the offline
     stand-in for an MS MARCO reranker), on the first ``max_train_queries`` train queries with
-    ``negatives`` BM25 negatives each from ``window``.""",
+    ``negatives`` BM25 negatives each from ``window``.
+
+    ``source = "synthetic"``: no base at all; the backbone is trained with these training options
+    on the synthetic triples alone (label-free: dev = the held-out synthetic slice of
+    ``[finetune]``, whatever ``finetune.dev`` says; ``mix_train_qrels`` refused), and that model
+    is the InPars model (no second fine-tuning). With ``[filters] consistency_k`` (and no
+    ``consistency_model``) it is trained again on the queries whose source document it ranks in
+    its top k (InPars-light's consistency checking): both models get rows.""",
     (train.Config, (*_TRAINING, "bf16", "seed")),
     (triples.Config, ("negatives", "window")),
     defaults={
@@ -127,8 +134,12 @@ BaseRerankerSection = section(
     extra=(
         (
             "source",
-            Literal["hf", "train"],
-            option("train", "hf: a model trained elsewhere (zero-shot); train: trained here"),
+            Literal["hf", "train", "synthetic"],
+            option(
+                "train",
+                "hf: a model trained elsewhere (zero-shot); train: trained here on train qrels; "
+                "synthetic: trained here on the synthetic queries only (label-free)",
+            ),
         ),
         ("model", str, option("minilm", "Hugging Face id or folder of the base (or backbone)")),
         (
@@ -430,10 +441,23 @@ def _build(raw: dict[str, Any], where: str = "") -> ExperimentConfig:
                     f'variants.{name}.{dotted}: expected "section.key" with a '
                     f"section among {', '.join(_SECTIONS)}"
                 )
-        config.variant(name)  # validates the overrides
+        _check_source(config, name, config.variant(name))  # validates the overrides
     for name, overrides in cells.items():
         _check_cell(config, name, overrides)
+        _check_source(config, name, config.variant(name))
     return config
+
+
+def _check_source(config: ExperimentConfig, name: str, variant: ExperimentConfig) -> None:
+    """A label-free top level (``base_reranker.source = "synthetic"``) has no base reranker for
+    a variant of another source to fine-tune."""
+    if config.base_reranker.source == "synthetic" != variant.base_reranker.source:
+        raise ConfigError(
+            f'variants.{name}: base_reranker.source = "synthetic" at the top has no base '
+            f"reranker for a variant to fine-tune, found source "
+            f"{variant.base_reranker.source!r} in the variant. Fix: set the other source at "
+            'the top and "base_reranker.source" = "synthetic" in the label-free variants'
+        )
 
 
 def _check_cell(config: ExperimentConfig, name: str, overrides: dict[str, Any]) -> None:
@@ -495,6 +519,22 @@ def _validate(config: ExperimentConfig) -> None:
             "negatives.teacher: the guard's teacher is the base reranker being fine-tuned (its "
             "scores would decide which negatives it learns from). Fix: name another "
             "cross-encoder",
+        ),
+        (
+            config.base_reranker.source != "synthetic" or not config.finetune.mix_train_qrels,
+            'finetune.mix_train_qrels: base_reranker.source = "synthetic" trains on the '
+            "synthetic queries alone (label-free), found mix_train_qrels = true, which adds the "
+            'train-qrels triples. Fix: mix_train_qrels = false, or base_reranker.source = "train"',
+        ),
+        (
+            config.filters.consistency_k is None
+            or config.filters.consistency_model is not None
+            or config.base_reranker.source == "synthetic",
+            f"filters.consistency_k: set ({config.filters.consistency_k}) without "
+            'filters.consistency_model, which only base_reranker.source = "synthetic" '
+            f"supplies (its model trained on the synthetic queries checks them), found source "
+            f"{config.base_reranker.source!r}. Fix: set it in a variant with "
+            '"base_reranker.source" = "synthetic", or name filters.consistency_model',
         ),
         (config.bm25.k >= max(config.rerank.depths), "bm25.k: must be >= the largest rerank depth"),
         (

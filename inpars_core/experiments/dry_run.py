@@ -97,7 +97,7 @@ def describe_model_selection(config: ExperimentConfig) -> str:
         dataset = resolve_dataset(config.dataset.name, download=False)
     except InparsError:
         dataset = None
-    mode = section.dev
+    mode = "synthetic" if config.base_reranker.source == "synthetic" else section.dev
     if dataset is not None:
         from inpars_core.experiments.runner import ExperimentRunner
 

@@ -16,15 +16,17 @@ class Row:
 
     ``kind`` is one of :data:`ROW_KINDS`: ``bm25``; ``zero-shot`` (a model never trained on this
     collection); ``supervised`` (trained on this collection's train qrels); ``synthetic``
-    (fine-tuned on generated queries). ``bm25_weight`` > 0 marks a row interpolated with BM25
-    (its name shows it); ``pure`` names the row of the same model without interpolation.
+    (fine-tuned, or with ``base_reranker.source = "synthetic"`` trained, on generated queries).
+    Family ``fusion`` is an RRF of two runs (its name says which). ``bm25_weight`` > 0 marks a
+    row interpolated with BM25 (its name shows it); ``pure`` names the row of the same model
+    without interpolation.
     """
 
     name: str
     kind: str
     depth: int | None
     run_path: Path
-    family: str = "bm25"  # bm25, cross-encoder, bi-encoder
+    family: str = "bm25"  # bm25, cross-encoder, bi-encoder, fusion
     variant: str | None = None
     variants: list[str] = field(default_factory=list)
     bm25_weight: float = 0.0

@@ -129,8 +129,17 @@ class ExperimentRunner:
         return count if count < len(self.test_queries()) else limit
 
     def dev_mode(self, config: ExperimentConfig) -> str:
-        """``[finetune] dev`` resolved: "auto" is "train" with train qrels, else "synthetic"."""
+        """``[finetune] dev`` resolved: "auto" is "train" with train qrels, else "synthetic";
+        always "synthetic" for ``base_reranker.source = "synthetic"`` (label-free)."""
         mode = config.finetune.dev
+        if config.base_reranker.source == "synthetic":
+            if mode in ("train", "none"):
+                logger.warning(
+                    'finetune.dev = "%s" ignored: base_reranker.source = "synthetic" picks its '
+                    "step on the held-out synthetic queries (label-free)",
+                    mode,
+                )
+            return "synthetic"
         if mode == "auto":
             return "train" if self.has_train_qrels() else "synthetic"
         return mode
@@ -142,7 +151,7 @@ class ExperimentRunner:
         needs = []
         if config.base_reranker.source == "train":
             needs.append('base_reranker.source = "train"')
-        if config.finetune.dev == "train":
+        if config.finetune.dev == "train" and config.base_reranker.source != "synthetic":
             needs.append('finetune.dev = "train"')
         if config.finetune.mix_train_qrels:
             needs.append("finetune.mix_train_qrels = true")
@@ -273,7 +282,7 @@ class ExperimentRunner:
                 {"bm25-train": bm25_train},
                 lambda work: triples.run(triples_config, triples_inputs, work),
             )
-        if section.source == "hf":
+        if section.source in ("hf", "synthetic"):  # synthetic: no base (see label_free_rows)
             return section.model, self.model_key(section.model), base_triples
         assert base_triples is not None  # check_label_sources refused this case
         train_config = train.Config(**_training_options(section), eval_every=10**9)
@@ -332,12 +341,16 @@ class ExperimentRunner:
 
         bm25 = {"bm25_k1": config.bm25.k1, "bm25_b": config.bm25.b}
         section = dataclasses.replace(config.filters, **bm25)
+        params = _params(section)
+        if section.consistency_model is None:  # consistency_k alone: run by label_free_rows
+            section = dataclasses.replace(section, consistency_k=None)
+            params = {k: v for k, v in params.items() if not k.startswith("consistency_")}
         inputs = filter_stage.Inputs(
             queries=str(generated.path), dataset=self.dataset_ref(), index=str(index.path)
         )
         return self.store.run(
             "filter",
-            _params(section),
+            params,
             {"generate": generated, "index": index},
             lambda work: filter_stage.run(section, inputs, work),
         )
@@ -367,9 +380,11 @@ class ExperimentRunner:
         synthetic_bm25: StageResult,
         train_queries: list[SyntheticQuery],
         base_triples: StageResult | None,
+        name: str = "triples",
     ) -> StageResult:
         """BM25 negatives for the kept synthetic training queries (the dev slice excluded),
-        optionally mixed with the train-qrels triples (:mod:`inpars_core.stages.triples`)."""
+        optionally mixed with the train-qrels triples (:mod:`inpars_core.stages.triples`);
+        ``name`` is the stage's name (``consistency-triples`` for the checked queries)."""
         from inpars_core.stages import triples
 
         section = config.negatives
@@ -401,7 +416,7 @@ class ExperimentRunner:
             "train_queries": sorted(q.query_id for q in train_queries),
         }
         return self.store.run(
-            "triples", params, keyed, lambda work: triples.run(stage_config, inputs, work)
+            name, params, keyed, lambda work: triples.run(stage_config, inputs, work)
         )
 
     def dev_set(
@@ -605,6 +620,8 @@ class ExperimentRunner:
         section = config.base_reranker
         if section.source == "hf":
             return f"cross-encoder {section.model}, zero-shot", "zero-shot"
+        if section.source == "synthetic":
+            return "BM25", "bm25"
         return (
             f"cross-encoder supervised on {self.dataset.name} {config.dataset.train_split} "
             f"({train_count} queries)",
@@ -678,6 +695,266 @@ class ExperimentRunner:
                 found[result.name] = str(result.path.relative_to(self.root))
         return found
 
+    # ------------------------------------------------------------------ label-free (issue 13)
+    def uses_train_qrels(self, configs: Sequence[ExperimentConfig]) -> bool:
+        """Whether any config reads the collection's train qrels (a supervised base, a train
+        dev set, mixed triples): else no stage reads them (``bm25-train`` is not run)."""
+        return self.has_train_qrels() and any(
+            c.base_reranker.source == "train"
+            or c.finetune.mix_train_qrels
+            or self.dev_mode(c) == "train"
+            for c in configs
+        )
+
+    def base_depths(self, config: ExperimentConfig) -> tuple[int, ...]:
+        """Depths the base reranker is reranked and reported at: none for
+        ``base_reranker.source = "synthetic"`` (there is no base; BM25 is the baseline)."""
+        return () if config.base_reranker.source == "synthetic" else tuple(config.rerank.depths)
+
+    def bm25_baseline_rows(
+        self, config: ExperimentConfig, index: StageResult, bm25_test: StageResult
+    ) -> list[Row]:
+        """For ``base_reranker.source = "synthetic"``, BM25 as the baseline row of each depth
+        (the deltas of the label-free models are against it); none otherwise."""
+        if config.base_reranker.source != "synthetic":
+            return []
+        return [
+            Row(
+                "BM25 (baseline: no base reranker, label-free experiment)",
+                "bm25",
+                depth,
+                bm25_test.path / RUN_FILE,
+                is_baseline=True,
+                stage_seconds={"index": index.seconds, "bm25-test": bm25_test.seconds},
+                stages=self.lineage(index, bm25_test),
+            )
+            for depth in config.rerank.depths
+        ]
+
+    def rrf(self, first: StageResult, second: StageResult, depth: int) -> StageResult:
+        """Reciprocal rank fusion (k = 60) of two runs' top ``depth``, the second run's tail
+        (BM25's, for reranked runs) kept below (:mod:`inpars_core.stages.fuse`, method rrf)."""
+        from inpars_core.stages import fuse
+
+        stage_config = fuse.Config(method="rrf", depth=depth, tail=True)
+        inputs = fuse.Inputs(runs=(str(first.path), str(second.path)))
+        return self.store.run(
+            "rrf",
+            {"method": "rrf", "rrf_k": stage_config.rrf_k, "depth": depth, "tail": True},
+            {"first": first, "second": second},
+            lambda work: fuse.run(stage_config, inputs, work),
+        )
+
+    def fusion_row(
+        self, name: str, kind: str, depth: int, runs: Sequence[StageResult], **extra: Any
+    ) -> Row:
+        """The row of RRF(runs[0], runs[1]) at ``depth`` (family ``fusion``)."""
+        fused = self.rrf(runs[0], runs[1], depth)
+        lineage = extra.pop("lineage", [])
+        seconds = {run.name: run.seconds for run in runs if run.name != "bm25-test"}
+        return Row(
+            name,
+            kind,
+            depth,
+            fused.path / RUN_FILE,
+            family="fusion",
+            stage_seconds={**extra.pop("stage_seconds", {}), **seconds, "rrf": fused.seconds},
+            stages=self.lineage(*lineage, *runs, fused),
+            **extra,
+        )
+
+    def zero_shot_fusion_rows(self, config: ExperimentConfig, bm25_test: StageResult) -> list[Row]:
+        """With ``[dense] enabled``: RRF(BM25, the zero-shot bi-encoder) at each depth."""
+        if not config.dense.enabled:
+            return []
+        model = config.dense.model
+        return [
+            self.fusion_row(
+                f"RRF(BM25, bi-encoder {model}, zero-shot)",
+                "zero-shot",
+                depth,
+                [
+                    bm25_test,
+                    self.dense_rerank(config, model, self.model_key(model), bm25_test, depth),
+                ],
+            )
+            for depth in config.rerank.depths
+        ]
+
+    def label_free_train(
+        self,
+        name: str,
+        config: ExperimentConfig,
+        triples: StageResult,
+        dev: tuple[str, dict[str, Any], dict[str, StageResult | str], dict[str, Any]],
+    ) -> StageResult:
+        """The backbone ``base_reranker.model`` trained with ``[base_reranker]``'s training
+        options on synthetic triples only, its step picked on the held-out synthetic dev slice
+        (``[finetune]``'s eval_every, keep, dev_depth, dev_queries): :mod:`.stages.train`."""
+        from inpars_core.stages import train
+
+        section, tune = config.base_reranker, config.finetune
+        mode, dev_inputs, dev_keyed, dev_params = dev
+        assert mode == "synthetic", mode  # dev_mode forces it for this source
+        weight = config.rerank.bm25_weight
+        stage_config = train.Config(
+            **_training_options(section),
+            eval_every=tune.eval_every,
+            keep=tune.keep,
+            pair_encoding=config.rerank.pair_encoding,
+            dev_split=config.dataset.train_split,
+            eval_split=config.dataset.test_split,
+            dev_depth=tune.dev_depth,
+            dev_max_queries=tune.dev_queries,
+            dev_bm25_weight=weight,
+        )
+        inputs = train.Inputs(
+            dataset=self.dataset_ref(),
+            triples=str(triples.path),
+            base_model=section.model,
+            **dev_inputs,
+        )
+        params = {
+            **_params(section),
+            **dev_params,
+            "eval_every": tune.eval_every,
+            "keep": tune.keep,
+            "dev_depth": tune.dev_depth,
+            "dev_bm25_weight": weight,
+            "pair_encoding": config.rerank.pair_encoding,
+        }
+        keyed = {"triples": triples, "backbone": self.model_key(section.model), **dev_keyed}
+        return self.store.run(
+            name, params, keyed, lambda work: train.run(stage_config, inputs, work, self.progress)
+        )
+
+    def consistency(
+        self, config: ExperimentConfig, kept: StageResult, index: StageResult, model: StageResult
+    ) -> StageResult:
+        """InPars-light's consistency check of the kept synthetic queries with ``model`` (trained
+        on them): the filter stage with only its ``consistency`` filter on; the dev slice is
+        judged too (shown on the Synthetic queries page) but stays the dev set."""
+        from inpars_core.stages import filter as filter_stage
+
+        section = config.filters
+        off = dict.fromkeys(
+            ("near_duplicate_jaccard", "min_words", "max_words", "max_document_overlap",
+             "example_copy_jaccard", "top_fraction", "top_k", "round_trip_k", "reranker_model")
+        )  # fmt: skip
+        settings = {
+            "consistency_k": section.consistency_k,
+            "consistency_depth": section.consistency_depth,
+            "consistency_max_length": section.consistency_max_length,
+            "reranker_batch_size": section.reranker_batch_size,
+            "bm25_k1": config.bm25.k1,
+            "bm25_b": config.bm25.b,
+        }
+        stage_config = filter_stage.Config(
+            **off, **settings, consistency_model=str(model.path / MODEL_DIR)
+        )
+        inputs = filter_stage.Inputs(
+            queries=str(kept.path), dataset=self.dataset_ref(), index=str(index.path)
+        )
+        return self.store.run(
+            "consistency",
+            settings,
+            {"kept": kept, "model": model, "index": index},
+            lambda work: filter_stage.run(stage_config, inputs, work),
+        )
+
+    def label_free_rows(
+        self,
+        name: str,
+        config: ExperimentConfig,
+        index: StageResult,
+        bm25_test: StageResult,
+        synthetic: tuple[StageResult, StageResult, StageResult],
+        train_queries: list[SyntheticQuery],
+        triples: StageResult,
+        dev: tuple[str, dict[str, Any], dict[str, StageResult | str], dict[str, Any]],
+    ) -> list[Row]:
+        """Rows of a ``base_reranker.source = "synthetic"`` variant (kind ``synthetic``): the
+        backbone trained on the synthetic triples alone (``synthetic-base-train``) and, with
+        ``[filters] consistency_k``, trained again on the queries it ranks consistently
+        (``consistency``, ``consistency-triples``, ``consistency-train``); per model and depth
+        its pure and interpolated rows, RRF(BM25, it) and, with ``[dense] enabled``,
+        RRF(it, the zero-shot bi-encoder). ``synthetic`` is (generate, filter, synthetic-bm25)."""
+        from inpars_core.generation.stage import read_queries
+
+        generated, kept, synthetic_bm25 = synthetic
+        backbone = config.base_reranker.model
+        label = f"{name}: cross-encoder {backbone} trained on synthetic queries only (label-free)"
+        first = self.label_free_train("synthetic-base-train", config, triples, dev)
+        models = [(label, first, triples, len(train_queries), [])]
+        k = config.filters.consistency_k
+        if k is not None and config.filters.consistency_model is None:
+            checked = self.consistency(config, kept, index, first)
+            survivors = {q.query_id for q in read_queries(checked.path)}
+            kept_train = [q for q in train_queries if q.query_id in survivors]
+            if not kept_train:
+                raise ConfigError(
+                    f"filters.consistency_k: the model of variant {name!r} ranks the source "
+                    f"document of none of its {len(train_queries)} training queries in its "
+                    f"top {k} (verdicts: {checked.path / 'verdicts.jsonl'}): nothing to train "
+                    "on. Fix: raise consistency_k, or train the first model longer"
+                )
+            checked_triples = self.synthetic_triples(
+                config, kept, synthetic_bm25, kept_train, None, name="consistency-triples"
+            )
+            second = self.label_free_train("consistency-train", config, checked_triples, dev)
+            label_checked = (
+                f"{name}: cross-encoder {backbone} trained on synthetic queries only "
+                f"(label-free, consistency-checked (top-{k}))"
+            )
+            models.append(
+                (label_checked, second, checked_triples, len(kept_train), [first, checked])
+            )
+        rows: list[Row] = []
+        dense = config.dense.model
+        for row_name, trained, used, trained_queries, before in models:
+            lineage = [generated, kept, synthetic_bm25, *before, used, trained]
+            training = {
+                **{k: trained.meta["counts"].get(k) for k in TRAINING_FIELDS},
+                "dev": trained.meta["counts"].get("dev"),
+                "dev_queries": trained.meta["counts"].get("dev_queries"),
+                "model": str(trained.path / MODEL_DIR),
+                "kept_queries": kept.meta["counts"].get("kept"),
+                "train_queries": trained_queries,
+                "triples": used.meta["counts"].get("triples"),
+                "label_free": True,
+            }
+            seconds = {
+                "generate": generated.seconds,
+                "filter": kept.seconds,
+                **{stage.name: stage.seconds for stage in [*before, used, trained]},
+            }
+            extra = {"variant": name, "variants": [name]}
+            for depth in config.rerank.depths:
+                stage = self.rerank(
+                    config, str(trained.path / MODEL_DIR), trained, bm25_test, depth
+                )
+                rows += self.cross_encoder_rows(
+                    config, row_name, "synthetic", stage, bm25_test, depth,
+                    stage_seconds=seconds, training=training, lineage=lineage, **extra,
+                )  # fmt: skip
+                rows.append(
+                    self.fusion_row(
+                        f"RRF(BM25, {row_name})", "synthetic", depth, [bm25_test, stage],
+                        lineage=lineage, stage_seconds=seconds, **extra,
+                    )
+                )  # fmt: skip
+                if config.dense.enabled:
+                    zero_shot = self.dense_rerank(
+                        config, dense, self.model_key(dense), bm25_test, depth
+                    )
+                    rows.append(
+                        self.fusion_row(
+                            f"RRF({row_name}, bi-encoder {dense} zero-shot)", "synthetic", depth,
+                            [stage, zero_shot], lineage=lineage, stage_seconds=seconds, **extra,
+                        )
+                    )  # fmt: skip
+        return rows
+
     # ------------------------------------------------------------------ the whole experiment
     def run(self, variants: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the baselines and every requested variant; write and return the summary."""
@@ -714,7 +991,7 @@ class ExperimentRunner:
         )
         train_ids, train_dev_ids = self.split_train(config.finetune.dev_queries)
         bm25_train = None
-        if self.has_train_qrels():
+        if self.uses_train_qrels([config, *variant_configs.values()]):
             bm25_train = self.bm25(
                 config, index, "bm25-train", 100, split=config.dataset.train_split
             )
@@ -724,7 +1001,8 @@ class ExperimentRunner:
         if config.base_reranker.source == "train" and train_triples is not None:
             trained_on.update(train_triples.meta["inputs"].get("query_ids", []))
         base_name, base_kind = self.base_description(config, len(trained_on))
-        for depth in config.rerank.depths:
+        rows += self.bm25_baseline_rows(config, index, bm25_test)
+        for depth in self.base_depths(config):
             stage = self.rerank(config, base_model, base_key, bm25_test, depth)
             rows += self.cross_encoder_rows(
                 config,
@@ -754,6 +1032,7 @@ class ExperimentRunner:
                         stages=self.lineage(bm25_test, stage),
                     )
                 )
+        rows += self.zero_shot_fusion_rows(config, bm25_test)
         costs: dict[str, float] = {}
         dense_rows: dict[str, list[Row]] = {}
         for name, variant in variant_configs.items():
@@ -768,6 +1047,13 @@ class ExperimentRunner:
             dev = self.dev_set(
                 variant, bm25_train, train_dev_ids, kept, synthetic_bm25, synthetic_dev
             )
+            if variant.base_reranker.source == "synthetic":  # label-free: no base to fine-tune
+                rows += self.label_free_rows(
+                    name, variant, index, bm25_test, (generated, kept, synthetic_bm25),
+                    synthetic_train, triples, dev,
+                )  # fmt: skip
+                costs[name] = float(generated.meta["counts"].get("cost_usd", 0.0))
+                continue
             if dev[0] == "train":
                 trained_on.update(dev[3]["dev_ids"])
             if variant.finetune.mix_train_qrels and train_triples is not None:

@@ -40,7 +40,10 @@ from inpars_core.stages.contract import (
 )
 
 NAME = "filter"
-HELP = "filter synthetic queries (log-prob, reranker score, round trip, duplicates, copies)"
+HELP = (
+    "filter synthetic queries (log-prob, reranker score, round trip, consistency, duplicates, "
+    "copies)"
+)
 OUTPUT = "queries"
 QUERIES_FILE = "queries.jsonl"
 #: Every filter's verdict on every query (kept ones too), with the measured value.
@@ -99,6 +102,23 @@ class Config:
     reranker_max_length: int = option(256, "reranker: tokens per pair", check=POSITIVE_INT)
     reranker_batch_size: int = option(32, "reranker: pairs per batch", check=POSITIVE_INT)
     reranker_device: str = option("auto", "reranker: auto, cpu, cuda, mps")
+    consistency_model: str | None = option(
+        None,
+        "consistency filter (InPars-light): a cross-encoder trained on these queries (a folder, "
+        "e.g. the model/ of 'inpars train') reranks each query's BM25 top --consistency-depth; "
+        "needs --dataset, --index and --consistency-k",
+    )
+    consistency_k: int | None = option(
+        None,
+        "consistency filter: keep a query when the model ranks its source document in its top k",
+        check=POSITIVE_INT,
+    )
+    consistency_depth: int = option(
+        20, "consistency filter: BM25 documents the model reranks per query", check=POSITIVE_INT
+    )
+    consistency_max_length: int = option(
+        256, "consistency filter: tokens per pair", check=POSITIVE_INT
+    )
     bm25_k1: float = option(
         0.9, "BM25 k1 of the round trip (an experiment uses [bm25] k1)", check=NON_NEGATIVE_FLOAT
     )
@@ -129,6 +149,12 @@ class Config:
                 f"reranker_model {self.reranker_model!r}: expected one of "
                 f"{', '.join(selection)} saying which queries it keeps, found none. Fix: e.g. "
                 "reranker_top_fraction = 0.5 (--reranker-top-fraction 0.5)"
+            )
+        if self.consistency_model is not None and self.consistency_k is None:
+            raise ConfigError(
+                f"consistency_model {self.consistency_model!r}: expected consistency_k saying "
+                "which queries it keeps, found none. Fix: e.g. consistency_k = 3 "
+                "(--consistency-k 3)"
             )
         if (
             self.min_words is not None
@@ -198,6 +224,7 @@ USES: tuple[FilterUse, ...] = (
         },
         needs="scores",
     ),
+    FilterUse("consistency", {"k": "consistency_k"}, needs="model_ranks"),
 )
 
 
@@ -211,6 +238,41 @@ def source_ranks(queries: Sequence[Any], retriever: Any, k: int) -> dict[str, in
         ranking = [d.doc_id for d in run.get(query.query_id, [])]
         ranks[query.query_id] = ranking.index(query.doc_id) + 1 if query.doc_id in ranking else None
     return ranks
+
+
+def consistency_ranks(
+    queries: Sequence[Any], retriever: Any, documents: Mapping[str, Any], config: Config
+) -> tuple[dict[str, int | None], str]:
+    """1-based rank of each query's source document when the consistency model reranks the
+    query's BM25 top ``consistency_depth`` (None when BM25 did not retrieve it there), and the
+    model's fingerprint. Ties in score are broken by doc id, as in every run."""
+    from inpars_core.records import Query
+    from inpars_core.reranking.encoding import EncodingConfig
+    from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
+
+    assert config.consistency_model is not None
+    asked = {q.query_id: Query(q.query_id, q.text) for q in queries if q.text}
+    run = retriever.retrieve(asked, config.consistency_depth)
+    pairs: list[tuple[str, str]] = []
+    owners: list[tuple[str, str]] = []
+    for query in queries:
+        for doc in run.get(query.query_id, [])[: config.consistency_depth]:
+            if doc.doc_id in documents:
+                pairs.append((query.text, documents[doc.doc_id].contents))
+                owners.append((query.query_id, doc.doc_id))
+    scoring = ScoringConfig(batch_size=config.reranker_batch_size, device=config.reranker_device)
+    reranker = load_reranker(config.consistency_model, scoring)
+    values = score_pairs(
+        reranker, pairs, EncodingConfig(max_length=config.consistency_max_length), scoring
+    )
+    scored: dict[str, list[tuple[float, str]]] = {}
+    for (query_id, doc_id), value in zip(owners, values, strict=True):
+        scored.setdefault(query_id, []).append((value, doc_id))
+    ranks: dict[str, int | None] = {}
+    for query in queries:
+        order = [d for _, d in sorted(scored.get(query.query_id, []), key=lambda s: (-s[0], s[1]))]
+        ranks[query.query_id] = order.index(query.doc_id) + 1 if query.doc_id in order else None
+    return ranks, reranker.fingerprint
 
 
 def reranker_scores(
@@ -302,20 +364,30 @@ def run(
         context["examples"] = example_queries(inputs.queries)
         recorded["example_queries"] = context["examples"]
     if "ranks" in needs:
-        if not inputs.index:
-            raise ConfigError(
-                f"--round-trip-k {config.round_trip_k}: expected --index (a BM25 index of the "
-                "dataset, the --out of 'inpars index'), found none. Fix: add --index, or "
-                "--round-trip-k none"
-            )
-        from inpars_core.retrieval.bm25 import BM25Config, BM25Retriever
-
-        retriever = BM25Retriever(
-            open_input(inputs.index, "index", flag="--index"),
-            BM25Config(k1=config.bm25_k1, b=config.bm25_b),
+        retriever = _bm25(
+            config, inputs, f"--round-trip-k {config.round_trip_k}", "--round-trip-k none"
         )
         context["ranks"] = source_ranks(queries, retriever, config.round_trip_k)
-        recorded["index"] = input_artifact(inputs.index)
+        recorded["index"] = input_artifact(str(inputs.index))
+    if "model_ranks" in needs:
+        flag = f"--consistency-k {config.consistency_k}"
+        if config.consistency_model is None:
+            raise ConfigError(
+                f"{flag}: expected --consistency-model (a cross-encoder trained on these "
+                "queries), found none. Fix: add --consistency-model MODEL_DIR, or "
+                "--consistency-k none"
+            )
+        if dataset is None:
+            raise ConfigError(
+                f"{flag}: expected --dataset (the model reranks each query's BM25 list of its "
+                "documents), found none. Fix: add --dataset"
+            )
+        retriever = _bm25(config, inputs, flag, "--consistency-k none")
+        context["model_ranks"], recorded["consistency_fingerprint"] = consistency_ranks(
+            queries, retriever, dataset.corpus, config
+        )
+        recorded["index"] = input_artifact(str(inputs.index))
+        recorded["consistency_model"] = input_artifact(config.consistency_model)
     if "scores" in needs:
         if dataset is None:
             raise ConfigError(
@@ -363,6 +435,21 @@ def run(
         counts={"queries": len(queries), "kept": len(kept), "dropped_by": per_filter},
         notes=notes,
         started=started,
+    )
+
+
+def _bm25(config: Config, inputs: Inputs, flag: str, off: str) -> Any:
+    """The BM25 retriever over ``--index`` a filter searches with (refused without one)."""
+    if not inputs.index:
+        raise ConfigError(
+            f"{flag}: expected --index (a BM25 index of the dataset, the --out of 'inpars "
+            f"index'), found none. Fix: add --index, or {off}"
+        )
+    from inpars_core.retrieval.bm25 import BM25Config, BM25Retriever
+
+    return BM25Retriever(
+        open_input(inputs.index, "index", flag="--index"),
+        BM25Config(k1=config.bm25_k1, b=config.bm25_b),
     )
 
 

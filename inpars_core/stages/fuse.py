@@ -1,10 +1,13 @@
 """fuse: several runs into one: reciprocal rank fusion, a normalised score sum, or a reranked run
 interpolated with its first stage.
 
-``interpolate`` takes two runs, the reranked run then its first stage, and scores the reranked
-head (its top ``depth``) ``(1 - w) * model + w * first stage``, both min-max normalised per query
-over that head (:func:`~inpars_core.runs.interpolate_with_first_stage`); the first stage's tail
-stays below it (:func:`~inpars_core.runs.with_first_stage_tail`).
+``rrf`` and ``sum`` fuse each run's top ``depth``; with ``tail`` the last run's documents below
+the fused head follow it (reranked runs fused at their rerank depth keep BM25's tail, so the
+fused ranking is the whole list, as every reranked row is). ``interpolate`` takes two runs,
+the reranked run then its first stage, and scores the reranked head (its top ``depth``)
+``(1 - w) * model + w * first stage``, both min-max normalised per query over that head
+(:func:`~inpars_core.runs.interpolate_with_first_stage`); the first stage's tail stays below it
+(:func:`~inpars_core.runs.with_first_stage_tail`).
 """
 
 from __future__ import annotations
@@ -53,9 +56,19 @@ class Config:
     weight: float | None = option(
         None, "interpolate: w, the weight of the first stage (0: the pure model)", check=PROBABILITY
     )
+    tail: bool = option(
+        False,
+        "rrf, sum: below the fused top --depth, keep the last run's documents in its order (the "
+        "first stage's tail of reranked runs: the ranking as shown, as a reranked run keeps it)",
+    )
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.method == "interpolate" and self.tail:
+            raise ConfigError(
+                "expected --tail only with --method rrf or sum, found it with --method "
+                "interpolate, which always keeps the first stage's tail. Fix: drop --tail"
+            )
         if self.method == "interpolate" and self.weight is None:
             raise ConfigError(
                 "expected --weight W with --method interpolate, found none. Fix: give the "
@@ -99,6 +112,10 @@ def run(
     else:
         depth = depth or DEFAULT_DEPTH
         fused = normalised_score_sum(runs, depth=depth)
+    if config.tail:
+        from inpars_core.runs import with_first_stage_tail
+
+        fused = with_first_stage_tail(fused, runs[-1], depth)
     write_trec_run(fused, Path(out_dir) / RUN_FILE, tag=f"fuse-{config.method}")
     return write_stage_meta(
         out_dir,
