@@ -727,6 +727,7 @@ class ExperimentRunner:
                 is_baseline=True,
                 stage_seconds={"index": index.seconds, "bm25-test": bm25_test.seconds},
                 stages=self.lineage(index, bm25_test),
+                queries=self.depth_query_count(config, depth),
             )
             for depth in config.rerank.depths
         ]
@@ -746,10 +747,18 @@ class ExperimentRunner:
         )
 
     def fusion_row(
-        self, name: str, kind: str, depth: int, runs: Sequence[StageResult], **extra: Any
+        self,
+        config: ExperimentConfig,
+        name: str,
+        kind: str,
+        depth: int,
+        runs: Sequence[StageResult],
+        **extra: Any,
     ) -> Row:
-        """The row of RRF(runs[0], runs[1]) at ``depth`` (family ``fusion``)."""
+        """The row of RRF(runs[0], runs[1]) at ``depth`` (family ``fusion``), evaluated on the
+        queries reranked at that depth."""
         fused = self.rrf(runs[0], runs[1], depth)
+        extra.setdefault("queries", self.depth_query_count(config, depth))
         lineage = extra.pop("lineage", [])
         seconds = {run.name: run.seconds for run in runs if run.name != "bm25-test"}
         return Row(
@@ -770,6 +779,7 @@ class ExperimentRunner:
         model = config.dense.model
         return [
             self.fusion_row(
+                config,
                 f"RRF(BM25, bi-encoder {model}, zero-shot)",
                 "zero-shot",
                 depth,
@@ -939,7 +949,7 @@ class ExperimentRunner:
                 )  # fmt: skip
                 rows.append(
                     self.fusion_row(
-                        f"RRF(BM25, {row_name})", "synthetic", depth, [bm25_test, stage],
+                        config, f"RRF(BM25, {row_name})", "synthetic", depth, [bm25_test, stage],
                         lineage=lineage, stage_seconds=seconds, **extra,
                     )
                 )  # fmt: skip
@@ -949,7 +959,8 @@ class ExperimentRunner:
                     )
                     rows.append(
                         self.fusion_row(
-                            f"RRF({row_name}, bi-encoder {dense} zero-shot)", "synthetic", depth,
+                            config, f"RRF({row_name}, bi-encoder {dense} zero-shot)", "synthetic",
+                            depth,
                             [stage, zero_shot], lineage=lineage, stage_seconds=seconds, **extra,
                         )
                     )  # fmt: skip
