@@ -8,6 +8,12 @@ mark when both paired tests stay significant after Holm–Bonferroni over the st
 The overlap between test queries and the queries the reranker was trained or selected on is
 counted, and with ``[evaluation] exclude_overlap`` a second block of rows is evaluated on the
 test queries without overlap.
+
+When the variants rerank with several pair encodings (``rerank.pair_encoding``), the base
+reranker has a row per encoding and each cross-encoder row is compared with the base row of its
+own encoding (:func:`comparison_group`); the ``pair`` base stays the main baseline (BM25, dense
+rows), and an ``encoding_table`` block gives the seed's 2×2 table: encoding × before/after
+fine-tuning, with Δ and Holm marks.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ logger = logging.getLogger(__name__)
 PER_QUERY_FILE = "per_query.tsv"
 #: Which stages and files make each reported system.
 MANIFEST_FILE = "experiment.json"
+#: The pair encoding whose base rows are the table's main baseline (for BM25 and dense rows).
+MAIN_ENCODING = "pair"
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,48 @@ def holm_family_text(family: str, depths: Sequence[int], measures: Sequence[str]
     )
 
 
+def comparison_group(row: Row) -> tuple[Any, ...]:
+    """The group a row is compared within: its rerank depth and pair encoding (None for systems
+    without one: BM25, bi-encoders). The one place that decides which baseline a row's Δ and
+    Holm marks are taken against (:func:`baseline_of`); extend the tuple to split further."""
+    return (row.depth, row.encoding)
+
+
+def main_baselines(rows: Sequence[Row]) -> dict[int, int]:
+    """Depth -> index of the table's main baseline there: the baseline row reranked with the
+    ``pair`` encoding (or without one), else the first baseline row at that depth."""
+    found: dict[int, int] = {}
+    for i, row in enumerate(rows):
+        if not row.is_baseline or row.depth is None:
+            continue
+        current = found.get(row.depth)
+        if current is None or (
+            rows[current].encoding not in (None, MAIN_ENCODING)
+            and row.encoding in (None, MAIN_ENCODING)
+        ):
+            found[row.depth] = i
+    return found
+
+
+def baseline_of(rows: Sequence[Row]) -> dict[int, int]:
+    """Row index -> index of the baseline row it is compared with: the baseline of its
+    :func:`comparison_group`, else the main baseline at its depth (:func:`main_baselines`).
+    Baselines, and rows without a depth (BM25), are compared with nothing."""
+    groups: dict[tuple[Any, ...], int] = {}
+    for i, row in enumerate(rows):
+        if row.is_baseline:
+            groups.setdefault(comparison_group(row), i)
+    main = main_baselines(rows)
+    found: dict[int, int] = {}
+    for i, row in enumerate(rows):
+        if row.is_baseline or row.depth is None:
+            continue
+        base = groups.get(comparison_group(row), main.get(row.depth))
+        if base is not None:
+            found[i] = base
+    return found
+
+
 def _comparisons(
     evaluations: Mapping[int, Evaluation],
     rows: Sequence[Row],
@@ -118,26 +168,27 @@ def _comparisons(
     measures: Sequence[str],
     family: str,
 ) -> dict[tuple[int, str, int], tuple[ComparisonRow, bool]]:
-    """(row index, measure, depth) -> (comparison with the baseline, significant after Holm)."""
+    """(row index, measure, depth) -> (comparison with its baseline, significant after Holm).
+
+    Each row is compared with :func:`baseline_of` it; Holm–Bonferroni corrects over the
+    ``family``: every comparison at one depth on one measure (``depth-measure``, whatever
+    baseline each was against) or the whole table (``table``)."""
     found: dict[tuple[int, str, int], ComparisonRow] = {}
-    for depth in depths:
-        at_depth = [i for i, row in enumerate(rows) if row.depth == depth]
-        base = [i for i in at_depth if rows[i].is_baseline]
-        if not base:
-            continue
-        named = {str(i): evaluations[i] for i in at_depth}
+    base_of = {i: b for i, b in baseline_of(rows).items() if rows[i].depth in depths}
+    for base in sorted(set(base_of.values())):
+        named = {str(base): evaluations[base]}
+        named.update((str(i), evaluations[i]) for i, b in base_of.items() if b == base)
         for measure in measures:
-            result = compare(named, str(base[0]), measure)
-            for cmp_row in result.rows:
-                found[(int(cmp_row.run), measure, depth)] = cmp_row
-    if family == "table":
-        keys = list(found)
+            for cmp_row in compare(named, str(base), measure).rows:
+                found[(int(cmp_row.run), measure, rows[base].depth)] = cmp_row  # type: ignore[index]
+    families: dict[tuple[Any, ...], list[tuple[int, str, int]]] = {}
+    for key in found:
+        families.setdefault(() if family == "table" else (key[1], key[2]), []).append(key)
+    for keys in families.values():
         t_holm = holm_bonferroni([found[k].t_p for k in keys])
         w_holm = holm_bonferroni([found[k].wilcoxon_p for k in keys])
-        found = {
-            k: replace(found[k], t_p_holm=t, wilcoxon_p_holm=w)
-            for k, t, w in zip(keys, t_holm, w_holm, strict=True)
-        }
+        for k, t, w in zip(keys, t_holm, w_holm, strict=True):
+            found[k] = replace(found[k], t_p_holm=t, wilcoxon_p_holm=w)
     return {k: (v, v.significant) for k, v in found.items()}
 
 
@@ -154,6 +205,7 @@ def row_identity(index: int, row: Row) -> dict[str, Any]:
         "bm25_weight": row.bm25_weight,
         "pure_system": row.pure,
         "baseline": row.is_baseline,
+        "encoding": row.encoding,
         "run": str(row.run_path),
         "stages": dict(row.stages),
     }
@@ -173,6 +225,7 @@ def _table(
         i: evaluate(read_trec_run(row.run_path), qrels, measures) for i, row in enumerate(rows)
     }
     comparisons = _comparisons(evaluations, rows, depths, measures, family)
+    base_of = baseline_of(rows)
     table: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
         ev = evaluations[i]
@@ -190,6 +243,7 @@ def _table(
                 if found is None:
                     continue
                 cmp_row, significant = found
+                entry["compared_with"] = rows[base_of[i]].name
                 entry.setdefault("delta", {})[measure] = cmp_row.delta
                 entry.setdefault("significant", {})[measure] = significant
                 entry.setdefault("p_values", {})[measure] = {
@@ -215,6 +269,51 @@ def _table(
 PerQueryValue = tuple[str, int, str, str, float]
 
 
+def encoding_table(
+    entries: Sequence[Mapping[str, Any]], finetuning: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The seed's 2×2 table from the summary rows ``entries``: one row per pair encoding (and
+    depth) with the base reranker as reported ("before") and each fine-tuned cross-encoder
+    reranked with that encoding ("after", one column per ``finetuning[variant]``: variants
+    that differ only by the encoding share a column), with Δ and the Holm mark against that
+    "before". None when the table holds fewer than two encodings."""
+    columns_of = dict(finetuning or {})
+    bases = [e for e in entries if e.get("baseline") and e.get("encoding") is not None]
+    encodings = list(dict.fromkeys(e["encoding"] for e in bases))
+    if len(encodings) < 2:
+        return None
+    tuned = [
+        e
+        for e in entries
+        if e.get("kind") == "synthetic" and e.get("family") == "cross-encoder" and e.get("variant")
+    ]
+    columns = list(dict.fromkeys(columns_of.get(e["variant"], e["variant"]) for e in tuned))
+    rows = []
+    for base in bases:
+        after = {
+            columns_of.get(e["variant"], e["variant"]): {
+                "system": e["system"],
+                "variant": e["variant"],
+                "measures": e["measures"],
+                "delta": e.get("delta", {}),
+                "significant": e.get("significant", {}),
+            }
+            for e in tuned
+            if e.get("compared_with") == base["system"]
+            and e["depth"] == base["depth"]
+            and e.get("bm25_weight") == base.get("bm25_weight")
+        }
+        rows.append(
+            {
+                "encoding": base["encoding"],
+                "depth": base["depth"],
+                "before": {"system": base["system"], "measures": base["measures"]},
+                "after": after,
+            }
+        )
+    return {"encodings": encodings, "columns": columns, "rows": rows}
+
+
 def summarize(
     rows: Sequence[Row],
     qrels: Qrels,
@@ -225,23 +324,28 @@ def summarize(
     costs: Mapping[str, float],
     overlap: Overlap,
     exclude_overlap: bool,
+    finetuning: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[PerQueryValue]]:
     """The summary table of ``rows`` on ``qrels`` (a pure function of its arguments and the
-    rows' run files): every row evaluated, compared with the baseline of its depth, Holm-corrected
-    over ``holm_family``; with ``exclude_overlap`` a second block on the test queries without
-    overlap. Returns the summary and every per-query value."""
+    rows' run files): every row evaluated, compared with the baseline of its depth (and pair
+    encoding, :func:`comparison_group`), Holm-corrected over ``holm_family``; with
+    ``exclude_overlap`` a second block on the test queries without overlap; with two or more
+    pair encodings an ``encoding_table`` (:func:`encoding_table`, columns per
+    ``finetuning[variant]``). Returns the summary and every per-query value."""
     per_query: dict[str, list[tuple[int, str, str, float]]] = {"all": [], "no-overlap": []}
     summary: dict[str, Any] = {
         "test_queries": len(qrels),
         "measures": list(measures),
         "depths": list(depths),
-        "baselines": {str(row.depth): row.name for row in rows if row.is_baseline},
+        "baselines": {str(rows[i].depth): rows[i].name for i in main_baselines(rows).values()},
         "holm_family": holm_family,
         "holm_family_text": holm_family_text(holm_family, depths, measures),
         "overlap": {**asdict(overlap), "text": overlap.describe()},
         "rows": _table(rows, qrels, measures, depths, holm_family, costs, per_query["all"]),
         "per_query_file": PER_QUERY_FILE,
     }
+    if (table := encoding_table(summary["rows"], finetuning)) is not None:
+        summary["encoding_table"] = table
     if exclude_overlap:
         excluded = set(overlap.overlapping)
         clean = {q: j for q, j in qrels.items() if q not in excluded}
@@ -251,6 +355,8 @@ def summarize(
                 rows, clean, measures, depths, holm_family, costs, per_query["no-overlap"]
             ),
         }
+        if (table := encoding_table(summary["no_overlap"]["rows"], finetuning)) is not None:
+            summary["no_overlap"]["encoding_table"] = table
     values = [(block, *value) for block, found in per_query.items() for value in found]
     return summary, values
 
@@ -338,6 +444,43 @@ def _markdown_rows(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> l
     return lines
 
 
+def _markdown_encoding_table(
+    table: Mapping[str, Any], measure: str, title: str = "Pair encoding × fine-tuning"
+) -> list[str]:
+    """The "Pair encoding × fine-tuning" block: encoding × before/after with Δ and Holm mark."""
+    columns = table["columns"]
+    names = (
+        ["after", "Δ"]
+        if len(columns) == 1
+        else [f"{word} ({column})" for column in columns for word in ("after", "Δ")]
+    )
+    header = ["encoding", "depth", "before", *names]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"{measure}: the base reranker reranked with each pair encoding (before) and fine-tuned "
+        "and reranked with it (after); Δ against the before of the same row, * as above.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    for row in table["rows"]:
+        cells = [f"`{row['encoding']}`", str(row["depth"])]
+        cells.append(f"{row['before']['measures'][measure]:.4f}")
+        for column in columns:
+            after = row["after"].get(column)
+            if after is None:
+                cells += ["", ""]
+                continue
+            delta = after["delta"].get(measure)
+            mark = "*" if after["significant"].get(measure) else ""
+            cells.append(f"{after['measures'][measure]:.4f}")
+            cells.append("" if delta is None else f"{delta:+.4f}{mark}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def to_markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown: header lines, then one row per system and depth."""
     measures = summary["measures"]
@@ -347,7 +490,13 @@ def to_markdown(summary: dict[str, Any]) -> str:
         f"# {summary['experiment']} ({summary['dataset']}, {summary['test_queries']} test queries)",
         "",
         f"Δ vs the baseline at the same depth ({base_text}); * = paired t-test and Wilcoxon both "
-        "< 0.05 after Holm–Bonferroni.",
+        "< 0.05 after Holm–Bonferroni."
+        + (
+            " A cross-encoder row is compared with the base reranker of its own pair encoding "
+            "(column `compared_with` of summary.json)."
+            if "encoding_table" in summary
+            else ""
+        ),
         "",
         summary.get("holm_family_text", ""),
         "",
@@ -357,6 +506,8 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "",
         *_markdown_rows(summary["rows"], measures),
     ]
+    if "encoding_table" in summary:
+        lines += _markdown_encoding_table(summary["encoding_table"], measures[0])
     if "no_overlap" in summary:
         block = summary["no_overlap"]
         lines += [
@@ -365,6 +516,12 @@ def to_markdown(summary: dict[str, Any]) -> str:
             "",
             *_markdown_rows(block["rows"], measures),
         ]
+        if "encoding_table" in block:
+            lines += _markdown_encoding_table(
+                block["encoding_table"],
+                measures[0],
+                "Pair encoding × fine-tuning, test queries without overlap",
+            )
     lines += [
         "",
         f"Wall time of this invocation: {summary['wall_seconds']:.0f} s; stages run: "
