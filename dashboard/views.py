@@ -427,7 +427,8 @@ def recorded_comparison(
     depth = row_b.get("depth")
     if depth is None or row_a.get("depth") != depth:
         return None
-    if baselines(experiment).get(str(depth)) != row_a.get("system"):
+    compared_with = row_b.get("compared_with") or baselines(experiment).get(str(depth))
+    if compared_with != row_a.get("system"):  # B's Δ is against the base of its encoding
         return None
     if measure not in (row_b.get("delta") or {}):
         return None
@@ -710,7 +711,13 @@ def paired_frame(
     rows = no_overlap_rows(experiment) if without_overlap else summary_rows(experiment)
     at_depth = [r for r in rows if str(r.get("depth")) == str(depth)]
     base = next((r for r in at_depth if r.get("system") == name), None)
-    others = [r for r in at_depth if r is not base and measure in (r.get("delta") or {})]
+    others = [
+        r
+        for r in at_depth
+        if r is not base
+        and measure in (r.get("delta") or {})
+        and r.get("compared_with", name) == name  # not rows compared with another encoding's
+    ]
     if base is None or not others:
         return None
     table = [
@@ -1040,6 +1047,57 @@ def tokens_frame(explained: Mapping[str, Any]) -> pd.DataFrame:
             "attention_mask": explained["attention_mask"],
         }
     )
+
+
+#: What each pair encoding is, for the Encodings page's column titles.
+ENCODING_TITLES = {
+    "pair": "correct",
+    "zero-types": "the seed's bug",
+    "separate": "texts encoded apart",
+}
+
+
+def encodings_frame(explained: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per pair encoding of the same pair, side by side: [CLS] count, length kept (and
+    without truncation), whether it was truncated, type-1 tokens and the problems found."""
+    rows = [
+        {
+            "encoding": mode,
+            "[CLS]": e["cls_count"],
+            "length": e["length"],
+            "untruncated length": e["untruncated_length"],
+            "truncated": bool(e["truncated"]),
+            "type-1 tokens": e["type1_tokens"],
+            "problems": "; ".join(e["problems"]),
+        }
+        for mode, e in explained.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def rerank_encodings(experiment: Experiment) -> pd.DataFrame:
+    """What each cross-encoder row's rerank stage recorded of its pair encoding (meta.json
+    ``encoding``): the encoding, the share of type-1 tokens, [CLS] per pair, all types 0."""
+    rows = []
+    for row in summary_rows(experiment):
+        if row.get("family") != "cross-encoder" or row.get("bm25_weight"):
+            continue  # an interpolated row shares its pure row's rerank stage
+        stage = row_stage(experiment, row, "rerank")
+        seen = (stage.meta.get("encoding") if stage is not None else None) or {}
+        rows.append(
+            {
+                "system": row.get("system"),
+                "depth": depth_label(row.get("depth")),
+                "encoding": row.get("encoding") or seen.get("pair_encoding"),
+                "type-1 share": seen.get("type1_share"),
+                "[CLS] per pair": seen.get("cls_per_pair"),
+                "all types 0": seen.get("all_zero_types"),
+                "pairs checked": seen.get("pairs_checked"),
+            }
+        )
+    columns = ["system", "depth", "encoding", "type-1 share", "[CLS] per pair", "all types 0",
+               "pairs checked"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 def default_max_length(experiment: Experiment) -> int:

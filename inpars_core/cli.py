@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from inpars_core.errors import InparsError, unreadable_input
 from inpars_core.options import PORT, POSITIVE_INT, add_flags, from_args
+from inpars_core.reranking.encoding import PAIR_ENCODINGS
 from inpars_core.stages import STAGE_MODULES, stage_module
 
 logger = logging.getLogger("inpars")
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="hub id, path, or minilm")
     p.add_argument("--query", required=True)
     p.add_argument("--doc", required=True)
-    p.add_argument("--pair-encoding", choices=["pair", "separate"], default="pair")
+    p.add_argument("--pair-encoding", choices=PAIR_ENCODINGS, default="pair")
     p.add_argument("--max-length", type=POSITIVE_INT.from_text, default=256)
     p.add_argument("--json", action="store_true")
 

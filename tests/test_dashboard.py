@@ -581,7 +581,7 @@ def test_synthetic_queries_page(smoke_runs_dir, smoke, monkeypatch):
 @pytest.mark.integration
 def test_encodings_page(smoke_runs_dir, monkeypatch):
     from dashboard import loading, views
-    from inpars_core.reranking.encoding import EncodingConfig
+    from inpars_core.reranking.encoding import PAIR_ENCODINGS, EncodingConfig, explain_encoding
     from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
 
     app = open_page(smoke_runs_dir, "encodings", monkeypatch, exp=EXPERIMENT)
@@ -593,19 +593,36 @@ def test_encodings_page(smoke_runs_dir, monkeypatch):
     reranker = load_reranker(model, ScoringConfig(device="cpu"))
     scores = [
         score_pairs(reranker, [(query, document)], EncodingConfig(mode, max_length))[0]
-        for mode in ("pair", "separate")
+        for mode in PAIR_ENCODINGS
     ]
     shown = [m.value for m in app.metric if m.label == "Score"]
-    assert shown == [f"{s:.4f}" for s in scores]
+    assert shown == [f"{s:.4f}" for s in scores]  # pair, zero-types, separate, side by side
+    assert [m.value for m in app.metric if m.label == "[CLS]"] == ["1", "1", "2"]
+    type1 = [m.value for m in app.metric if m.label == "Type-1 tokens"]
+    assert int(type1[0]) > 0 and type1[1:] == ["0", "0"]  # zero-types: every type 0
     assert any("2 [CLS] tokens" in e.value for e in app.error)  # the separate encoding's bug
+    assert any("not told apart" in e.value for e in app.error)  # zero-types and separate
     assert any("switch 0 → 1" in s.value for s in app.success)  # the pair encoding is right
+    side = frame_with(app, "untruncated length").set_index("encoding")
+    assert list(side.index) == list(PAIR_ENCODINGS)
+    for mode in PAIR_ENCODINGS:  # the tokenizer's own account of the same pair
+        explained = explain_encoding(
+            reranker.tokenizer, query, document, EncodingConfig(mode, max_length), 2
+        )
+        assert side.loc[mode, "length"] == sum(explained["attention_mask"])
+        assert side.loc[mode, "truncated"] == explained["truncated"]
+    assert side.loc["zero-types", "length"] == side.loc["pair", "length"]
+    # what each rerank stage recorded in its meta.json: the smoke experiment reranks with pair
+    recorded = frame_with(app, "type-1 share")
+    assert set(recorded["encoding"]) == {"pair"} and (recorded["type-1 share"] > 0).all()
+    assert (recorded["[CLS] per pair"] == 1.0).all() and not recorded["all types 0"].any()
     total = len(loading.dataset_for(experiment).corpus)
     assert metrics(app)["Documents"] == f"{min(loading.CORPUS_SAMPLE, total)} of {total}"
     app.radio(key="enc_source").set_value("typed").run()
     app.text_input(key="enc_query").set_value("does aspirin prevent heart attacks").run()
     assert not app.exception
     assert app.query_params["src"] == "typed"
-    assert len([m for m in app.metric if m.label == "Score"]) == 2
+    assert len([m for m in app.metric if m.label == "Score"]) == len(PAIR_ENCODINGS)
 
 
 @pytest.mark.integration

@@ -286,3 +286,66 @@ def test_own_data_only_and_with_train_qrels_are_two_named_variants(
     (own_params, own_keyed), (mixed_params, mixed_keyed) = calls
     assert (own_params["mix_train_qrels"], mixed_params["mix_train_qrels"]) == (False, True)
     assert "train-triples" in mixed_keyed and "train-triples" not in own_keyed
+
+
+@pytest.mark.integration
+def test_pair_encodings_give_the_seed_2x2_table(smoke_runs_dir: Path, tmp_path: Path) -> None:
+    """Issue 13: variants `pair` and `zero-types` give the base rows once per encoding (the base
+    trained once, with `pair`), fine-tuned rows that inherit their variant's encoding in both
+    finetune and rerank, and the 2x2 block; each rerank meta.json says what the model saw."""
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_runs_dir, runs)  # the pair variant is the smoke's bce: all cached
+    path = tmp_path / "encodings.toml"
+    path.write_text(
+        SMOKE_CONFIG.read_text().split("[variants.bce]")[0]
+        + '[variants.pair]\n"rerank.pair_encoding" = "pair"\n\n'
+        + '[variants.zero-types]\n"rerank.pair_encoding" = "zero-types"\n'
+    )
+    runner = ExperimentRunner(load_config(path), runs)
+    summary = runner.run()
+    root = runs / "scifact-smoke"
+    assert set(runner.store.ran) == {"rerank", "interpolate", "finetune"}
+    assert runner.store.ran.count("finetune") == 1  # only the zero-types variant trains anew
+
+    def meta(row: dict, stage: str) -> dict:
+        return json.loads((root / row["stages"][stage] / "meta.json").read_text())
+
+    rows = summary["rows"]
+    base = "cross-encoder supervised on scifact train (16 queries)"
+    bases = [r for r in rows if r["kind"] == "supervised" and r["bm25_weight"] == 0]
+    assert [(r["system"], r["encoding"]) for r in bases] == [
+        (base, "pair"),
+        (f"{base} [zero-types encoding]", "zero-types"),
+    ]
+    assert len({r["stages"]["base-train"] for r in bases}) == 1  # trained once ...
+    assert meta(bases[0], "base-train")["config"]["pair_encoding"] == "pair"  # ... with pair
+    pair_seen, zero_seen = (meta(r, "rerank")["encoding"] for r in bases)
+    assert meta(bases[1], "rerank")["config"]["pair_encoding"] == "zero-types"
+    assert zero_seen["all_zero_types"] and zero_seen["type1_share"] == 0.0
+    assert not pair_seen["all_zero_types"] and 0.0 < pair_seen["type1_share"] < 1.0
+    assert pair_seen["cls_per_pair"] == zero_seen["cls_per_pair"] == 1.0
+    assert pair_seen["mean_length"] == zero_seen["mean_length"]  # only the types differ
+    runs_of = [(root / r["stages"]["rerank"] / "run.trec").read_text() for r in bases]
+    assert runs_of[0] != runs_of[1]  # the bug changes the scores
+    reported = {r["system"]: r for r in rows if r["baseline"]}
+    assert summary["baselines"] == {"10": f"{base} ⊕ 0.5·BM25"}  # pair: the main baseline
+    assert set(reported) == {f"{base} ⊕ 0.5·BM25", f"{base} [zero-types encoding] ⊕ 0.5·BM25"}
+    for variant in ("pair", "zero-types"):
+        tuned = [r for r in rows if r["variant"] == variant and r["family"] == "cross-encoder"]
+        assert {r["encoding"] for r in tuned} == {variant}
+        assert meta(tuned[0], "finetune")["config"]["pair_encoding"] == variant
+        assert meta(tuned[0], "rerank")["config"]["pair_encoding"] == variant
+        assert meta(tuned[0], "rerank")["encoding"]["all_zero_types"] == (variant != "pair")
+        (row,) = [r for r in tuned if r["bm25_weight"] == 0.5]
+        assert reported[row["compared_with"]]["encoding"] == variant
+    dense = [r for r in rows if r["family"] == "bi-encoder"]
+    assert dense and {r["compared_with"] for r in dense} == {f"{base} ⊕ 0.5·BM25"}
+    table = summary["encoding_table"]
+    assert table["encodings"] == ["pair", "zero-types"]
+    assert table["columns"] == ["pair / zero-types"]  # the variants differ only by encoding
+    for entry, encoding in zip(table["rows"], ("pair", "zero-types"), strict=True):
+        assert entry["encoding"] == encoding and entry["before"]["system"] in reported
+        after = entry["after"]["pair / zero-types"]
+        assert after["variant"] == encoding and set(after["delta"]) == set(summary["measures"])
+    assert "## Pair encoding × fine-tuning" in (root / "summary.md").read_text()
+    assert json.loads((root / "summary.json").read_text())["encoding_table"] == table

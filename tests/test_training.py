@@ -583,15 +583,16 @@ def test_the_trainer_reproduces_the_old_loops_bce_curve(
 
 
 @pytest.mark.integration
-def test_training_sees_our_pair_encoding_in_both_modes(checkpoint: Path) -> None:
+def test_training_sees_our_pair_encoding_in_every_mode(checkpoint: Path) -> None:
     from transformers import AutoTokenizer
 
-    from inpars_core.reranking.encoding import encode_pairs
+    from inpars_core.reranking.encoding import PAIR_ENCODINGS, encode_pairs
     from inpars_core.training.hf import wrap_cross_encoder
 
     model, tokenizer, _ = load_for_training(str(checkpoint), get_objective("bce"))
     pairs = [(QUERIES["q1"], DOCS["a1"]), (QUERIES["q2"], DOCS["c1"])]
-    for mode in ("pair", "separate"):
+    assert PAIR_ENCODINGS == ("pair", "zero-types", "separate")
+    for mode in PAIR_ENCODINGS:
         encoding = EncodingConfig(mode, MAX_LENGTH)
         wrapped = wrap_cross_encoder(str(checkpoint), model, tokenizer, encoding, "cpu")
         seen = wrapped.preprocess(pairs)
@@ -601,4 +602,5 @@ def test_training_sees_our_pair_encoding_in_both_modes(checkpoint: Path) -> None
         assert set(seen) >= {"input_ids", "token_type_ids", "attention_mask"}
         for key in ("input_ids", "token_type_ids", "attention_mask"):
             assert torch.equal(seen[key], expected[key]), (mode, key)
-    assert not seen["token_type_ids"].any()  # separate: every token type 0 (the seed's bug)
+        # pair: type 1 on the document; zero-types and separate: every token type 0 (the bug)
+        assert bool(seen["token_type_ids"].any()) == (mode == "pair"), mode

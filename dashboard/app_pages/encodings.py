@@ -1,4 +1,5 @@
-"""Encodings: how a (query, document) pair reaches the cross-encoder, pair vs separate."""
+"""Encodings: how a (query, document) pair reaches the cross-encoder under each pair encoding
+(``pair``, ``zero-types``, ``separate``, side by side), and what each rerank stage recorded."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import loading, ui, views
+from inpars_core.reranking.encoding import PAIR_ENCODINGS
 
 PACKAGED = "minilm (packaged backbone, untrained head)"
 SOURCES = ["from the data", "typed"]
 
 
 def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
-    """Pick a model and a pair; show both encodings with their scores and truncation stats."""
+    """Pick a model and a pair; show the three encodings with their scores and truncation
+    stats, and the encoding each rerank stage recorded."""
     models = views.rerank_models(experiment)
     if not models:
         st.info(
@@ -51,24 +54,42 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
         st.info("Type a query and a document.")
         return
 
-    columns = st.columns(2)
-    for column, mode in zip(columns, ("pair", "separate"), strict=True):
-        explained = loading.explain_pair(model, query, document, mode, max_length)
+    explained = {
+        mode: loading.explain_pair(model, query, document, mode, max_length)
+        for mode in PAIR_ENCODINGS
+    }
+    for column, (mode, shown) in zip(
+        st.columns(len(PAIR_ENCODINGS)), explained.items(), strict=True
+    ):
         with column:
-            st.subheader(f"`{mode}`" + (" (correct)" if mode == "pair" else " (the seed's bug)"))
-            kept = sum(explained["attention_mask"])
-            cols = st.columns(3)
-            cols[0].metric("Score", f"{explained['score']:.4f}")
-            cols[1].metric("Tokens kept", f"{kept}/{explained['untruncated_length']}")
-            cols[2].metric("Type-1 tokens", sum(explained["token_type_ids"]))
-            for problem in explained["problems"]:
+            st.subheader(f"`{mode}`")
+            st.caption(f"({views.ENCODING_TITLES[mode]})")
+            cols = st.columns(2)
+            cols[0].metric("Score", f"{shown['score']:.4f}")
+            cols[1].metric("[CLS]", shown["cls_count"])
+            cols = st.columns(2)
+            cols[0].metric("Tokens kept", f"{shown['length']}/{shown['untruncated_length']}")
+            cols[1].metric("Type-1 tokens", shown["type1_tokens"])
+            for problem in shown["problems"]:
                 st.error(problem)
-            if not explained["problems"]:
+            if not shown["problems"]:
                 st.success("One [CLS]; token types switch 0 → 1 after the first [SEP].")
-            st.markdown(views.tokens_html(explained), unsafe_allow_html=True)
+            st.markdown(views.tokens_html(shown), unsafe_allow_html=True)
             with st.expander("Token table"):
-                st.dataframe(views.tokens_frame(explained), width="stretch", height=240)
+                st.dataframe(views.tokens_frame(shown), width="stretch", height=240)
     st.caption("Blue: token_type_id 0 · orange: 1 · grey struck through: attention mask 0.")
+    st.dataframe(views.encodings_frame(explained), width="stretch", hide_index=True)
+
+    st.subheader("What each rerank stage saw")
+    recorded = views.rerank_encodings(experiment)
+    if recorded.empty:
+        st.info("No cross-encoder row in summary.json yet.")
+    else:
+        st.caption(
+            "From each row's rerank stage meta.json (`encoding`): the share of token_type_id 1 "
+            "and the [CLS] count per pair over the first reranked pairs."
+        )
+        st.dataframe(recorded, width="stretch", hide_index=True)
 
     st.subheader(f"Truncation of the corpus at max_length {max_length}")
     dataset = loading.dataset_source(experiment)

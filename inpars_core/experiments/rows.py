@@ -20,6 +20,8 @@ class Row:
     Family ``fusion`` is an RRF of two runs (its name says which). ``bm25_weight`` > 0 marks a
     row interpolated with BM25 (its name shows it); ``pure`` names the row of the same model
     without interpolation.
+    ``encoding`` is the pair encoding a cross-encoder row was reranked with (None for systems
+    without one: BM25, bi-encoders); a row is compared with the baseline of its encoding.
     """
 
     name: str
@@ -38,6 +40,7 @@ class Row:
     stages: dict[str, str] = field(default_factory=dict)
     #: evaluated on the first N test queries only (``rerank.depth_queries``); None: all of them
     queries: int | None = None
+    encoding: str | None = None
 
 
 def with_bm25(name: str, weight: float) -> str:
@@ -45,4 +48,10 @@ def with_bm25(name: str, weight: float) -> str:
     return f"{name} ⊕ {weight:g}·BM25" if weight > 0 else name
 
 
-__all__ = ["ROW_KINDS", "Row", "with_bm25"]
+def with_encoding(name: str, encoding: str) -> str:
+    """A row name with its pair encoding shown when it is not the correct ``pair``:
+    ``name [zero-types encoding]``."""
+    return name if encoding == "pair" else f"{name} [{encoding} encoding]"
+
+
+__all__ = ["ROW_KINDS", "Row", "with_bm25", "with_encoding"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from inpars_core.artifacts import file_fingerprint, stable_hash, write_json
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
-from inpars_core.experiments.rows import Row, with_bm25
+from inpars_core.experiments.rows import Row, with_bm25, with_encoding
 from inpars_core.experiments.schema import TRAINING_FIELDS
 from inpars_core.experiments.stages import StageResult, StageStore
 from inpars_core.records import Query, SyntheticQuery
@@ -48,6 +48,33 @@ def _training_options(section: Any) -> dict[str, Any]:
     the same names."""
     names = ("objective", "lr", "epochs", "max_steps", "batch_size", "max_length", "bf16", "seed")
     return {name: getattr(section, name) for name in names}
+
+
+def with_pair_encoding(config: ExperimentConfig, encoding: str) -> ExperimentConfig:
+    """``config`` reranking with another pair encoding (every other setting kept)."""
+    return dataclasses.replace(
+        config, rerank=dataclasses.replace(config.rerank, pair_encoding=encoding)
+    )
+
+
+def pair_encodings(variants: Sequence[ExperimentConfig]) -> list[str]:
+    """The distinct pair encodings the variants rerank with, ``pair`` first (then in
+    :data:`~inpars_core.reranking.encoding.PAIR_ENCODINGS` order): one set of base rows each."""
+    from inpars_core.reranking.encoding import PAIR_ENCODINGS
+
+    return sorted({v.rerank.pair_encoding for v in variants}, key=PAIR_ENCODINGS.index)
+
+
+def finetuning_columns(variants: Mapping[str, ExperimentConfig]) -> dict[str, str]:
+    """Variant -> the column of the encoding table its fine-tuned rows go in: variants whose
+    settings differ only by the pair encoding share one, named after them all."""
+    groups: dict[str, list[str]] = {}
+    for name, variant in variants.items():
+        raw = dataclasses.asdict(variant)
+        raw.pop("variants", None)
+        raw["rerank"].pop("pair_encoding")
+        groups.setdefault(stable_hash(raw), []).append(name)
+    return {name: " / ".join(names) for names in groups.values() for name in names}
 
 
 def synthetic_dev_split(
@@ -285,7 +312,11 @@ class ExperimentRunner:
         if section.source in ("hf", "synthetic"):  # synthetic: no base (see label_free_rows)
             return section.model, self.model_key(section.model), base_triples
         assert base_triples is not None  # check_label_sources refused this case
-        train_config = train.Config(**_training_options(section), eval_every=10**9)
+        # always trained with the right encoding: the base is "a model trained elsewhere";
+        # only its reranking takes the variants' encodings
+        train_config = train.Config(
+            **_training_options(section), eval_every=10**9, pair_encoding="pair"
+        )
         train_inputs = train.Inputs(
             dataset=self.dataset_ref(), triples=str(base_triples.path), base_model=section.model
         )
@@ -655,6 +686,7 @@ class ExperimentRunner:
             is_baseline=baseline and weight == 0,
             stage_seconds={**seconds, "rerank": stage.seconds},
             stages=self.lineage(*lineage),
+            encoding=config.rerank.pair_encoding,
             **extra,
         )
         if weight == 0:
@@ -673,6 +705,7 @@ class ExperimentRunner:
                 is_baseline=baseline,
                 stage_seconds={**seconds, "rerank": stage.seconds, "interpolate": fused.seconds},
                 stages=self.lineage(*lineage, fused),
+                encoding=config.rerank.pair_encoding,
                 **extra,
             ),
         ]
@@ -950,7 +983,7 @@ class ExperimentRunner:
                 rows.append(
                     self.fusion_row(
                         config, f"RRF(BM25, {row_name})", "synthetic", depth, [bm25_test, stage],
-                        lineage=lineage, stage_seconds=seconds, **extra,
+                        lineage=lineage, stage_seconds=seconds, training=training, **extra,
                     )
                 )  # fmt: skip
                 if config.dense.enabled:
@@ -961,7 +994,8 @@ class ExperimentRunner:
                         self.fusion_row(
                             config, f"RRF({row_name}, bi-encoder {dense} zero-shot)", "synthetic",
                             depth,
-                            [stage, zero_shot], lineage=lineage, stage_seconds=seconds, **extra,
+                            [stage, zero_shot], lineage=lineage, stage_seconds=seconds,
+                            training=training, **extra,
                         )
                     )  # fmt: skip
         return rows
@@ -1013,19 +1047,23 @@ class ExperimentRunner:
             trained_on.update(train_triples.meta["inputs"].get("query_ids", []))
         base_name, base_kind = self.base_description(config, len(trained_on))
         rows += self.bm25_baseline_rows(config, index, bm25_test)
-        for depth in self.base_depths(config):
-            stage = self.rerank(config, base_model, base_key, bm25_test, depth)
-            rows += self.cross_encoder_rows(
-                config,
-                base_name,
-                base_kind,
-                stage,
-                bm25_test,
-                depth,
-                baseline=True,
-                stage_seconds={"base-train": base_seconds},
-                lineage=[train_triples, base_key],
-            )
+        # one set of base rows per pair encoding the variants use: each fine-tuned row is
+        # compared with the base reranked the same way (the seed's 2x2 table)
+        for encoding in pair_encodings(list(variant_configs.values())):
+            encoded = with_pair_encoding(config, encoding)
+            for depth in self.base_depths(config):
+                stage = self.rerank(encoded, base_model, base_key, bm25_test, depth)
+                rows += self.cross_encoder_rows(
+                    encoded,
+                    with_encoding(base_name, encoding),
+                    base_kind,
+                    stage,
+                    bm25_test,
+                    depth,
+                    baseline=True,
+                    stage_seconds={"base-train": base_seconds},
+                    lineage=[train_triples, base_key],
+                )
         if config.dense.enabled:
             for depth in config.rerank.depths:
                 stage = self.dense_rerank(
@@ -1087,6 +1125,7 @@ class ExperimentRunner:
                 "triples": triples.meta["counts"].get("triples"),
             }
             tuned_name = self.finetuned_name(name, variant, base_kind)
+            tuned_name = with_encoding(tuned_name, variant.rerank.pair_encoding)
             for depth in variant.rerank.depths:
                 stage = self.rerank(variant, model_dir, tuned, bm25_test, depth)
                 rows += self.cross_encoder_rows(
@@ -1166,6 +1205,7 @@ class ExperimentRunner:
             costs=costs,
             overlap=overlap,
             exclude_overlap=config.evaluation.exclude_overlap,
+            finetuning=finetuning_columns(variant_configs),
         )
         dataset_path = str(Path(self.dataset.path).resolve())
         summary = {

@@ -8,6 +8,12 @@ mark when both paired tests stay significant after Holm–Bonferroni over the st
 The overlap between test queries and the queries the reranker was trained or selected on is
 counted, and with ``[evaluation] exclude_overlap`` a second block of rows is evaluated on the
 test queries without overlap.
+
+When the variants rerank with several pair encodings (``rerank.pair_encoding``), the base
+reranker has a row per encoding and each cross-encoder row is compared with the base row of its
+own encoding (:func:`comparison_group`); the ``pair`` base stays the main baseline (BM25, dense
+rows), and an ``encoding_table`` block gives the seed's 2×2 table: encoding × before/after
+fine-tuning, with Δ and Holm marks.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ DEEP_RANK = 100
 #: summary.json's field for that share, and its summary.md header.
 DEEP_FIELD = "top10_from_bm25_beyond_100"
 DEEP_HEADER = "top-10 from BM25 >100"
+#: The pair encoding whose base rows are the table's main baseline (for BM25 and dense rows).
+MAIN_ENCODING = "pair"
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,71 @@ def holm_family_text(family: str, depths: Sequence[int], measures: Sequence[str]
     )
 
 
+def comparison_group(row: Row) -> tuple[Any, ...]:
+    """The group a row is compared within: its rerank depth, the test queries it is evaluated on
+    (``rerank.depth_queries``) and pair encoding (None for systems without one: BM25,
+    bi-encoders). The one place that decides which baseline a row's Δ and Holm marks are taken
+    against (:func:`baseline_of`)."""
+    return (row.depth, row.queries, row.encoding)
+
+
+def is_label_free(row: Row) -> bool:
+    """A model trained on synthetic queries alone (``base_reranker.source = "synthetic"``) or a
+    fusion of one with label-free systems: no label of the collection anywhere."""
+    return bool(row.training.get("label_free"))
+
+
+def label_free_reference(rows: Sequence[Row], row: Row) -> int | None:
+    """The zero-shot system a label-free row is compared with: RRF(BM25, zero-shot bi-encoder)
+    at its depth on its queries when the table has it (the strongest system with no label of
+    the collection), else None (then its group's baseline)."""
+    for i, other in enumerate(rows):
+        if (
+            other.kind == "zero-shot"
+            and other.family == "fusion"
+            and (other.depth, other.queries) == (row.depth, row.queries)
+        ):
+            return i
+    return None
+
+
+def main_baselines(rows: Sequence[Row]) -> dict[int, int]:
+    """Depth -> index of the table's main baseline there: the baseline row reranked with the
+    ``pair`` encoding (or without one), else the first baseline row at that depth."""
+    found: dict[int, int] = {}
+    for i, row in enumerate(rows):
+        if not row.is_baseline or row.depth is None:
+            continue
+        current = found.get(row.depth)
+        if current is None or (
+            rows[current].encoding not in (None, MAIN_ENCODING)
+            and row.encoding in (None, MAIN_ENCODING)
+        ):
+            found[row.depth] = i
+    return found
+
+
+def baseline_of(rows: Sequence[Row]) -> dict[int, int]:
+    """Row index -> index of the baseline row it is compared with: the baseline of its
+    :func:`comparison_group`, else the main baseline at its depth (:func:`main_baselines`).
+    Baselines, and rows without a depth (BM25), are compared with nothing."""
+    groups: dict[tuple[Any, ...], int] = {}
+    for i, row in enumerate(rows):
+        if row.is_baseline:
+            groups.setdefault(comparison_group(row), i)
+    main = main_baselines(rows)
+    found: dict[int, int] = {}
+    for i, row in enumerate(rows):
+        if row.is_baseline or row.depth is None:
+            continue
+        base = groups.get(comparison_group(row), main.get(row.depth))
+        reference = label_free_reference(rows, row) if is_label_free(row) else None
+        base = base if reference is None else reference
+        if base is not None and rows[base].queries == row.queries:
+            found[i] = base  # compared on the same queries only
+    return found
+
+
 def _comparisons(
     evaluations: Mapping[int, Evaluation],
     rows: Sequence[Row],
@@ -123,28 +196,27 @@ def _comparisons(
     measures: Sequence[str],
     family: str,
 ) -> dict[tuple[int, str, int], tuple[ComparisonRow, bool]]:
-    """(row index, measure, depth) -> (comparison with the baseline, significant after Holm)."""
+    """(row index, measure, depth) -> (comparison with its baseline, significant after Holm).
+
+    Each row is compared with :func:`baseline_of` it; Holm–Bonferroni corrects over the
+    ``family``: every comparison at one depth on one measure (``depth-measure``, whatever
+    baseline each was against) or the whole table (``table``)."""
     found: dict[tuple[int, str, int], ComparisonRow] = {}
-    for depth in depths:
-        at_depth = [i for i, row in enumerate(rows) if row.depth == depth]
-        base = [i for i in at_depth if rows[i].is_baseline]
-        if not base:
-            continue
-        # compared on the same queries only (rows of one depth share rerank.depth_queries)
-        at_depth = [i for i in at_depth if rows[i].queries == rows[base[0]].queries]
-        named = {str(i): evaluations[i] for i in at_depth}
+    base_of = {i: b for i, b in baseline_of(rows).items() if rows[i].depth in depths}
+    for base in sorted(set(base_of.values())):
+        named = {str(base): evaluations[base]}
+        named.update((str(i), evaluations[i]) for i, b in base_of.items() if b == base)
         for measure in measures:
-            result = compare(named, str(base[0]), measure)
-            for cmp_row in result.rows:
-                found[(int(cmp_row.run), measure, depth)] = cmp_row
-    if family == "table":
-        keys = list(found)
+            for cmp_row in compare(named, str(base), measure).rows:
+                found[(int(cmp_row.run), measure, rows[base].depth)] = cmp_row  # type: ignore[index]
+    families: dict[tuple[Any, ...], list[tuple[int, str, int]]] = {}
+    for key in found:
+        families.setdefault(() if family == "table" else (key[1], key[2]), []).append(key)
+    for keys in families.values():
         t_holm = holm_bonferroni([found[k].t_p for k in keys])
         w_holm = holm_bonferroni([found[k].wilcoxon_p for k in keys])
-        found = {
-            k: replace(found[k], t_p_holm=t, wilcoxon_p_holm=w)
-            for k, t, w in zip(keys, t_holm, w_holm, strict=True)
-        }
+        for k, t, w in zip(keys, t_holm, w_holm, strict=True):
+            found[k] = replace(found[k], t_p_holm=t, wilcoxon_p_holm=w)
     return {k: (v, v.significant) for k, v in found.items()}
 
 
@@ -161,6 +233,7 @@ def row_identity(index: int, row: Row) -> dict[str, Any]:
         "bm25_weight": row.bm25_weight,
         "pure_system": row.pure,
         "baseline": row.is_baseline,
+        "encoding": row.encoding,
         "run": str(row.run_path),
         "stages": dict(row.stages),
     }
@@ -203,6 +276,7 @@ def _table(
             judged = {q: docs for q, docs in run.items() if q in judged_here}
             deep[i] = share_from_deep_ranks(judged, first_stage, 10, DEEP_RANK)
     comparisons = _comparisons(evaluations, rows, depths, measures, family)
+    base_of = baseline_of(rows)
     table: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
         ev = evaluations[i]
@@ -221,6 +295,7 @@ def _table(
                 if found is None:
                     continue
                 cmp_row, significant = found
+                entry["compared_with"] = rows[base_of[i]].name
                 entry.setdefault("delta", {})[measure] = cmp_row.delta
                 entry.setdefault("significant", {})[measure] = significant
                 entry.setdefault("p_values", {})[measure] = {
@@ -247,6 +322,51 @@ def _table(
 PerQueryValue = tuple[str, int, str, str, float]
 
 
+def encoding_table(
+    entries: Sequence[Mapping[str, Any]], finetuning: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The seed's 2×2 table from the summary rows ``entries``: one row per pair encoding (and
+    depth) with the base reranker as reported ("before") and each fine-tuned cross-encoder
+    reranked with that encoding ("after", one column per ``finetuning[variant]``: variants
+    that differ only by the encoding share a column), with Δ and the Holm mark against that
+    "before". None when the table holds fewer than two encodings."""
+    columns_of = dict(finetuning or {})
+    bases = [e for e in entries if e.get("baseline") and e.get("encoding") is not None]
+    encodings = list(dict.fromkeys(e["encoding"] for e in bases))
+    if len(encodings) < 2:
+        return None
+    tuned = [
+        e
+        for e in entries
+        if e.get("kind") == "synthetic" and e.get("family") == "cross-encoder" and e.get("variant")
+    ]
+    columns = list(dict.fromkeys(columns_of.get(e["variant"], e["variant"]) for e in tuned))
+    rows = []
+    for base in bases:
+        after = {
+            columns_of.get(e["variant"], e["variant"]): {
+                "system": e["system"],
+                "variant": e["variant"],
+                "measures": e["measures"],
+                "delta": e.get("delta", {}),
+                "significant": e.get("significant", {}),
+            }
+            for e in tuned
+            if e.get("compared_with") == base["system"]
+            and e["depth"] == base["depth"]
+            and e.get("bm25_weight") == base.get("bm25_weight")
+        }
+        rows.append(
+            {
+                "encoding": base["encoding"],
+                "depth": base["depth"],
+                "before": {"system": base["system"], "measures": base["measures"]},
+                "after": after,
+            }
+        )
+    return {"encodings": encodings, "columns": columns, "rows": rows}
+
+
 def summarize(
     rows: Sequence[Row],
     qrels: Qrels,
@@ -258,17 +378,20 @@ def summarize(
     overlap: Overlap,
     exclude_overlap: bool,
     query_order: Sequence[str] | None = None,
+    finetuning: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[PerQueryValue]]:
     """The summary table of ``rows`` on ``qrels`` (a pure function of its arguments and the
-    rows' run files): every row evaluated, compared with the baseline of its depth, Holm-corrected
-    over ``holm_family``; with ``exclude_overlap`` a second block on the test queries without
-    overlap. Returns the summary and every per-query value."""
+    rows' run files): every row evaluated, compared with the baseline of its depth (and pair
+    encoding, :func:`comparison_group`), Holm-corrected over ``holm_family``; with
+    ``exclude_overlap`` a second block on the test queries without overlap; with two or more
+    pair encodings an ``encoding_table`` (:func:`encoding_table`, columns per
+    ``finetuning[variant]``). Returns the summary and every per-query value."""
     per_query: dict[str, list[tuple[int, str, str, float]]] = {"all": [], "no-overlap": []}
     summary: dict[str, Any] = {
         "test_queries": len(qrels),
         "measures": list(measures),
         "depths": list(depths),
-        "baselines": {str(row.depth): row.name for row in rows if row.is_baseline},
+        "baselines": {str(rows[i].depth): rows[i].name for i in main_baselines(rows).values()},
         "holm_family": holm_family,
         "holm_family_text": holm_family_text(holm_family, depths, measures),
         "overlap": {**asdict(overlap), "text": overlap.describe()},
@@ -277,6 +400,8 @@ def summarize(
         ),
         "per_query_file": PER_QUERY_FILE,
     }
+    if (table := encoding_table(summary["rows"], finetuning)) is not None:
+        summary["encoding_table"] = table
     if exclude_overlap:
         excluded = set(overlap.overlapping)
         clean = {q: j for q, j in qrels.items() if q not in excluded}
@@ -293,6 +418,8 @@ def summarize(
                 query_order,
             ),
         }
+        if (table := encoding_table(summary["no_overlap"]["rows"], finetuning)) is not None:
+            summary["no_overlap"]["encoding_table"] = table
     values = [(block, *value) for block, found in per_query.items() for value in found]
     return summary, values
 
@@ -388,6 +515,43 @@ def _markdown_rows(
     return lines
 
 
+def _markdown_encoding_table(
+    table: Mapping[str, Any], measure: str, title: str = "Pair encoding × fine-tuning"
+) -> list[str]:
+    """The "Pair encoding × fine-tuning" block: encoding × before/after with Δ and Holm mark."""
+    columns = table["columns"]
+    names = (
+        ["after", "Δ"]
+        if len(columns) == 1
+        else [f"{word} ({column})" for column in columns for word in ("after", "Δ")]
+    )
+    header = ["encoding", "depth", "before", *names]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"{measure}: the base reranker reranked with each pair encoding (before) and fine-tuned "
+        "and reranked with it (after); Δ against the before of the same row, * as above.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    for row in table["rows"]:
+        cells = [f"`{row['encoding']}`", str(row["depth"])]
+        cells.append(f"{row['before']['measures'][measure]:.4f}")
+        for column in columns:
+            after = row["after"].get(column)
+            if after is None:
+                cells += ["", ""]
+                continue
+            delta = after["delta"].get(measure)
+            mark = "*" if after["significant"].get(measure) else ""
+            cells.append(f"{after['measures'][measure]:.4f}")
+            cells.append("" if delta is None else f"{delta:+.4f}{mark}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def to_markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown: header lines, then one row per system and depth."""
     measures = summary["measures"]
@@ -397,7 +561,13 @@ def to_markdown(summary: dict[str, Any]) -> str:
         f"# {summary['experiment']} ({summary['dataset']}, {summary['test_queries']} test queries)",
         "",
         f"Δ vs the baseline at the same depth ({base_text}); * = paired t-test and Wilcoxon both "
-        "< 0.05 after Holm–Bonferroni.",
+        "< 0.05 after Holm–Bonferroni."
+        + (
+            " A cross-encoder row is compared with the base reranker of its own pair encoding "
+            "(column `compared_with` of summary.json)."
+            if "encoding_table" in summary
+            else ""
+        ),
         "",
         summary.get("holm_family_text", ""),
         "",
@@ -407,6 +577,8 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "",
         *_markdown_rows(summary["rows"], measures, summary["test_queries"]),
     ]
+    if "encoding_table" in summary:
+        lines += _markdown_encoding_table(summary["encoding_table"], measures[0])
     if "no_overlap" in summary:
         block = summary["no_overlap"]
         lines += [
@@ -415,6 +587,12 @@ def to_markdown(summary: dict[str, Any]) -> str:
             "",
             *_markdown_rows(block["rows"], measures, block["test_queries"]),
         ]
+        if "encoding_table" in block:
+            lines += _markdown_encoding_table(
+                block["encoding_table"],
+                measures[0],
+                "Pair encoding × fine-tuning, test queries without overlap",
+            )
     lines += [
         "",
         f"Wall time of this invocation: {summary['wall_seconds']:.0f} s; stages run: "

@@ -1,12 +1,18 @@
 """Encoding (query, document) pairs for a cross-encoder — the one function training and inference
 share — and the seed's bug reproduced on purpose.
 
-``pair`` (default): ``tokenizer(query, doc, truncation="only_second", max_length=L)``; for models
-with ``type_vocab_size >= 2`` token_type_ids are 0 for ``[CLS] query [SEP]`` and 1 for
-``doc [SEP]``. ``separate``: query and document tokenised apart and concatenated, every token type
-0, two [CLS] — what made the seed's nDCG@10 fall from 0.7131 to 0.2949.
+Three modes (:data:`PAIR_ENCODINGS`), each named for what it does:
 
-In both modes a query of ``L - 3`` word-pieces or more (``L`` minus the special tokens of a
+- ``pair`` (default, correct): ``tokenizer(query, doc, truncation="only_second",
+  max_length=L)``; for models with ``type_vocab_size >= 2`` token_type_ids are 0 for
+  ``[CLS] query [SEP]`` and 1 for ``doc [SEP]``.
+- ``zero-types``: exactly the ``pair`` encoding (same input_ids, attention mask and truncation)
+  with every token_type_id set to 0 — the seed's literal bug (query and document not told apart
+  by token types; nDCG@10 0.2949 instead of 0.7131), nothing else changed.
+- ``separate``: query and document tokenised apart and concatenated: two [CLS], every token type
+  0, and no pair-aware truncation (the concatenation is cut at ``L``).
+
+In every mode a query of ``L - 3`` word-pieces or more (``L`` minus the special tokens of a
 pair) is cut to ``L - 4`` with a warning before encoding (:func:`query_token_budget`): the
 document is what gets truncated, and an over-long query must neither crash the tokenizer
 ("Sequence to truncate too short") nor push out the [SEP].
@@ -18,15 +24,24 @@ import logging
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from inpars_core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-PairEncoding = Literal["pair", "separate"]
-PAIR_ENCODINGS: tuple[str, ...] = ("pair", "separate")
-_warned_separate = False
+#: How a (query, document) pair is encoded: the one definition every option's choices come from.
+PairEncoding = Literal["pair", "zero-types", "separate"]
+#: The names of :data:`PairEncoding`, in that order (``pair``, the correct one, first).
+PAIR_ENCODINGS: tuple[str, ...] = get_args(PairEncoding)
+#: What each buggy mode does, for the one warning it logs per process.
+_BUGS = {
+    "zero-types": "the pair encoding with every token_type_id set to 0 (query and document are "
+    "not told apart by token types)",
+    "separate": "query and document are encoded apart, every token type is 0 and there are "
+    "two [CLS]",
+}
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -43,14 +58,15 @@ class EncodingConfig:
             raise ConfigError(f"max_length must be at least 8, got {self.max_length}")
 
 
-def _warn_separate() -> None:
-    global _warned_separate
-    if not _warned_separate:
-        _warned_separate = True
+def _warn_bug(mode: str) -> None:
+    """One warning per process and buggy mode: it reproduces the seed's bug on purpose."""
+    if mode in _BUGS and mode not in _warned:
+        _warned.add(mode)
         logger.warning(
-            "pair encoding 'separate' reproduces the token_type_ids bug on purpose: query and "
-            "document are encoded apart, every token type is 0 and there are two [CLS]; "
-            "use 'pair' for real work"
+            "pair encoding %r reproduces the token_type_ids bug on purpose: %s; use 'pair' for "
+            "real work",
+            mode,
+            _BUGS[mode],
         )
 
 
@@ -121,16 +137,24 @@ def encode_pairs(
     if len(queries) != len(documents):
         raise ValueError(f"{len(queries)} queries for {len(documents)} documents")
     queries = fit_queries(tokenizer, queries, config.max_length)
-    if config.mode == "pair":
-        return tokenizer(
+    _warn_bug(config.mode)
+    if config.mode in ("pair", "zero-types"):
+        encoded = tokenizer(
             list(queries),
             list(documents),
             truncation="only_second",
             max_length=config.max_length,
             padding=True,
-            return_tensors=return_tensors,
+            return_tensors=None if config.mode == "zero-types" else return_tensors,
         )
-    _warn_separate()
+        if config.mode == "pair":
+            return encoded
+        from transformers import BatchEncoding
+
+        features = dict(encoded)
+        if "token_type_ids" in features:  # a model without token types has nothing to zero
+            features["token_type_ids"] = [[0] * len(row) for row in features["token_type_ids"]]
+        return BatchEncoding(features, tensor_type=return_tensors)
     rows = []
     for query, document in zip(queries, documents, strict=True):
         q = tokenizer(query, add_special_tokens=True)["input_ids"]
@@ -193,25 +217,75 @@ def check_segments(
 def explain_encoding(
     tokenizer: Any, query: str, document: str, config: EncodingConfig, type_vocab_size: int
 ) -> dict[str, Any]:
-    """Tokens, ids, token types, attention mask, truncation and checks of one pair (for the
-    ``encode`` command and the dashboard)."""
+    """Tokens, ids, token types, attention mask, [CLS] count, length, truncation and checks of
+    one pair (for the ``encode`` command and the dashboard). ``untruncated_length`` is what the
+    mode would give without ``max_length`` (``separate``: both texts with their own special
+    tokens)."""
     encoded = encode_pairs(tokenizer, [query], [document], config, return_tensors=None)
     ids = encoded["input_ids"][0]
     types = encoded.get("token_type_ids", [[0] * len(ids)])[0]
-    full = len(tokenizer(query, document)["input_ids"])
+    if config.mode == "separate":
+        full = len(tokenizer(query)["input_ids"]) + len(tokenizer(document)["input_ids"])
+    else:
+        full = len(tokenizer(query, document)["input_ids"])
     query_pieces = len(tokenizer(query, add_special_tokens=False)["input_ids"])
     check = check_segments(ids, types, tokenizer, type_vocab_size)
+    mask = list(encoded["attention_mask"][0])
     return {
         "pair_encoding": config.mode,
         "max_length": config.max_length,
         "tokens": tokenizer.convert_ids_to_tokens(ids),
         "input_ids": list(ids),
         "token_type_ids": list(types),
-        "attention_mask": list(encoded["attention_mask"][0]),
+        "attention_mask": mask,
+        "length": sum(mask),
+        "cls_count": check.cls_count,
+        "type1_tokens": sum(t == 1 for t, m in zip(types, mask, strict=True) if m),
         "truncated": full > config.max_length,
         "untruncated_length": full,
         "query_truncated": query_pieces > query_token_budget(tokenizer, config.max_length),
         "problems": list(check.problems),
+    }
+
+
+def encoding_stats(
+    tokenizer: Any,
+    queries: Sequence[str],
+    documents: Sequence[str],
+    config: EncodingConfig,
+    type_vocab_size: int,
+) -> dict[str, Any]:
+    """What ``config`` makes of these pairs, as the model sees them: the share of (unpadded)
+    tokens with token_type_id 1, the mean [CLS] count per pair, whether every token type is 0,
+    the mean length, and the distinct :func:`check_segments` problems. A rerank stage records
+    this in its meta.json (key ``encoding``), so a run says which encoding it really used."""
+    encoded = encode_pairs(tokenizer, queries, documents, config, return_tensors=None)
+    ids_rows = encoded["input_ids"]
+    types_rows = encoded.get("token_type_ids") or [[0] * len(row) for row in ids_rows]
+    tokens = type1 = cls = 0
+    all_zero = True
+    problems: set[str] = set()
+    for ids, types, mask in zip(ids_rows, types_rows, encoded["attention_mask"], strict=True):
+        kept = [(i, t) for i, t, m in zip(ids, types, mask, strict=True) if m]
+        check = check_segments(
+            [i for i, _ in kept], [t for _, t in kept], tokenizer, type_vocab_size
+        )
+        tokens += len(kept)
+        type1 += sum(t == 1 for _, t in kept)
+        cls += check.cls_count
+        all_zero = all_zero and check.all_zero_types
+        problems.update(check.problems)
+    pairs = len(ids_rows)
+    return {
+        "pair_encoding": config.mode,
+        "max_length": config.max_length,
+        "type_vocab_size": type_vocab_size,
+        "pairs_checked": pairs,
+        "type1_share": type1 / tokens if tokens else 0.0,
+        "cls_per_pair": cls / pairs if pairs else 0.0,
+        "all_zero_types": all_zero,
+        "mean_length": tokens / pairs if pairs else 0.0,
+        "problems": sorted(problems)[:5],
     }
 
 

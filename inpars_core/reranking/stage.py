@@ -188,7 +188,7 @@ class RerankReport:
 
 def validate_encoding(reranker: LoadedReranker, encoding: EncodingConfig) -> tuple[str, ...]:
     """Encode a probe pair and check its segments: refuse a broken ``pair`` encoding, warn
-    loudly for ``separate`` (the seed's bug, reproduced on purpose)."""
+    loudly for ``zero-types`` and ``separate`` (the seed's bug, reproduced on purpose)."""
     from inpars_core.errors import ConfigError
     from inpars_core.reranking.encoding import check_segments, encode_pairs
 

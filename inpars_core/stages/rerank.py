@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from inpars_core.errors import InputFormatError
 from inpars_core.options import POSITIVE_INT, option, validate
+from inpars_core.reranking.encoding import PairEncoding
 from inpars_core.stages.common import (
     Progress,
     dataset_record,
@@ -38,6 +39,8 @@ OUTPUT = "run"
 RUN_FILE = "run.trec"
 #: The item-level score cache inside the artifact folder (cross-encoder).
 SCORES_FILE = "scores.tsv"
+#: Reranked pairs (the first, in query then first-stage order) whose encoding meta.json describes.
+ENCODING_SAMPLE = 64
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,10 @@ class Config:
         "cross-encoder", "cross-encoder: score (query, document) pairs; bi-encoder: embeddings"
     )
     depth: int = option(100, "documents reranked per query", check=POSITIVE_INT)
-    pair_encoding: Literal["pair", "separate"] = option(
-        "pair", "cross-encoder: how a pair is encoded ('separate' reproduces the seed's bug)"
+    pair_encoding: PairEncoding = option(  # noqa: RUF009 (a Literal of str: immutable)
+        "pair",
+        "cross-encoder: how a pair is encoded ('pair' is right; 'zero-types' is the seed's bug: "
+        "every token_type_id 0; 'separate': texts encoded apart, two [CLS])",
     )
     max_length: int = option(
         256, "word-pieces per pair (per text for a bi-encoder)", check=POSITIVE_INT
@@ -109,8 +114,9 @@ def run(
     total = run_size(top_k({q: d for q, d in first.items() if q in queries}, config.depth))
     tick = (progress or no_progress)(f"rerank@{config.depth}", total)
     reranking = time.perf_counter()
+    extra: dict[str, Any] = {}
     if config.family == "cross-encoder":
-        reranked, counts, fingerprint = _cross_encoder(
+        reranked, counts, fingerprint, extra["encoding"] = _cross_encoder(
             config, inputs, out_dir, queries, first, dataset, tick
         )
     else:
@@ -135,6 +141,7 @@ def run(
         counts={"queries": len(reranked), **counts},
         timings={"rerank_s": seconds},
         started=started,
+        extra=extra,
     )
 
 
@@ -172,11 +179,13 @@ def check_run_queries(first, dataset, split: str, selected, run_path: str) -> No
 
 def _cross_encoder(
     config: Config, inputs: Inputs, out_dir: Path, queries, first, dataset, tick
-) -> tuple[Any, dict[str, Any], str]:
-    """(the reranked run, counts, the model fingerprint) with a cross-encoder."""
-    from inpars_core.reranking.encoding import EncodingConfig
+) -> tuple[Any, dict[str, Any], str, dict[str, Any]]:
+    """(the reranked run, counts, the model fingerprint, what its pair encoding looked like)
+    with a cross-encoder."""
+    from inpars_core.reranking.encoding import EncodingConfig, encoding_stats
     from inpars_core.reranking.scoring import ScoringConfig, load_reranker
     from inpars_core.reranking.stage import RerankConfig, ScoreCache, ScoreCaches, rerank
+    from inpars_core.runs import top_k
 
     scoring = ScoringConfig(
         batch_size=config.batch_size, device=config.device, precision=config.precision
@@ -195,7 +204,19 @@ def _cross_encoder(
         reranker, queries, first, dataset.corpus, rerank_config, ScoreCaches(caches), tick
     )
     counts = {"pairs": report.pairs, "scored": report.scored, "cached": report.cached}
-    return reranked, counts, reranker.fingerprint
+    sample = [
+        (queries[query_id].text, dataset.corpus[doc.doc_id].contents)
+        for query_id, docs in sorted(top_k(reranked, config.depth).items())
+        for doc in sorted(docs, key=lambda d: d.doc_id)
+    ][:ENCODING_SAMPLE]
+    encoding = encoding_stats(
+        reranker.tokenizer,
+        [q for q, _ in sample],
+        [d for _, d in sample],
+        rerank_config.encoding,
+        reranker.type_vocab_size,
+    )
+    return reranked, counts, reranker.fingerprint, encoding
 
 
 def _bi_encoder(config: Config, inputs: Inputs, queries, first, dataset) -> Any:

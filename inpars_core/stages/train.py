@@ -40,6 +40,7 @@ from inpars_core.options import (
     validate,
 )
 from inpars_core.records import Qrels, Query, Run
+from inpars_core.reranking.encoding import PairEncoding
 from inpars_core.stages.common import Progress, dataset_record, load_dataset
 from inpars_core.stages.contract import (
     Artifact,
@@ -144,8 +145,8 @@ class Config:
         check=POSITIVE_INT,
     )
     bf16: bool = option(False, "cross-encoder: bf16 autocast for training")
-    pair_encoding: Literal["pair", "separate"] = option(
-        "pair", "cross-encoder: how (query, document) is encoded"
+    pair_encoding: PairEncoding = option(  # noqa: RUF009 (a Literal of str: immutable)
+        "pair", "cross-encoder: how (query, document) is encoded (see 'inpars rerank --help')"
     )
     device: str = option("auto", "cross-encoder: auto, cpu, cuda, mps")
     probe_size: int = option(
