@@ -191,7 +191,7 @@ def test_each_encoding_is_compared_with_its_own_base(tmp_path: Path) -> None:
         ),
     ]
     rows[0].depth = None
-    assert comparison_group(rows[2]) == (5, "zero-types")
+    assert comparison_group(rows[2]) == (5, None, "zero-types")
     assert baseline_of(rows) == {3: 1, 4: 1, 5: 2}
     qrels = {f"q{q}": {"rel": 1} for q in range(n)}
     summary, _ = summarize(
