@@ -197,7 +197,11 @@ def _run_experiment(args: argparse.Namespace) -> int:
     from inpars_core.experiments.runner import ExperimentRunner
 
     with experiment_session(root):  # the lock (one writer, refused at once) and run.log
-        summary = ExperimentRunner(config, Path(args.runs_dir), _bar_progress).run(variants)
+        runner = ExperimentRunner(config, Path(args.runs_dir), _bar_progress)
+        if args.prepare:  # the stages that need no GPU, e.g. before copying the runs to one
+            print(f"prepared {root}: ran {', '.join(runner.prepare(variants)) or 'nothing'}")
+            return 0
+        summary = runner.run(variants)
     print(to_markdown(summary))
     print(f"summary: {root / 'summary.json'} and {root / 'summary.md'}")
     print(f"inspect it: .venv/bin/inpars dashboard --runs-dir {args.runs_dir}")
@@ -231,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--profile", help="apply the config's [profiles.NAME] (e.g. cpu, full)")
+    p.add_argument("--prepare", action="store_true", help="run only the stages needing no GPU")
     p.add_argument("--dry-run", action="store_true", help="plan and cost estimate only")
     p.add_argument("--runs-dir", default="runs")
 

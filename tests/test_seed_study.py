@@ -188,3 +188,38 @@ def test_seed_config_validates_in_every_profile() -> None:
 
     for profile in tomllib.loads(raw).get("profiles", {}):
         load_config(SEED_CONFIG, profile)
+
+
+@pytest.mark.integration
+def test_prepare_runs_only_the_stages_that_need_no_gpu(
+    smoke_runs_dir: Path, tmp_path: Path
+) -> None:
+    """``inpars run --prepare``: index, BM25, generation, filters and triples run, nothing that
+    trains or reranks, and each lands under the key ``run`` looks for (the smoke experiment's
+    own folders), so a GPU machine continues from this cache."""
+    from inpars_core.experiments.runner import ExperimentRunner
+
+    runner = ExperimentRunner(load_config(SMOKE_CONFIG), tmp_path / "runs")
+    ran = runner.prepare()
+    assert set(ran) == {
+        "index",
+        "bm25-test",
+        "bm25-train",
+        "base-triples",
+        "generate",
+        "filter",
+        "synthetic-bm25",
+        "triples",
+    }
+    mine = tmp_path / "runs" / "scifact-smoke" / "stages"
+    theirs = smoke_runs_dir / "scifact-smoke" / "stages"
+    for stage in set(ran):
+        keys = {p.name for p in (mine / stage).iterdir() if not p.name.startswith(".")}
+        assert keys <= {p.name for p in (theirs / stage).iterdir()}, stage
+    done = subprocess.run(
+        [*CLI, "run", str(SMOKE_CONFIG), "--prepare", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ran nothing" in done.stdout  # all cached

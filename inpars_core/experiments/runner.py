@@ -281,7 +281,35 @@ class ExperimentRunner:
         """The reranker before fine-tuning (a HF model name, or one trained here), its key, and
         the train-qrels triples (used to train it, and to mix into fine-tuning; None without
         train qrels): :mod:`inpars_core.stages.triples` and :mod:`inpars_core.stages.train`."""
-        from inpars_core.stages import train, triples
+        from inpars_core.stages import train
+
+        section = config.base_reranker
+        base_triples = self.base_triples(config, bm25_train, train_ids)
+        if section.source in ("hf", "synthetic"):  # synthetic: no base (see label_free_rows)
+            return section.model, self.model_key(section.model), base_triples
+        assert base_triples is not None  # check_label_sources refused this case
+        # always trained with the right encoding: the base is "a model trained elsewhere";
+        # only its reranking takes the variants' encodings
+        train_config = train.Config(
+            **_training_options(section), eval_every=10**9, pair_encoding="pair"
+        )
+        train_inputs = train.Inputs(
+            dataset=self.dataset_ref(), triples=str(base_triples.path), base_model=section.model
+        )
+        trained = self.store.run(
+            "base-train",
+            _params(section),
+            {"triples": base_triples, "backbone": self.model_key(section.model)},
+            lambda work: train.run(train_config, train_inputs, work, self.progress),
+        )
+        return str(trained.path / MODEL_DIR), trained, base_triples
+
+    def base_triples(
+        self, config: ExperimentConfig, bm25_train: StageResult | None, train_ids: list[str]
+    ) -> StageResult | None:
+        """BM25 negatives for the collection's train queries (to train the base, or to mix into
+        fine-tuning); None when neither needs them or there are no train qrels."""
+        from inpars_core.stages import triples
 
         section = config.base_reranker
         base_triples = None
@@ -309,24 +337,7 @@ class ExperimentRunner:
                 {"bm25-train": bm25_train},
                 lambda work: triples.run(triples_config, triples_inputs, work),
             )
-        if section.source in ("hf", "synthetic"):  # synthetic: no base (see label_free_rows)
-            return section.model, self.model_key(section.model), base_triples
-        assert base_triples is not None  # check_label_sources refused this case
-        # always trained with the right encoding: the base is "a model trained elsewhere";
-        # only its reranking takes the variants' encodings
-        train_config = train.Config(
-            **_training_options(section), eval_every=10**9, pair_encoding="pair"
-        )
-        train_inputs = train.Inputs(
-            dataset=self.dataset_ref(), triples=str(base_triples.path), base_model=section.model
-        )
-        trained = self.store.run(
-            "base-train",
-            _params(section),
-            {"triples": base_triples, "backbone": self.model_key(section.model)},
-            lambda work: train.run(train_config, train_inputs, work, self.progress),
-        )
-        return str(trained.path / MODEL_DIR), trained, base_triples
+        return base_triples
 
     def generate(self, config: ExperimentConfig) -> StageResult:
         """Synthetic queries (:mod:`inpars_core.stages.generate`; resumable: the query file
@@ -1001,18 +1012,53 @@ class ExperimentRunner:
         return rows
 
     # ------------------------------------------------------------------ the whole experiment
+    def variant_configs(self, variants: Sequence[str] | None) -> dict[str, ExperimentConfig]:
+        """The variants to run (all, or ``variants``; "default" when the config has none), each
+        checked for the label sources it needs."""
+        config = self.config
+        names = list(variants) if variants else (list(config.variants) or ["default"])
+        chosen = {name: config if name == "default" else config.variant(name) for name in names}
+        for variant in [config, *chosen.values()]:
+            self.check_label_sources(variant)
+        return chosen
+
+    def prepare(self, variants: Sequence[str] | None = None) -> list[str]:
+        """Run only the stages that need no accelerator, and stop: the index, BM25 of the test and
+        train queries, the train-qrels triples, and per variant generation, filters, the
+        synthetic queries' BM25 and their triples. A GPU machine (without Java or llama.cpp)
+        then runs ``run`` from this cache: training, reranking and the table. Returns the names
+        of the stages that ran."""
+        config = self.config
+        chosen = self.variant_configs(variants)
+        index = self.index(config)
+        self.bm25(
+            config,
+            index,
+            "bm25-test",
+            config.bm25.k,
+            split=config.dataset.test_split,
+            max_queries=config.dataset.max_test_queries,
+        )
+        train_ids, _ = self.split_train(config.finetune.dev_queries)
+        bm25_train = None
+        if self.uses_train_qrels([config, *chosen.values()]):
+            bm25_train = self.bm25(
+                config, index, "bm25-train", 100, split=config.dataset.train_split
+            )
+        train_triples = self.base_triples(config, bm25_train, train_ids)
+        for variant in chosen.values():
+            kept = self.filter(variant, self.generate(variant), index)
+            synthetic_bm25, synthetic_train, _ = self.synthetic_bm25(variant, kept, index)
+            self.synthetic_triples(variant, kept, synthetic_bm25, synthetic_train, train_triples)
+        return list(self.store.ran)
+
     def run(self, variants: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the baselines and every requested variant; write and return the summary."""
         from inpars_core.experiments.summary import Overlap, manifest, summarize, write_summary
 
         started = time.perf_counter()
         config = self.config
-        names = list(variants) if variants else (list(config.variants) or ["default"])
-        variant_configs = {
-            name: config if name == "default" else config.variant(name) for name in names
-        }
-        for variant in [config, *variant_configs.values()]:
-            self.check_label_sources(variant)
+        variant_configs = self.variant_configs(variants)
         rows: list[Row] = []
         index = self.index(config)
         test_queries = self.test_queries()
