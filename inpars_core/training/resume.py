@@ -136,11 +136,10 @@ def resume_point(staged: Path, fingerprint: str) -> Path | None:
 
 
 def logged_until(path: Path, step: int) -> list[dict[str, Any]]:
-    """The JSONL records of ``path`` up to ``step``, rewriting the file to hold only those
+    """The JSONL records of ``path`` up to ``step``, rewriting the file to hold only their lines
     (a killed run may have logged steps past its last checkpoint, or a torn line)."""
-    from inpars_core.training.hf import write_line
-
     records: list[dict[str, Any]] = []
+    lines: list[str] = []
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
@@ -150,9 +149,8 @@ def logged_until(path: Path, step: int) -> list[dict[str, Any]]:
             if record.get("step", 0) > step:
                 break
             records.append(record)
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            write_line(handle, record)
+            lines.append(line + "\n")
+    path.write_text("".join(lines), encoding="utf-8")
     return records
 
 
@@ -186,8 +184,8 @@ class Resume:
 
 
 def take_up(staged: Path, fingerprint: str, main: bool = True, total: int | None = None) -> Resume:
-    """Decide where training starts (rank 0, ``main``: :func:`resume_point`, the logs cut back
-    to its step, the kept models checked by :class:`KeptModel`) and share it with every rank;
+    """Decide where training starts (rank 0, ``main``: :func:`resume_point` and the logs cut
+    back to its step) and share it with every rank;
     the other ranks create their private folder ``staged``. Every rank must call it: the
     broadcast also guarantees that rank 0's staging folder exists before any rank saves a
     checkpoint into it. ``total`` (planned updates) only goes into the log line."""

@@ -537,6 +537,10 @@ def test_two_runs_of_one_experiment_pay_once(work: Path, second_after: str):
 # ------------------------------------------------------------------------- kill -9 in training
 
 
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def _write_triples(path: Path, count: int = 16) -> None:
     ids = [d["_id"] for d in TINY_CORPUS]
     rows = [
@@ -598,10 +602,8 @@ def test_training_killed_after_a_checkpoint_resumes_from_it(work: Path):
     again = run_cli([*args, "--out", out], work)
     assert again.code == 0, again.stderr[-3000:]
     assert "resuming training from" in again.stderr and "(step 2 of 6)" in again.stderr
-    steps = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    reference = [
-        json.loads(line) for line in (work / "whole/train_log.jsonl").read_text().splitlines()
-    ]
+    steps = _read_jsonl(out / "train_log.jsonl")
+    reference = _read_jsonl(work / "whole" / "train_log.jsonl")
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in steps[:2]] == [r["loss"] for r in reference[:2]]
     for name in ("loss", "param_drift"):
@@ -646,14 +648,12 @@ def test_bi_encoder_training_killed_after_a_checkpoint_resumes_from_it(work: Pat
     again = run_cli([*args, "--out", out], work)
     assert again.code == 0, again.stderr[-3000:]
     assert "resuming training from" in again.stderr and "(step 2 of 6)" in again.stderr
-    steps = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    reference = [
-        json.loads(line) for line in (work / "whole/train_log.jsonl").read_text().splitlines()
-    ]
+    steps = _read_jsonl(out / "train_log.jsonl")
+    reference = _read_jsonl(work / "whole" / "train_log.jsonl")
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in steps] == pytest.approx([r["loss"] for r in reference], rel=1e-4)
     assert [r["lr"] for r in steps] == pytest.approx([r["lr"] for r in reference], rel=1e-9)
-    evals = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    evals = _read_jsonl(out / "eval_log.jsonl")
     assert [e["step"] for e in evals] == [0, 2, 4, 6]
     meta = json.loads((out / "meta.json").read_text())
     theirs = json.loads((work / "whole" / "meta.json").read_text())
