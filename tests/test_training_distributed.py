@@ -1,5 +1,6 @@
 """Data-parallel training: ``inpars train`` under ``torchrun`` with 2 CPU processes (gloo)
-matches 1 process with the same global batch, and only rank 0 writes the output folder.
+matches 1 process with the same global batch, only rank 0 writes the output folder, and a launch
+killed with kill -9 resumes from its last checkpoint when rerun.
 
 Tiny on purpose: the packaged MiniLM with dropout off (a copy whose config sets the dropout
 probabilities to 0: the ranks draw their own dropout masks, which no single process can
@@ -11,11 +12,14 @@ collective).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +84,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, scifact) -> dict[str, Path]
     return {"triples": folder / "triples.jsonl", "dev_run": folder / "dev.run", "model": model}
 
 
-def train(inputs: dict[str, Path], scifact_dir: Path, out: Path, processes: int) -> None:
-    """``inpars train`` in 1 process, or under ``torch.distributed.run`` in ``processes``."""
+def command_line(
+    inputs: dict[str, Path], scifact_dir: Path, out: Path, processes: int
+) -> tuple[list[str], dict[str, str]]:
+    """``inpars train`` in 1 process, or under ``torch.distributed.run`` in ``processes``: the
+    command line and its environment."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -140,9 +147,18 @@ def train(inputs: dict[str, Path], scifact_dir: Path, out: Path, processes: int)
         "--out",
         str(out),
     ]
+    return command, env
+
+
+def train(
+    inputs: dict[str, Path], scifact_dir: Path, out: Path, processes: int
+) -> subprocess.CompletedProcess:
+    """Run :func:`command_line` to the end; it must succeed, rank 0 alone reporting."""
+    command, env = command_line(inputs, scifact_dir, out, processes)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.count("trained 4 steps") == 1, done.stdout  # rank 0 reports
+    return done
 
 
 def planned_pairs(inputs: dict[str, Path]) -> list[int]:
@@ -172,12 +188,21 @@ def weights(folder: Path) -> dict:
     return load_file(str(folder / "model.safetensors"))
 
 
+@pytest.fixture(scope="module")
+def two(
+    tmp_path_factory: pytest.TempPathFactory, inputs: dict[str, Path], scifact_dir: Path
+) -> Path:
+    """The output folder of an uninterrupted 2-process run."""
+    out = tmp_path_factory.mktemp("ddp-two") / "run"
+    train(inputs, scifact_dir, out, 2)
+    return out
+
+
 def test_two_cpu_processes_match_one_with_the_same_global_batch(
-    tmp_path: Path, inputs: dict[str, Path], scifact_dir: Path
+    tmp_path: Path, inputs: dict[str, Path], scifact_dir: Path, two: Path
 ) -> None:
-    one, two = tmp_path / "one" / "run", tmp_path / "two" / "run"
+    one = tmp_path / "one" / "run"
     train(inputs, scifact_dir, one, 1)
-    train(inputs, scifact_dir, two, 2)
 
     log1, log2 = read_lines(one / "train_log.jsonl"), read_lines(two / "train_log.jsonl")
     assert [r["step"] for r in log2] == list(range(1, STEPS + 1))  # one line per update
@@ -210,3 +235,65 @@ def test_two_cpu_processes_match_one_with_the_same_global_batch(
     assert meta["counts"]["steps"] == STEPS
     # rank 0 alone wrote the folder: nothing else next to it (no staging left behind)
     assert sorted(p.name for p in two.parent.iterdir()) == ["run"]
+
+
+@pytest.mark.slow
+def test_a_killed_launch_resumes_from_its_last_checkpoint(
+    tmp_path: Path, inputs: dict[str, Path], scifact_dir: Path, two: Path
+) -> None:
+    """kill -9 the whole ``torchrun`` launch (the launcher and every rank: torchrun starts each
+    rank in a session of its own, so killing the launcher's process group would leave the ranks
+    running) once step 2 is evaluated (after step 2's checkpoint is on disk), rerun under
+    ``torchrun``: rank 0 resumes from step 2 and every rank with it; the logs hold every step
+    once and the final weights are an uninterrupted 2-process run's, within the tolerances
+    above. (Old: a data-parallel launch started over.)"""
+    import psutil  # accelerate's dependency
+
+    out = tmp_path / "killed" / "run"
+    staging = out.with_name(".run.partial") / "._trainer.staging"
+    command, env = command_line(inputs, scifact_dir, out, 2)
+    launch = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = staging / "_trainer" / "checkpoint-2"
+    try:
+        deadline = time.monotonic() + 300
+        evaluated = staging / "eval_log.jsonl"
+        while time.monotonic() < deadline and launch.poll() is None:
+            # rank 1 saves its RNG state into the checkpoint folder rank 0 created
+            if (checkpoint / "rng_state_1.pth").is_file() and (
+                evaluated.is_file() and '"step": 2' in evaluated.read_text()
+            ):
+                break
+            time.sleep(0.1)
+        assert launch.poll() is None, "the launch ended before the kill"
+    finally:
+        ranks: list = []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            ranks = psutil.Process(launch.pid).children(recursive=True)
+        launch.kill()  # SIGKILL, then the ranks it started
+        for rank in ranks:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                rank.send_signal(signal.SIGKILL)
+        launch.wait()
+        psutil.wait_procs(ranks, timeout=30)
+    assert not out.exists() and (checkpoint / "trainer_state.json").is_file()
+    assert (checkpoint / "rng_state_0.pth").is_file()
+
+    again = train(inputs, scifact_dir, out, 2)
+    assert "resuming training from" in again.stderr and "(step 2 of 4)" in again.stderr
+    log, reference = read_lines(out / "train_log.jsonl"), read_lines(two / "train_log.jsonl")
+    assert [r["step"] for r in log] == list(range(1, STEPS + 1))
+    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in reference], rel=LOSS_REL)
+    assert [e["step"] for e in read_lines(out / "eval_log.jsonl")] == [0, 2, 4]
+    mine, theirs = weights(out / "model"), weights(two / "model")
+    gap = max(float((mine[k].float() - theirs[k].float()).abs().max()) for k in theirs)
+    assert gap < WEIGHT_ABS, gap
+    meta = json.loads((out / "meta.json").read_text())
+    assert any("resumed from the checkpoint of step 2" in n["text"] for n in meta["notes"])
+    assert meta["config"]["processes"] == 2 and meta["counts"]["steps"] == STEPS
+    assert sorted(p.name for p in out.parent.iterdir()) == ["run"]  # no staging, no partial
+    assert not list(out.rglob("checkpoint-*")) and not (out / "resume.txt").exists()

@@ -24,7 +24,12 @@ model), which a note in ``meta.json`` then says. Each best checkpoint's weights 
 The margin-mse teacher is never the model being trained, and triples whose recorded guard teacher
 is the base model are refused (:mod:`inpars_core.training.teachers`).
 
-The output folder, written through :func:`~inpars_core.artifacts.atomic_path`::
+The output folder is built in ``.<out_dir>.staging`` beside it and renamed when complete
+(:mod:`inpars_core.training.resume`, shared with the cross-encoder trainer). A Hugging Face
+checkpoint (weights, optimizer, schedule, RNG) is written there every ``eval_every`` updates, the
+dev evaluation runs once it is on disk, and the best model so far is kept on disk there too: a
+run killed with kill -9 resumes, when rerun with the same settings, from its last checkpoint with
+its logs and its best model of before the kill (a note in ``meta.json`` says so)::
 
     <out_dir>/model/            best checkpoint (the final one without a dev set), a
                                 sentence-transformers folder
@@ -44,13 +49,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import META_FILE, StageMeta, atomic_path, finish_meta
+from inpars_core.artifacts import META_FILE, StageMeta, finish_meta, stable_hash
 from inpars_core.dense.encoder import SIMILARITIES, load_encoder, model_fingerprint
 from inpars_core.dense.search import rerank_with_encoder
 from inpars_core.errors import ConfigError, DependencyError, InputFormatError, UnknownNameError
 from inpars_core.evaluation import evaluate
 from inpars_core.records import Document, Qrels, Query, Run, Triple
 from inpars_core.runs import check_bm25_weight
+from inpars_core.training.resume import EVAL_LOG, TRAIN_LOG, KeptModel, staging, take_up
 from inpars_core.training.trainer import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -63,9 +69,6 @@ OBJECTIVES: dict[str, str] = {
 #: The dev measure that picks the best checkpoint.
 MEASURE = "nDCG@10"
 MODEL_DIR = "model"
-TRAIN_LOG = "train_log.jsonl"
-EVAL_LOG = "eval_log.jsonl"
-_TRAINER_DIR = "_trainer"
 
 
 def _is_int(value: object) -> bool:
@@ -407,11 +410,23 @@ def train_dense(
     encoder = load_encoder(model, config.max_length)
     timings["load_s"] = round(time.perf_counter() - started, 3)
 
-    best: dict[str, Any] = {"state": None}
+    run_fingerprint = stable_hash(
+        [
+            asdict(config),
+            model,
+            fingerprint,
+            [asdict(t) for t in triples],
+            sorted(documents),
+            columns.get("label"),
+            None if dev is None else [dev.depth, dev.bm25_weight, sorted(dev.run)],
+        ]
+    )
+    total = config.max_steps
 
-    with atomic_path(out_dir) as staged:
-        staged.mkdir()
-        trainer_dir = staged / _TRAINER_DIR
+    with staging(out_dir) as staged:
+        resume = take_up(staged, run_fingerprint, total=total)
+        if resume.note:
+            notes.append(resume.note)
 
         def measure(step: int) -> dict[str, Any]:
             assert dev is not None
@@ -419,23 +434,27 @@ def train_dense(
             logger.info("dev step %d: %s %.4f", step, MEASURE, value)
             return {MEASURE: value, "bm25_weight": dev.bm25_weight}
 
+        kept = KeptModel(staged, lambda folder: encoder.save(str(folder), create_model_card=False))
+
         def keep(step: int) -> dict[str, Any]:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in encoder.state_dict().items()}
-            best["state"] = state
-            return {"best": True, "weights_sha256": state_sha256(state)}
+            kept.keep(step)
+            return {"best": True, "weights_sha256": state_sha256(encoder.state_dict())}
 
         with (
-            open(staged / TRAIN_LOG, "w", encoding="utf-8") as train_log,
-            open(staged / EVAL_LOG, "w", encoding="utf-8") as eval_log,
+            open(staged / TRAIN_LOG, "a", encoding="utf-8") as train_log,
+            open(staged / EVAL_LOG, "a", encoding="utf-8") as eval_log,
         ):
             # The callbacks the cross-encoder trainer uses too: one train-log line per update
-            # (a non-finite loss stops training), the dev evaluation at step 0, every
-            # eval_every updates and at the end, keeping the best state.
+            # (a non-finite loss stops training), the dev evaluation at step 0, once each
+            # eval_every checkpoint is on disk and at the end, keeping the best model on disk.
             step_log = StepLog(train_log, notes=notes)
+            step_log.records.extend(resume.train_records)
             evaluation = DevEvaluation(measure, keep, config.eval_every, eval_log)
+            evaluation.restore(resume.eval_records)
+            kept.restore(evaluation.best_step)
             callbacks = [step_log] if dev is None else [evaluation, step_log]
             args = SentenceTransformerTrainingArguments(
-                output_dir=str(trainer_dir),
+                output_dir=str(resume.checkpoints),
                 num_train_epochs=config.epochs,
                 max_steps=config.max_steps if config.max_steps is not None else -1,
                 per_device_train_batch_size=config.batch_size,
@@ -447,7 +466,10 @@ def train_dense(
                 data_seed=config.seed,
                 logging_strategy="steps",
                 logging_steps=1,
-                save_strategy="no",
+                # a resumable checkpoint (weights, optimizer, schedule, RNG) every eval_every
+                save_strategy="steps",
+                save_steps=config.eval_every,
+                save_total_limit=1,
                 eval_strategy="no",
                 report_to="none",
                 disable_tqdm=True,
@@ -465,17 +487,17 @@ def train_dense(
             )
             quiet_trainer(trainer, progress)
             started = time.perf_counter()
-            trainer.train()
+            trainer.train(resume_from_checkpoint=resume.resume_from)
             elapsed = time.perf_counter() - started
             timings["train_s"] = round(elapsed - evaluation.seconds, 3)
             timings["eval_s"] = round(evaluation.seconds, 3)
         evals = evaluation.records
         losses = step_log.records
-        best.update(step=evaluation.best_step, value=evaluation.best_value)
+        best: dict[str, Any] = {"step": evaluation.best_step, "value": evaluation.best_value}
         final_step = int(trainer.state.global_step)
-        shutil.rmtree(trainer_dir, ignore_errors=True)
 
         kept_step = final_step
+        use_kept = dev is not None and config.keep == "best"
         if dev is None:
             best.update(step=final_step)
         elif config.keep == "final":
@@ -488,8 +510,6 @@ def train_dense(
                 logger.warning(note)
         else:
             kept_step = best["step"]
-            if best["step"] != final_step:
-                encoder.load_state_dict(best["state"])
             if best["step"] == 0:
                 note = (
                     f"best dev {MEASURE} is at step 0 ({best['value']:.4f}), before any update: "
@@ -498,11 +518,18 @@ def train_dense(
                 )
                 notes.append(note)
                 logger.warning(note)
-        best["state"] = None
         started = time.perf_counter()
-        encoder.save(str(staged / MODEL_DIR), create_model_card=False)
+        # model/ gets the best model kept on disk, or the final weights
+        kept.publish(staged / MODEL_DIR, use=use_kept)
+        if use_kept:
+            kept_hash = next(
+                e["weights_sha256"] for e in evals if e["step"] == kept_step and e.get("best")
+            )
+        else:
+            shutil.rmtree(staged / MODEL_DIR, ignore_errors=True)
+            encoder.save(str(staged / MODEL_DIR), create_model_card=False)
+            kept_hash = state_sha256(encoder.state_dict())
         timings["save_s"] = round(time.perf_counter() - started, 3)
-        kept_hash = state_sha256(encoder.state_dict())
 
         step0 = evals[0][MEASURE] if evals else None
         first_loss = losses[0]["loss"] if losses else None

@@ -66,9 +66,12 @@ def wrap_cross_encoder(
         """The library's Transformer module around a model loaded elsewhere, with our pair
         encoding."""
 
-        def _load_model(self, *args: Any, **kwargs: Any) -> Any:
+        def _load_model(self, model_name_or_path: str, *args: Any, **kwargs: Any) -> Any:
             # The model is loaded (and its head reported, P3) by load_for_training; loading it
-            # again here would draw a second random head.
+            # again here would draw a second random head. Any other folder is a checkpoint the
+            # trainer resumes from: its weights are loaded, then copied into ``model``.
+            if model_name_or_path != path:
+                return super()._load_model(model_name_or_path, *args, **kwargs)
             return model
 
         def preprocess(
@@ -261,6 +264,11 @@ class DevEvaluation(TrainerCallback):
     """The dev evaluation: at step 0 (``on_train_begin``, before any update), every
     ``eval_every`` updates and after the last one; one ``eval_log.jsonl`` line each.
 
+    The trainer saves a checkpoint every ``eval_every`` updates (``save_steps``): the periodic
+    evaluation runs once that step's checkpoint is on disk (``on_save``), so an evaluation, and
+    the model it keeps, is never ahead of the checkpoint a rerun resumes from
+    (:mod:`inpars_core.training.resume`).
+
     ``measure(step)`` returns the record's fields (``MEASURE`` among them when there is a dev
     set); when its ``MEASURE`` beats every earlier one (ties keep the earlier step, so step 0
     wins unless training strictly improves on it), ``keep(step)`` stores that state and returns
@@ -273,9 +281,7 @@ class DevEvaluation(TrainerCallback):
         keep: Callable[[int], dict[str, Any]],
         eval_every: int,
         handle: TextIO,
-        after_checkpoint: bool = False,
     ) -> None:
-        self.after_checkpoint = after_checkpoint
         self.measure = measure
         self.keep = keep
         self.eval_every = eval_every
@@ -321,14 +327,8 @@ class DevEvaluation(TrainerCallback):
         ):
             self.evaluate(step)
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not self.after_checkpoint and state.global_step % self.eval_every == 0:
-            self.evaluate(int(state.global_step))
-
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        # evaluated once the step's checkpoint is on disk: an evaluation (and the model it
-        # keeps) is never ahead of the checkpoint a rerun resumes from
-        if self.after_checkpoint and state.global_step % self.eval_every == 0:
+        if state.global_step % self.eval_every == 0:
             self.evaluate(int(state.global_step))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -19,7 +19,8 @@ The output folder is built in ``.<out_dir>.staging`` beside it and renamed when 
 Hugging Face checkpoint (weights, optimizer, schedule, RNG) is written there at every
 evaluation step (``eval_every``), and the evaluation runs once it is on disk: a run killed with
 kill -9 resumes, when rerun with the same settings, from its last checkpoint with its logs and
-kept model (single process; a data-parallel launch starts over)::
+kept model, in one process or under a data-parallel launch (:mod:`inpars_core.training.resume`,
+shared with the bi-encoder trainer)::
 
     <out_dir>/model/            best checkpoint (or the final one without a dev set)
     <out_dir>/train_log.jsonl   one line per update
@@ -29,7 +30,6 @@ kept model (single process; a data-parallel launch starts over)::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -37,9 +37,8 @@ import os
 import random
 import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,16 @@ from inpars_core.runs import check_bm25_weight, sort_ranking
 from inpars_core.training.loading import load_for_training
 from inpars_core.training.objectives import OBJECTIVES, Objective, get_objective
 from inpars_core.training.objectives.base import PairScorer, pointwise_pairs
+from inpars_core.training.resume import (
+    EVAL_LOG,
+    TRAIN_LOG,
+    KeptModel,
+    join_launch,
+    shared_result,
+    staging,
+    take_up,
+    wait_for_ranks,
+)
 from inpars_core.training.teachers import (
     check_teacher_is_not_student,
     check_triples_teacher,
@@ -65,8 +74,6 @@ MEASURE = "nDCG@10"
 #: A first-batch loss above this is reported (MSE onto 0/1 labels of a ±8-logit model: tens).
 LARGE_FIRST_LOSS = 5.0
 MODEL_DIR = "model"
-TRAIN_LOG = "train_log.jsonl"
-EVAL_LOG = "eval_log.jsonl"
 
 
 @dataclass(frozen=True)
@@ -403,91 +410,6 @@ def ratio_text(positives: int, negatives: int) -> str:
     return f"1:{round(negatives / positives, 2):g}"
 
 
-def shared_result(value: Any) -> Any:
-    """Rank 0's ``value`` on every rank (a broadcast every rank must join); ``value`` itself
-    in a single process."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-@contextlib.contextmanager
-def _staging(out_dir: Path, main: bool) -> Iterator[Path]:
-    """Where a process writes: rank 0 stages ``out_dir`` in ``.<name>.staging`` beside it and
-    renames it onto ``out_dir`` when complete; that folder survives a kill (its checkpoints,
-    logs and kept model are what a rerun resumes from, :func:`_resume_point`). Every other rank
-    writes into a private temporary folder that is removed, so the ranks never race on
-    ``out_dir``."""
-    if main:
-        staged = staging_dir(out_dir)
-        yield staged
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staged, out_dir)
-    else:
-        with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.rank.") as tmp:
-            yield Path(tmp) / out_dir.name
-
-
-def staging_dir(out_dir: Path) -> Path:
-    """Where rank 0 builds ``out_dir`` (kept across a kill, for resuming)."""
-    return Path(out_dir).with_name(f".{Path(out_dir).name}.staging")
-
-
-#: What a checkpoint must have been written under to be resumed from (the same run).
-RESUME_FILE = "resume.txt"
-#: Files of a complete HF checkpoint (written before the next one replaces it).
-_CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
-
-
-def _resume_point(staged: Path, fingerprint: str) -> Path | None:
-    """The last complete HF checkpoint in ``staged/_trainer`` of a killed run with the same
-    ``fingerprint`` (config, base model, triples, dev set); anything else in ``staged`` is
-    cleared so training starts over."""
-    marker = staged / RESUME_FILE
-    if staged.is_dir():
-        same = marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint
-        found = sorted(
-            (staged / "_trainer").glob("checkpoint-*"),
-            key=lambda p: int(p.name.rpartition("-")[2]) if p.name[11:].isdigit() else -1,
-            reverse=True,
-        )
-        for checkpoint in found if same else []:
-            if all((checkpoint / name).is_file() for name in _CHECKPOINT_FILES):
-                return checkpoint  # the newest complete one (a kill may cut the newest short)
-        shutil.rmtree(staged)
-    staged.mkdir(parents=True)
-    marker.write_text(fingerprint + "\n", encoding="utf-8")
-    return None
-
-
-def _logged_until(path: Path, step: int) -> list[dict[str, Any]]:
-    """The JSONL records of ``path`` up to ``step``, rewriting the file to hold only those
-    (a killed run may have logged steps past its last checkpoint, or a torn line)."""
-    import json
-
-    records: list[dict[str, Any]] = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if record.get("step", 0) > step:
-                break
-            records.append(record)
-    from inpars_core.training.hf import write_line
-
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            write_line(handle, record)
-    return records
-
-
 def probe_pairs(
     triples: Sequence[Triple], documents: Mapping[str, str], size: int
 ) -> tuple[list[tuple[str, str]], list[float]]:
@@ -715,10 +637,10 @@ def _training_args(
     output_dir: Path,
     total: int,
     world: int = 1,
-    checkpoint_every: int | None = None,
 ) -> Any:
     """``CrossEncoderTrainingArguments`` for a planned run of ``total`` updates (under a launch
-    of ``world`` processes on CPU, DDP over gloo)."""
+    of ``world`` processes on CPU, DDP over gloo), with a resumable checkpoint (weights,
+    optimizer, schedule, RNG) in ``output_dir`` every ``config.eval_every`` updates."""
     import torch
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
@@ -737,9 +659,8 @@ def _training_args(
         logging_strategy="steps",
         logging_steps=1,
         logging_nan_inf_filter=False,
-        # a resumable checkpoint (weights, optimizer, schedule, RNG) at every evaluation step
-        save_strategy="steps" if checkpoint_every else "no",
-        save_steps=checkpoint_every or 500,
+        save_strategy="steps",
+        save_steps=config.eval_every,
         save_total_limit=1,
         eval_strategy="no",
         report_to="none",
@@ -773,7 +694,9 @@ def train_reranker(
     or ``accelerate launch``), training is data-parallel: every rank runs its share of each
     planned batch (:func:`shard_steps`; the global batch stays ``batch_size``) and DDP averages
     the gradients; only rank 0 evaluates on the dev set and writes ``out_dir``, and every rank
-    returns rank 0's result.
+    returns rank 0's result. Every rank saves into rank 0's checkpoint folder, and a killed
+    launch, rerun, resumes on every rank from the checkpoint rank 0 picks
+    (:func:`inpars_core.training.resume.take_up`).
     """
     import torch
     from datasets import Dataset as HFDataset
@@ -888,7 +811,6 @@ def train_reranker(
             "negatives": negatives,
         }
 
-    resumable = processes.world == 1
     fingerprint = stable_hash(
         [
             asdict(config),
@@ -896,13 +818,14 @@ def train_reranker(
             [asdict(t) for t in triples],
             sorted(documents),
             None if dev is None else [dev.depth, dev.bm25_weight, sorted(dev.run)],
+            processes.world,
         ]
     )
-    with _staging(out_dir, processes.main) as staged:
-        resume = _resume_point(staged, fingerprint) if processes.main else None
-        if not processes.main:
-            staged.mkdir()
-        resume = resume if resumable else None
+    join_launch(device)  # the ranks agree on the resume point before the trainer is built
+    with staging(out_dir, processes.main) as staged:
+        resume = take_up(staged, fingerprint, processes.main, total)
+        if resume.note:
+            notes.append(resume.note)
         model_dir = staged / MODEL_DIR
 
         def measure(step: int) -> dict[str, Any]:
@@ -925,43 +848,32 @@ def train_reranker(
                 record["bm25_weight"] = dev.bm25_weight
             return record
 
+        def save(folder: Path) -> None:
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+
+        kept = KeptModel(staged, save)
+
         def keep(step: int) -> dict[str, Any]:
-            _save_model(model, tokenizer, model_dir)
-            return {"saved": True, "weights_sha256": weights_sha256(model_dir)}
+            return {"saved": True, "weights_sha256": weights_sha256(kept.keep(step))}
 
         train_started = time.perf_counter()
-        done = 0
-        if resume is not None:
-            done = int(resume.name.rpartition("-")[2])
-            logger.info("resuming training from %s (step %d of %d)", resume, done, total)
-            notes.append(f"resumed from the checkpoint of step {done} left by an interrupted run")
-        old_steps = _logged_until(staged / TRAIN_LOG, done)
-        old_evals = _logged_until(staged / EVAL_LOG, done)
         with (
             open(staged / TRAIN_LOG, "a", encoding="utf-8") as train_log,
             open(staged / EVAL_LOG, "a", encoding="utf-8") as eval_log,
         ):
             step_log = StepLog(train_log, extra=step_fields, loss_of=losses.get)
-            step_log.records.extend(old_steps)
-            if old_steps and old_steps[0]["step"] == 1:
-                first["loss"] = old_steps[0]["loss"]
-            evaluation = DevEvaluation(
-                measure, keep, config.eval_every, eval_log, after_checkpoint=resumable
-            )
-            evaluation.restore(old_evals)
-            if evaluation.best_step == 0 and not model_dir.is_dir() and dev is not None:
-                keep(0)  # the starting model (loaded above) was the best so far
+            step_log.records.extend(resume.train_records)
+            if resume.train_records and resume.train_records[0]["step"] == 1:
+                first["loss"] = resume.train_records[0]["loss"]
+            evaluation = DevEvaluation(measure, keep, config.eval_every, eval_log)
+            evaluation.restore(resume.eval_records)
+            if processes.main:
+                kept.restore(evaluation.best_step)
             rng = torch.get_rng_state()
             trainer = PlannedCrossEncoderTrainer(
                 model=cross_encoder,
-                args=_training_args(
-                    config,
-                    device,
-                    staged / "_trainer",
-                    total,
-                    processes.world,
-                    checkpoint_every=config.eval_every if resumable else None,
-                ),
+                args=_training_args(config, device, resume.checkpoints, total, processes.world),
                 train_dataset=dataset,
                 loss=objective.make_loss(cross_encoder),
                 # only rank 0 evaluates and logs; the other ranks train in step with it
@@ -977,7 +889,7 @@ def train_reranker(
             torch.set_rng_state(rng)
             quiet_trainer(trainer, progress)
             try:
-                trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+                trainer.train(resume_from_checkpoint=resume.resume_from)
             except NonFiniteLossError as stop:
                 note = (
                     f"loss is {stop.value} at step {stop.step}: training stopped before that update"
@@ -986,8 +898,7 @@ def train_reranker(
                 logger.warning(note)
                 evaluation.finish(int(trainer.state.global_step))
             final_step = int(trainer.state.global_step)
-        shutil.rmtree(staged / "_trainer", ignore_errors=True)
-        (staged / RESUME_FILE).unlink(missing_ok=True)
+        wait_for_ranks()  # every rank's last checkpoint files are written before rank 0 goes on
         if not processes.main:
             return shared_result(None)
         evals = evaluation.records
@@ -1006,6 +917,8 @@ def train_reranker(
             pairs_per_epoch[epoch] = pairs_per_epoch.get(epoch, 0) + record["pairs"]
         best = {"step": evaluation.best_step, "value": evaluation.best_value}
 
+        # model/ gets the kept best model, or the final weights saved below
+        kept.publish(model_dir, use=dev is not None and config.keep == "best")
         kept_step = best["step"]
         if dev is None:
             _save_model(model, tokenizer, model_dir)
