@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from inpars_core.artifacts import file_fingerprint, stable_hash, write_json
+from inpars_core.artifacts import stable_hash, write_json
 from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
@@ -29,7 +29,6 @@ from inpars_core.experiments.rows import Row, with_bm25, with_encoding
 from inpars_core.experiments.schema import TRAINING_FIELDS
 from inpars_core.experiments.stages import StageResult, StageStore
 from inpars_core.records import Query, SyntheticQuery
-from inpars_core.stages.contract import open_input
 
 logger = logging.getLogger(__name__)
 
@@ -267,8 +266,12 @@ class ExperimentRunner:
         keyed: dict[str, StageResult | str] = {"index": index}
         if queries is not None:
             keyed["queries"] = queries
-            data = open_input(queries.path, "queries", flag="queries")
-            params["queries_sha256"] = file_fingerprint(data)["sha256"]
+            from inpars_core.generation.stage import read_queries
+
+            # what BM25 searches: the (id, text) pairs, not the file (its records also hold
+            # generation latencies, which differ between two runs that wrote the same queries)
+            texts = sorted((q.query_id, q.text) for q in read_queries(queries.path))
+            params["queries_key"] = stable_hash(texts)
         else:
             params.update(split=split, max_queries=max_queries)
         return self.store.run(
