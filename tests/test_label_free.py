@@ -219,6 +219,16 @@ def test_consistency_filter_from_the_command_line(
     assert meta["counts"]["dropped_by"] == {"consistency": len(SYNTHETIC) - len(kept)}
     assert meta["inputs"]["consistency_fingerprint"]
     assert meta["config"]["consistency_k"] == 2 and meta["config"]["consistency_depth"] == 4
+    # the same check from the queries' BM25 run instead of the index (no JVM: a GPU machine)
+    run = tmp_path / "bm25"
+    assert main(["retrieve", "--dataset", str(tiny_dir), "--index", str(index), "--queries",
+                 str(source), "--k", "4", "--out", str(run)]) == 0  # fmt: skip
+    from_run = tmp_path / "kept-from-run"
+    argv_run = [a if a != str(index) else str(run) for a in argv]
+    argv_run[argv_run.index("--index")] = "--run"
+    assert main([*argv_run, "--out", str(from_run)]) == 0
+    assert _jsonl(from_run / "verdicts.jsonl") == _jsonl(out / "verdicts.jsonl")
+    assert "run" in json.loads((from_run / "meta.json").read_text())["inputs"]
 
 
 # --------------------------------------------------------------------------- the experiment

@@ -414,7 +414,10 @@ class ExperimentRunner:
             )
         else:
             train, dev = list(queries), []
-        depth = max(config.negatives.window[1], config.finetune.dev_depth if dev else 1, 1)
+        consistency = config.filters.consistency_depth if config.filters.consistency_k else 1
+        depth = max(
+            config.negatives.window[1], config.finetune.dev_depth if dev else 1, consistency, 1
+        )
         run = self.bm25(config, index, "synthetic-bm25", depth, queries=kept)
         return run, train, dev
 
@@ -886,7 +889,11 @@ class ExperimentRunner:
         )
 
     def consistency(
-        self, config: ExperimentConfig, kept: StageResult, index: StageResult, model: StageResult
+        self,
+        config: ExperimentConfig,
+        kept: StageResult,
+        synthetic_bm25: StageResult,
+        model: StageResult,
     ) -> StageResult:
         """InPars-light's consistency check of the kept synthetic queries with ``model`` (trained
         on them): the filter stage with only its ``consistency`` filter on; the dev slice is
@@ -909,13 +916,14 @@ class ExperimentRunner:
         stage_config = filter_stage.Config(
             **off, **settings, consistency_model=str(model.path / MODEL_DIR)
         )
+        # the model reranks the BM25 lists the synthetic-bm25 stage already holds (no JVM)
         inputs = filter_stage.Inputs(
-            queries=str(kept.path), dataset=self.dataset_ref(), index=str(index.path)
+            queries=str(kept.path), dataset=self.dataset_ref(), run=str(synthetic_bm25.path)
         )
         return self.store.run(
             "consistency",
             settings,
-            {"kept": kept, "model": model, "index": index},
+            {"kept": kept, "model": model, "bm25": synthetic_bm25},
             lambda work: filter_stage.run(stage_config, inputs, work),
         )
 
@@ -945,7 +953,7 @@ class ExperimentRunner:
         models = [(label, first, triples, len(train_queries), [])]
         k = config.filters.consistency_k
         if k is not None and config.filters.consistency_model is None:
-            checked = self.consistency(config, kept, index, first)
+            checked = self.consistency(config, kept, synthetic_bm25, first)
             survivors = {q.query_id for q in read_queries(checked.path)}
             kept_train = [q for q in train_queries if q.query_id in survivors]
             if not kept_train:

@@ -28,6 +28,7 @@ from inpars_core.options import (
     option,
     validate,
 )
+from inpars_core.runs import read_trec_run
 from inpars_core.stages.common import Progress, dataset_record, load_dataset
 from inpars_core.stages.contract import (
     Artifact,
@@ -175,6 +176,11 @@ class Inputs:
         None, "BEIR name or folder: the source documents (document-copy and reranker filters)"
     )
     index: str | None = option(None, "the --out of 'inpars index', for --round-trip-k")
+    run: str | None = option(
+        None,
+        "BM25 run of these queries (the --out of 'inpars retrieve --queries'): "
+        "--consistency-k reranks its lists instead of searching --index",
+    )
 
 
 @dataclass(frozen=True)
@@ -382,11 +388,16 @@ def run(
                 f"{flag}: expected --dataset (the model reranks each query's BM25 list of its "
                 "documents), found none. Fix: add --dataset"
             )
-        retriever = _bm25(config, inputs, flag, "--consistency-k none")
+        if inputs.run:  # the lists BM25 already gave (no JVM: e.g. on a GPU machine)
+            check_same_corpus(inputs.run, dataset, "--run")
+            retriever: Any = RunLists(read_trec_run(open_input(inputs.run, "run", flag="--run")))
+            recorded["run"] = input_artifact(str(inputs.run))
+        else:
+            retriever = _bm25(config, inputs, flag, "--consistency-k none")
+            recorded["index"] = input_artifact(str(inputs.index))
         context["model_ranks"], recorded["consistency_fingerprint"] = consistency_ranks(
             queries, retriever, dataset.corpus, config
         )
-        recorded["index"] = input_artifact(str(inputs.index))
         recorded["consistency_model"] = input_artifact(config.consistency_model)
     if "scores" in needs:
         if dataset is None:
@@ -436,6 +447,24 @@ def run(
         notes=notes,
         started=started,
     )
+
+
+@dataclass(frozen=True)
+class RunLists:
+    """A BM25 run standing in for a retriever: each query's list as the run ranked it."""
+
+    run: Mapping[str, Sequence[Any]]
+
+    def retrieve(self, queries: Mapping[str, Any], k: int) -> dict[str, list[Any]]:
+        """The top ``k`` of each query's list; refused when the run lacks a query."""
+        missing = sorted(set(queries) - set(self.run))
+        if missing:
+            raise ConfigError(
+                f"--run: expected a BM25 list for every query filtered, found none for "
+                f"{len(missing)} (e.g. {', '.join(missing[:3])}). Fix: give the run of these "
+                "queries ('inpars retrieve --queries' on the same file), or --index instead"
+            )
+        return {query_id: list(self.run[query_id][:k]) for query_id in queries}
 
 
 def _bm25(config: Config, inputs: Inputs, flag: str, off: str) -> Any:
