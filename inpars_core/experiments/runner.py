@@ -29,6 +29,7 @@ from inpars_core.experiments.rows import Row, with_bm25, with_encoding
 from inpars_core.experiments.schema import TRAINING_FIELDS
 from inpars_core.experiments.stages import StageResult, StageStore
 from inpars_core.records import Query, SyntheticQuery
+from inpars_core.stages.contract import open_input
 
 logger = logging.getLogger(__name__)
 
@@ -266,12 +267,16 @@ class ExperimentRunner:
         keyed: dict[str, StageResult | str] = {"index": index}
         if queries is not None:
             keyed["queries"] = queries
-            from inpars_core.generation.stage import read_queries
+            import json
 
-            # what BM25 searches: the (id, text) pairs, not the file (its records also hold
+            # what BM25 searches: every line's (id, text), not the file (its records also hold
             # generation latencies, which differ between two runs that wrote the same queries)
-            texts = sorted((q.query_id, q.text) for q in read_queries(queries.path))
-            params["queries_key"] = stable_hash(texts)
+            data = open_input(queries.path, "queries", flag="queries")
+            lines = data.read_text(encoding="utf-8").splitlines()
+            records = [json.loads(line) for line in lines if line.strip()]
+            params["queries_key"] = stable_hash(
+                sorted((r.get("query_id"), r.get("text")) for r in records)
+            )
         else:
             params.update(split=split, max_queries=max_queries)
         return self.store.run(
