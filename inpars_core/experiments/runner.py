@@ -77,6 +77,22 @@ def finetuning_columns(variants: Mapping[str, ExperimentConfig]) -> dict[str, st
     return {name: " / ".join(names) for names in groups.values() for name in names}
 
 
+def _dev_options(config: ExperimentConfig) -> dict[str, Any]:
+    """The train stage's dev-set and encoding options every reranker trained on synthetic
+    queries shares (from ``[finetune]``, ``[rerank]`` and ``[dataset]``)."""
+    tune = config.finetune
+    return {
+        "eval_every": tune.eval_every,
+        "keep": tune.keep,
+        "pair_encoding": config.rerank.pair_encoding,
+        "dev_split": config.dataset.train_split,
+        "eval_split": config.dataset.test_split,
+        "dev_depth": tune.dev_depth,
+        "dev_max_queries": tune.dev_queries,
+        "dev_bm25_weight": config.rerank.bm25_weight,
+    }
+
+
 def synthetic_dev_split(
     queries: Sequence[SyntheticQuery], size: int, seed: int
 ) -> tuple[list[SyntheticQuery], list[SyntheticQuery]]:
@@ -516,16 +532,9 @@ class ExperimentRunner:
         bm25_weight = config.rerank.bm25_weight
         stage_config = train.Config(
             **_training_options(section),
+            **_dev_options(config),
             warmup_ratio=section.warmup_ratio,
-            eval_every=section.eval_every,
-            keep=section.keep,
-            pair_encoding=config.rerank.pair_encoding,
             teacher=section.teacher,
-            dev_split=config.dataset.train_split,
-            eval_split=config.dataset.test_split,
-            dev_depth=section.dev_depth,
-            dev_max_queries=section.dev_queries,
-            dev_bm25_weight=bm25_weight,
         )
         inputs = train.Inputs(
             dataset=self.dataset_ref(),
@@ -862,17 +871,7 @@ class ExperimentRunner:
         mode, dev_inputs, dev_keyed, dev_params = dev
         assert mode == "synthetic", mode  # dev_mode forces it for this source
         weight = config.rerank.bm25_weight
-        stage_config = train.Config(
-            **_training_options(section),
-            eval_every=tune.eval_every,
-            keep=tune.keep,
-            pair_encoding=config.rerank.pair_encoding,
-            dev_split=config.dataset.train_split,
-            eval_split=config.dataset.test_split,
-            dev_depth=tune.dev_depth,
-            dev_max_queries=tune.dev_queries,
-            dev_bm25_weight=weight,
-        )
+        stage_config = train.Config(**_training_options(section), **_dev_options(config))
         inputs = train.Inputs(
             dataset=self.dataset_ref(),
             triples=str(triples.path),
