@@ -223,3 +223,23 @@ def test_prepare_runs_only_the_stages_that_need_no_gpu(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ran nothing" in done.stdout  # all cached
+
+
+def test_dense_finetune_objective_none_keeps_only_the_zero_shot_dense_rows(
+    tmp_path: Path,
+) -> None:
+    """TOML has no null: ``finetune_objective = "none"`` is how a config (the demo) keeps the
+    zero-shot bi-encoder rows and drops the fine-tuned one; anything else is refused by name."""
+    from inpars_core.experiments.runner import fine_tunes_bi_encoder
+
+    demo = load_config(ROOT / "configs" / "scifact-offline.toml")
+    assert demo.dense.enabled and demo.dense.finetune_objective == "none"
+    assert not fine_tunes_bi_encoder(demo)
+    assert fine_tunes_bi_encoder(load_config(SEED_CONFIG))
+    off = dataclasses.replace(demo, dense=dataclasses.replace(demo.dense, enabled=False))
+    mnrl = dataclasses.replace(off, dense=dataclasses.replace(off.dense, finetune_objective="mnrl"))
+    assert not fine_tunes_bi_encoder(mnrl)
+    path = tmp_path / "bad.toml"
+    path.write_text('[experiment]\nname = "x"\n[dense]\nenabled = true\nfinetune_objective = "no"\n')
+    with pytest.raises(ConfigError, match=r"dense\.finetune_objective.*none.*'no'"):
+        load_config(path)

@@ -133,7 +133,10 @@ def test_the_runner_gives_the_trainers_the_settings_it_used_before(
     from inpars_core.training.trainer import TrainingConfig
 
     config = load_config(ROOT / "configs" / "scifact-offline.toml")
-    config = dataclasses.replace(config, dense=dataclasses.replace(config.dense, batch_size=8))
+    # the demo has no fine-tuned bi-encoder row; its dense-finetune stage is checked with mnrl
+    config = dataclasses.replace(
+        config, dense=dataclasses.replace(config.dense, batch_size=8, finetune_objective="mnrl")
+    )
     runner, captured = _captured_runner(tmp_path, monkeypatch, config)
     stages: list[tuple[train.Config, train.Inputs]] = []
     monkeypatch.setattr(train, "run", lambda c, i, _work, _progress=None: stages.append((c, i)))

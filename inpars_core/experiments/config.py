@@ -236,8 +236,8 @@ DenseSection = section(
         ("model", str, option("minilm", "sentence-transformers id or folder")),
         (
             "finetune_objective",
-            Literal["mnrl", "margin-mse"] | None,
-            option("mnrl", "bi-encoder objective of the fine-tuned row (none: no such row)"),
+            Literal["mnrl", "margin-mse", "none"] | None,
+            option("mnrl", 'bi-encoder objective of the fine-tuned row ("none": no such row)'),
         ),
     ),
 )

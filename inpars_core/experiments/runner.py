@@ -93,6 +93,12 @@ def _dev_options(config: ExperimentConfig) -> dict[str, Any]:
     }
 
 
+def fine_tunes_bi_encoder(config: ExperimentConfig) -> bool:
+    """Whether a variant gets the fine-tuned bi-encoder row: ``[dense] enabled`` and a
+    ``finetune_objective`` other than "none" (the zero-shot dense rows come with ``enabled``)."""
+    return config.dense.enabled and config.dense.finetune_objective not in (None, "none")
+
+
 def synthetic_dev_split(
     queries: Sequence[SyntheticQuery], size: int, seed: int
 ) -> tuple[list[SyntheticQuery], list[SyntheticQuery]]:
@@ -1202,7 +1208,7 @@ class ExperimentRunner:
                     training=training,
                     lineage=[generated, kept, synthetic_bm25, triples, base_key, tuned],
                 )
-            if variant.dense.enabled and variant.dense.finetune_objective:
+            if fine_tunes_bi_encoder(variant):
                 dense_tuned = self.dense_finetune(variant, triples)
                 if dense_tuned.key in dense_rows:  # the same model: one row, all its variants
                     for row in dense_rows[dense_tuned.key]:
