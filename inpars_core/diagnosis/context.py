@@ -1,0 +1,229 @@
+"""What a check reads: one experiment folder (``experiment.json``, ``summary.json``,
+``per_query.tsv``, the stage folders its rows name) seen from one fine-tuned variant.
+
+Checks never guess from names: every number comes from an artifact the pipeline wrote. A check
+that lacks its evidence raises :class:`MissingEvidenceError` with the reason; the engine turns it
+into an ``n/a`` finding that says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from inpars_core.errors import InputFormatError
+
+
+class MissingEvidenceError(Exception):
+    """A check cannot run on this experiment; the message is the reason shown as ``n/a``."""
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file (InputFormatError naming the file when it is not one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFormatError(
+            path, f"not JSON ({exc})", fix="rerun the stage that wrote it"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputFormatError(path, "expected a JSON object", fix="rerun the stage that wrote it")
+    return data
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file; a torn last line (a killed writer) is skipped."""
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (section → key → value) with ``"section.key"`` overrides applied (a copy)."""
+    merged = {section: dict(values) for section, values in config.items()}
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        merged.setdefault(section, {})[key] = value
+    return merged
+
+
+@dataclass
+class VariantContext:
+    """One experiment folder seen from variant ``variant``.
+
+    ``probe``: checks may load the variant's models for small probe scorings (a few dozen
+    pairs); with ``False`` they use the written artifacts only and say ``n/a`` where a probe was
+    needed.
+    """
+
+    experiment_dir: Path
+    variant: str
+    probe: bool = True
+    manifest: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, experiment_dir: Path, variant: str, *, probe: bool = True) -> VariantContext:
+        """Read ``experiment.json`` and ``summary.json`` of ``experiment_dir``."""
+        experiment_dir = Path(experiment_dir)
+        return cls(
+            experiment_dir,
+            variant,
+            probe,
+            read_json(experiment_dir / "experiment.json"),
+            read_json(experiment_dir / "summary.json"),
+        )
+
+    # ------------------------------------------------------------------ config
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The experiment config with this variant's overrides applied (section → key → value)."""
+        config = {k: v for k, v in self.manifest.get("config", {}).items() if isinstance(v, dict)}
+        config.pop("variants", None)
+        config.pop("sweep", None)
+        # sweep cells are expanded into [variants] before the manifest is written
+        overrides = self.manifest.get("config", {}).get("variants", {}).get(self.variant, {})
+        return apply_overrides(config, overrides)
+
+    def setting(self, dotted: str, default: Any = None) -> Any:
+        """One ``"section.key"`` value of :attr:`config`."""
+        section, _, key = dotted.partition(".")
+        return self.config.get(section, {}).get(key, default)
+
+    # ------------------------------------------------------------------ rows
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row of ``summary.json`` (all test queries block)."""
+        return list(self.summary.get("rows", []))
+
+    def row(self, system: str, depth: Any = None) -> dict[str, Any]:
+        """The row named ``system`` (at ``depth`` when given)."""
+        for row in self.rows:
+            if row["system"] == system and (depth is None or row.get("depth") == depth):
+                return row
+        raise MissingEvidenceError(f"no row named {system!r} in summary.json")
+
+    def tuned_rows(self) -> list[dict[str, Any]]:
+        """This variant's pure fine-tuned cross-encoder rows (one per depth), shallowest first."""
+        rows = [
+            row
+            for row in self.rows
+            if row.get("variant") == self.variant
+            and row.get("family", "cross-encoder") == "cross-encoder"
+            and row.get("kind") == "synthetic"
+            and not row.get("bm25_weight")
+            and "finetune" in row.get("stages", {})
+        ]
+        return sorted(rows, key=lambda row: depth_number(row.get("depth")))
+
+    def tuned_row(self) -> dict[str, Any]:
+        """The shallowest fine-tuned row (MissingEvidenceError when the variant has none)."""
+        rows = self.tuned_rows()
+        if not rows:
+            raise MissingEvidenceError(
+                f"variant {self.variant!r} has no fine-tuned cross-encoder row"
+            )
+        return rows[0]
+
+    def base_row(self, tuned: dict[str, Any]) -> dict[str, Any]:
+        """The starting model's pure row reranking the same lists (same depth, queries and
+        encoding) as ``tuned``."""
+        for row in self.rows:
+            if (
+                row.get("baseline") is not None
+                and row.get("family", "cross-encoder") == "cross-encoder"
+                and row.get("kind") in ("supervised", "zero-shot")
+                and not row.get("bm25_weight")
+                and row.get("depth") == tuned.get("depth")
+                and row.get("encoding", "pair") == tuned.get("encoding", "pair")
+                and row.get("test_queries") == tuned.get("test_queries")
+                and "rerank" in row.get("stages", {})
+                and "finetune" not in row.get("stages", {})
+            ):
+                return row
+        raise MissingEvidenceError(
+            f"no base cross-encoder row at depth {tuned.get('depth')} to compare "
+            f"{tuned['system']!r} with"
+        )
+
+    def baseline_row(self, tuned: dict[str, Any]) -> dict[str, Any]:
+        """The row ``tuned`` is compared with in the summary (``compared_with``)."""
+        name = tuned.get("compared_with")
+        if not name:
+            raise MissingEvidenceError(f"{tuned['system']!r} is compared with no row")
+        return self.row(name, tuned.get("depth"))
+
+    # ------------------------------------------------------------------ stages
+    def stage_dir(self, row: dict[str, Any], stage: str) -> Path:
+        """The folder of stage ``stage`` in ``row``'s lineage (MissingEvidenceError when absent)."""
+        relative = row.get("stages", {}).get(stage)
+        if not relative:
+            raise MissingEvidenceError(f"{row['system']!r} has no {stage} stage")
+        path = self.experiment_dir / relative
+        if not path.is_dir():
+            raise MissingEvidenceError(f"stage folder {path} is gone (rerun the experiment)")
+        return path
+
+    def meta(self, row: dict[str, Any], stage: str) -> dict[str, Any]:
+        """``meta.json`` of stage ``stage`` of ``row``."""
+        return read_json(self.stage_dir(row, stage) / "meta.json")
+
+    def stage_jsonl(self, row: dict[str, Any], stage: str, name: str) -> list[dict[str, Any]]:
+        """The records of ``name`` (e.g. ``eval_log.jsonl``) in a stage folder of ``row``."""
+        path = self.stage_dir(row, stage) / name
+        if not path.is_file():
+            raise MissingEvidenceError(f"{path} is missing")
+        return read_jsonl(path)
+
+    # ------------------------------------------------------------------ per query
+    @cached_property
+    def _per_query(self) -> dict[tuple[int, str], dict[str, float]]:
+        path = self.experiment_dir / "per_query.tsv"
+        table: dict[tuple[int, str], dict[str, float]] = {}
+        if not path.is_file():
+            return table
+        with path.open(encoding="utf-8", newline="") as handle:
+            for record in csv.DictReader(handle, delimiter="\t"):
+                if record.get("block") != "all":
+                    continue
+                key = (int(record["row"]), record["measure"])
+                table.setdefault(key, {})[record["query_id"]] = float(record["value"])
+        return table
+
+    def per_query(self, row: dict[str, Any], measure: str = "nDCG@10") -> dict[str, float]:
+        """``row``'s value of ``measure`` per test query (from ``per_query.tsv``)."""
+        values = self._per_query.get((int(row["row"]), measure))
+        if not values:
+            raise MissingEvidenceError(f"per_query.tsv has no {measure} of {row['system']!r}")
+        return values
+
+
+def depth_number(depth: Any) -> float:
+    """Sort key of a row depth (``"full"`` and None last)."""
+    return float(depth) if isinstance(depth, int | float) else float("inf")
+
+
+def iter_scores(path: Path) -> Iterator[tuple[str, str, float]]:
+    """``(query_id, doc_id, score)`` of a TREC run file (a rerank stage's ``run.trec``)."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) == 3:
+                yield parts[0], parts[1], float(parts[2])
+            elif len(parts) >= 6:
+                yield parts[0], parts[2], float(parts[4])
