@@ -180,8 +180,12 @@ class VariantContext:
         return path
 
     def meta(self, row: dict[str, Any], stage: str) -> dict[str, Any]:
-        """``meta.json`` of stage ``stage`` of ``row``."""
-        return read_json(self.stage_dir(row, stage) / "meta.json")
+        """``meta.json`` of stage ``stage`` of ``row`` (MissingEvidenceError when the stage
+        never finished: its folder has no meta.json)."""
+        path = self.stage_dir(row, stage) / "meta.json"
+        if not path.is_file():
+            raise MissingEvidenceError(f"{path} is missing (the stage did not finish)")
+        return read_json(path)
 
     def stage_jsonl(self, row: dict[str, Any], stage: str, name: str) -> list[dict[str, Any]]:
         """The records of ``name`` (e.g. ``eval_log.jsonl``) in a stage folder of ``row``."""
@@ -211,6 +215,45 @@ class VariantContext:
         if not values:
             raise MissingEvidenceError(f"per_query.tsv has no {measure} of {row['system']!r}")
         return values
+
+    # ------------------------------------------------------------------ texts and labels
+    def dataset(self) -> Any:
+        """The experiment's dataset (queries, corpus, qrels): the folder the run used when it
+        is still there, else the dataset's name (MissingEvidenceError when neither loads)."""
+        from inpars_core.errors import InparsError
+        from inpars_core.stages.common import load_dataset
+
+        recorded = self.manifest.get("dataset", {})
+        path = self.summary.get("dataset_path") or recorded.get("path")
+        name = self.summary.get("dataset") or recorded.get("name")
+        source = path if path and Path(path).expanduser().is_dir() else name
+        if not source:
+            raise MissingEvidenceError("the experiment names no dataset")
+        try:
+            return load_dataset(source)
+        except InparsError as exc:
+            raise MissingEvidenceError(f"dataset {source!r} could not be loaded ({exc})") from None
+
+    def finetune_label(self, row: dict[str, Any]) -> str:
+        """The label of ``row``'s finetune stage on the dashboard's Training and Encodings pages:
+        the variants whose rows use that stage, in row order, joined by `` = ``."""
+        stage = row.get("stages", {}).get("finetune")
+        names: list[str] = []
+        for other in self.rows:
+            if stage and other.get("stages", {}).get("finetune") == stage:
+                for name in [other.get("variant"), *(other.get("variants") or [])]:
+                    if name and str(name) not in names:
+                        names.append(str(name))
+        return " = ".join(names) or self.variant
+
+
+def page_link(path: str, **params: Any) -> str:
+    """A :attr:`Finding.page`: a dashboard page and its URL parameters (None ones left out),
+    e.g. ``page_link("training", runs="lce")`` → ``"training?runs=lce"``."""
+    from urllib.parse import quote, urlencode
+
+    kept = {key: value for key, value in params.items() if value is not None}
+    return f"{path}?{urlencode(kept, quote_via=quote)}" if kept else path
 
 
 def depth_number(depth: Any) -> float:

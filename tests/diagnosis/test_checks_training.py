@@ -12,7 +12,7 @@ import pytest
 
 from inpars_core.diagnosis.checks import drift, negatives, schedule
 from inpars_core.diagnosis.context import MissingEvidenceError
-from tests.diagnosis.fakes import FakeExperiment, write_file
+from tests.diagnosis.training_fakes import FakeExperiment, write_file
 
 VARIANT = "v"
 BASE = "base reranker"
