@@ -247,15 +247,6 @@ class VariantContext:
         return " = ".join(names) or self.variant
 
 
-def page_link(path: str, **params: Any) -> str:
-    """A :attr:`Finding.page`: a dashboard page and its URL parameters (None ones left out),
-    e.g. ``page_link("training", runs="lce")`` → ``"training?runs=lce"``."""
-    from urllib.parse import quote, urlencode
-
-    kept = {key: value for key, value in params.items() if value is not None}
-    return f"{path}?{urlencode(kept, quote_via=quote)}" if kept else path
-
-
 def depth_number(depth: Any) -> float:
     """Sort key of a row depth (``"full"`` and None last)."""
     return float(depth) if isinstance(depth, int | float) else float("inf")
