@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -1024,3 +1025,65 @@ def test_diagnosis_evidence_and_page_links():
         "app_pages/per_query.py", {"a": "x", "query": "q1"}
     )  # fmt: skip
     assert ui.page_target("nowhere?x=1") is None
+
+
+def mirror_experiment(experiment: Path, target: Path) -> Path:
+    """``experiment`` seen through symbolic links (nothing copied, nothing of it written), minus
+    its diagnosis.json: a test adds its own there."""
+    target.mkdir(parents=True)
+    for child in experiment.iterdir():
+        if child.name != "diagnosis.json":
+            (target / child.name).symlink_to(child)
+    return target
+
+
+@pytest.mark.integration
+def test_diagnosis_links_open_the_pages_that_show_them(smoke, summary, tmp_path, monkeypatch):
+    """On the smoke experiment: the diagnosis page renders, and every page a finding links to
+    opens on what the link names: a training run by its stage folder, a row by its system
+    name, a query set by its variant, a model by its stage and a pair by its query id."""
+    from dashboard import ui
+
+    depth = summary["depths"][0]
+    pure = [r for r in summary["rows"] if r["kind"] == "synthetic" and not r["bm25_weight"]]
+    tuned = next(r for r in pure if r["variant"] == "hf-default" and r["depth"] == depth)
+    base = baseline_row(summary, depth)
+    finetune = tuned["stages"]["finetune"].rsplit("/", 2)
+    key = finetune[-1]
+    query_id = str(summary["test_query_ids"][0])
+    folder = mirror_experiment(smoke, tmp_path / "runs" / EXPERIMENT)
+    write_diagnosis_json(
+        folder,
+        {"hf-default": (tuned["system"], base["system"]), "bce": (tuned["system"], "")},
+    )
+    pages = {
+        f"training?runs=finetune/{key}": ("training", "train_runs", ["hf-default"]),
+        f"training?runs=finetune/{key[:8]}": ("training", "train_runs", ["hf-default"]),
+        "per-query?"
+        + urllib.parse.urlencode({"a": base["system"], "b": tuned["system"], "query": query_id}): (
+            "per_query",
+            "pq_b",
+            label(tuned),
+        ),
+        "synthetic?gen=hf-default&verdict=dropped": (
+            "synthetic",
+            "synthetic_verdict",
+            ["dropped"],
+        ),
+        f"encodings?model=finetune/{key}&pair={query_id}": ("encodings", "enc_model", "hf-default"),
+    }
+    app = open_page(tmp_path / "runs", "diagnosis", monkeypatch, exp=EXPERIMENT)
+    assert shown_findings(app)[0] == ("P2", "silent MSE", "fail")
+    for page, (script, key_name, expected) in pages.items():
+        target = ui.page_target(page)
+        assert target is not None and target[0] == f"app_pages/{script}.py", page
+        app = open_page(tmp_path / "runs", script, monkeypatch, exp=EXPERIMENT, **target[1])
+        widget = app.multiselect if isinstance(expected, list) else app.selectbox
+        assert widget(key=key_name).value == expected, page
+        if script == "per_query":
+            assert app.selectbox(key="pq_a").value == label(base)
+            assert app.selectbox(key="pq_query").value == query_id
+        if script == "synthetic":
+            assert "hf-default" in app.selectbox(key="synthetic_gen").value
+        if script == "encodings":
+            assert app.selectbox(key="enc_pair").value.startswith(f"test {query_id}: ")
