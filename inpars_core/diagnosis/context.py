@@ -227,3 +227,21 @@ def iter_scores(path: Path) -> Iterator[tuple[str, str, float]]:
                 yield parts[0], parts[1], float(parts[2])
             elif len(parts) >= 6:
                 yield parts[0], parts[2], float(parts[4])
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """How the dashboard names a summary row (``system @depth``, ``full`` for a first-stage
+    run): the value the Per-query page's ``a`` and ``b`` parameters take."""
+    depth = row.get("depth")
+    return f"{row.get('system')} @{'full' if depth is None else depth}"
+
+
+def page_link(page: str, **params: Any) -> str:
+    """A :attr:`Finding.page`: ``page?key=value&...`` with the values URL-quoted (None left out,
+    a list repeated as ``key=a&key=b``)."""
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(
+        {k: v for k, v in params.items() if v is not None}, doseq=True, quote_via=quote
+    )
+    return f"{page}?{query}" if query else page
