@@ -310,6 +310,14 @@ def test_p12_warns_plainly_when_the_change_is_within_noise(tmp_path: Path) -> No
     assert _params(finding.page)["a"] == ["base @100"]
 
 
+def test_p12_says_when_no_query_changed(tmp_path: Path) -> None:
+    folder = _noise_experiment(tmp_path, {"v": [0.0] * 12}, v={"finetune.objective": "bce"})
+    finding = noise(VariantContext.load(folder, "v"))
+    assert finding.verdict == "warn"
+    assert "do not read it as a change (no query changed at all)" in finding.summary
+    assert finding.evidence["t_holm_vs_base"] == 1.0  # all deltas 0: paired_tests gives 1
+
+
 def test_p12_ok_when_the_change_is_significant(tmp_path: Path) -> None:
     folder = _noise_experiment(tmp_path, {"v": GAIN}, v={"finetune.objective": "bce"})
     finding = noise(VariantContext.load(folder, "v"))

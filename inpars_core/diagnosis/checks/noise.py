@@ -218,6 +218,8 @@ def noise(ctx: VariantContext) -> Finding:
         if not significant
         else "significant on this seed, but the seeds disagree on its sign: not a stable change"
     )
+    if wtl[0] == 0 and wtl[2] == 0:
+        verdict_text += " (no query changed at all)"
     return Finding(
         "P12",
         "noise",
