@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from inpars_core.errors import InparsError, unreadable_input
 from inpars_core.options import PORT, POSITIVE_INT, add_flags, from_args
+from inpars_core.reporting.command import add_report_command
 from inpars_core.reranking.encoding import PAIR_ENCODINGS
 from inpars_core.stages import STAGE_MODULES, stage_module
 
@@ -155,8 +156,7 @@ def _compare(args: argparse.Namespace) -> int:
         check_out(Path(args.out), "comparison")
     dataset = load_dataset(args.dataset)
     comparison = compare_runs(dataset, args.split, args.runs, args.baseline, args.measure)
-    render = {"md": to_markdown, "csv": to_csv, "latex": to_latex}
-    print(render[args.format](comparison), end="")
+    print({"md": to_markdown, "csv": to_csv, "latex": to_latex}[args.format](comparison), end="")
     if args.out:
         write_comparison(comparison, Path(args.out), dataset, args.split, args.runs)
     return 0
@@ -267,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="interface to listen on (default 127.0.0.1: this machine only; another address "
         "fixes the runs directory, the sidebar cannot change it)",
     )
+    add_report_command(sub, _COMMANDS)  # inpars report EXPERIMENT --out report.html
     return parser
 
 
