@@ -178,6 +178,11 @@ def delta_figure(rows: Sequence[Mapping[str, Any]], measure: str, *, title: str 
             col=2,
         )
     figure.add_vline(x=0, line_color="#888", line_width=1, row=1, col=1)
+    extent = max(
+        (abs(v) for p in points for v in (p.delta, p.low, p.high) if v is not None), default=0.0
+    )
+    if extent == 0:  # every Δ and interval is 0 (e.g. R@100 below the rerank depth)
+        figure.update_xaxes(range=[-0.01, 0.01], row=1, col=1)
     values = [p.value for p in points if p.value is not None]
     if values:  # room on the right for the value labels
         low, high = min(values), max(values)
