@@ -140,7 +140,7 @@ ROWS = [
 def test_delta_figure_draws_the_interval_and_the_values_beside() -> None:
     """Bars at Δ with asymmetric error bars from ``delta_ci95`` (none for a row of an older
     summary), the values on the right panel labelled ``value (Δ*)`` on an axis not from 0."""
-    from inpars_core.reporting.figures import DELTA_TITLE, delta_figure
+    from inpars_core.reporting.figures import DELTA_TITLE, delta_figure, wrapped
 
     figure = delta_figure(ROWS, "nDCG@10")
     bars = [t for t in figure.data if t.type == "bar"]
@@ -160,6 +160,9 @@ def test_delta_figure_draws_the_interval_and_the_values_beside() -> None:
     low, high = figure.layout.xaxis2.range
     assert 0.4 < low < 0.5 and high > 0.63  # fitted to the values, not from 0
     assert figure.layout.annotations[0].text == DELTA_TITLE.format(measure="nDCG@10")
+    assert wrapped("a long system name, longer than one line of the axis @10") == (
+        "a long system name, longer than one line<br>of the axis @10"
+    )
     assert list(figure.layout.yaxis.categoryarray) == [
         "bm25 @full", "base @10", "tuned @10", "old @10"
     ]  # fmt: skip

@@ -25,13 +25,27 @@ KIND_COLOURS = {
 }
 OTHER_COLOUR = "#FFA15A"
 #: The title of the Δ panel (also how the report and the tests find it).
-DELTA_TITLE = "Δ {measure} vs its baseline (95 % paired-bootstrap interval)"
+DELTA_TITLE = "Δ {measure} vs its baseline, 95 % CI"
+#: Characters of a row label per line on the figure's axis (longer names wrap at a space).
+LABEL_WIDTH = 42
 
 
 def row_label(row: Mapping[str, Any]) -> str:
     """``system @depth`` (``full`` for a first-stage run): how the pages name a row."""
     depth = row.get("depth")
     return f"{row.get('system')} @{'full' if depth is None else depth}"
+
+
+def wrapped(label: str, width: int = LABEL_WIDTH) -> str:
+    """``label`` with ``<br>`` in place of the spaces that keep each line within ``width``
+    characters (a long system name would take the figure's whole width)."""
+    lines: list[str] = []
+    for word in label.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 def _number(value: Any) -> float | None:
@@ -122,8 +136,8 @@ def delta_figure(rows: Sequence[Mapping[str, Any]], measure: str, *, title: str 
     """Left: Δ ``measure`` vs each row's baseline as horizontal bars with the 95 % interval as
     error bars; right, on the same rows: the absolute value, on an axis fitted to the values
     (not from 0), labelled ``value (Δ*)`` (``*``: significant after Holm). One colour per
-    kind; the rows keep the table's order top to bottom. Rows without Δ (BM25, baselines) are
-    blank on the left."""
+    kind; the rows keep the table's order top to bottom, long names wrapped (:func:`wrapped`).
+    Rows without Δ (BM25, baselines) are blank on the left."""
     from plotly.subplots import make_subplots
 
     points = delta_points(rows, measure)
@@ -143,7 +157,7 @@ def delta_figure(rows: Sequence[Mapping[str, Any]], measure: str, *, title: str 
         if compared:
             figure.add_bar(
                 x=[p.delta for p in compared],
-                y=[p.label for p in compared],
+                y=[wrapped(p.label) for p in compared],
                 orientation="h",
                 marker_color=colour,
                 name=kind,
@@ -164,7 +178,7 @@ def delta_figure(rows: Sequence[Mapping[str, Any]], measure: str, *, title: str 
         valued = [p for p in chosen if p.value is not None]
         figure.add_scatter(
             x=[p.value for p in valued],
-            y=[p.label for p in valued],
+            y=[wrapped(p.label) for p in valued],
             mode="markers+text",
             marker={"color": colour, "size": 10, "symbol": "diamond"},
             text=[p.value_text for p in valued],
@@ -188,13 +202,15 @@ def delta_figure(rows: Sequence[Mapping[str, Any]], measure: str, *, title: str 
         low, high = min(values), max(values)
         pad = max(high - low, 0.01)
         figure.update_xaxes(range=[low - 0.1 * pad, high + 0.9 * pad], row=1, col=2)
-    labels = list(dict.fromkeys(p.label for p in points))
+    labels = list(dict.fromkeys(wrapped(p.label) for p in points))
+    lines = max((label.count("<br>") + 1 for label in labels), default=1)
     figure.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed")
     figure.update_layout(
         title={"text": title} if title else None,
-        height=max(280, 90 + 30 * len(labels)),
-        margin={"t": 60 if title else 40, "b": 10, "l": 10, "r": 10},
+        height=max(300, 120 + len(labels) * (22 + 14 * max(lines - 1, 0))),
+        margin={"t": 60 if title else 40, "b": 60, "l": 10, "r": 10},
         barmode="overlay",
-        legend={"title": {"text": "kind"}},
+        legend={"orientation": "h", "x": 0, "y": -0.07, "yanchor": "top", "title": {"text": ""}},
+        yaxis={"tickfont": {"size": 11}},
     )
     return figure
