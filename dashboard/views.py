@@ -45,6 +45,8 @@ from dashboard.loading import (
     words,
 )
 from inpars_core.experiments.schema import KINDS_TEXT, TRAINING_FIELDS
+from inpars_core.experiments.summary import CI_FIELD
+from inpars_core.reporting.figures import DeltaPoint
 
 LEGACY_BASELINE = "base (zero-shot)"  # summaries written before rows named their baseline
 PER_QUERY_MEASURE = "nDCG@10"
@@ -565,6 +567,42 @@ def summary_notes(experiment: Experiment) -> list[str]:
 MODEL_KEPT = "model kept: step/steps (dev nDCG@10 step 0 → best @ step)"
 
 
+def ci_column(measure: str) -> str:
+    """The Overview column of the 95 % paired-bootstrap interval of Δ ``measure``."""
+    return f"Δ {measure} 95% CI"
+
+
+def overview_rows(
+    experiment: Experiment, depth: str = "all", *, without_overlap: bool = False
+) -> list[dict[str, Any]]:
+    """The summary rows the Overview shows at ``depth`` (``"all"``: every depth; BM25, without
+    a depth, always), from the block without overlap when ``without_overlap``."""
+    rows = no_overlap_rows(experiment) if without_overlap else summary_rows(experiment)
+    return [
+        row
+        for row in rows
+        if depth == "all" or row.get("depth") is None or str(row.get("depth")) == depth
+    ]
+
+
+def blank_missing(frame: pd.DataFrame) -> Any:
+    """``frame`` styled for ``st.dataframe``: missing values (None, NaN, <NA>) as blank cells
+    instead of "None", floats with 4 decimals (very small ones, p-values, in scientific
+    notation); the data itself is unchanged."""
+
+    def number(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, float):
+            return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
+        return str(value)
+
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    return frame.style.format(number, subset=floats, na_rep="").format(
+        na_rep="", subset=[c for c in frame.columns if c not in floats]
+    )
+
+
 def overview_frames(
     experiment: Experiment, depth: str = "all", *, without_overlap: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -578,17 +616,15 @@ def overview_frames(
             "The experiment has not finished; rerun `inpars run CONFIG` to complete it.",
         )
     measures = list(experiment.summary.get("measures") or [])
-    rows = no_overlap_rows(experiment) if without_overlap else summary_rows(experiment)
     base = baselines(experiment)
     display, raw = [], []
-    for row in rows:
+    for row in overview_rows(experiment, depth, without_overlap=without_overlap):
         row_depth = row.get("depth")
-        if depth != "all" and row_depth is not None and str(row_depth) != depth:
-            continue
         values = row.get("measures") or {}
         deltas = row.get("delta") or {}
         marks = row.get("significant") or {}
         p_values = row.get("p_values") or {}
+        intervals = row.get(CI_FIELD) or {}
         wtl = (row.get("wins_ties_losses") or {}).get(PER_QUERY_MEASURE)
         training = training_of_row(experiment, row)
         seconds = {k: float(v) for k, v in (row.get("stage_seconds") or {}).items()}
@@ -621,6 +657,11 @@ def overview_frames(
             numbers[f"significant {m}"] = marks.get(m)
             numbers[f"t p {m}"] = (p_values.get(m) or {}).get("t")
             numbers[f"wilcoxon p {m}"] = (p_values.get(m) or {}).get("wilcoxon")
+            low, high = (intervals.get(m) or (None, None))[:2]
+            numbers[f"delta ci95 low {m}"] = low
+            numbers[f"delta ci95 high {m}"] = high
+        if measures:  # the headline measure's interval beside the values (blank: none)
+            shown[ci_column(measures[0])] = DeltaPoint.of(row, measures[0]).interval_text
         shown["W/T/L nDCG@10"] = "/".join(map(str, wtl)) if wtl else ""
         numbers["wins/ties/losses nDCG@10"] = "/".join(map(str, wtl)) if wtl else ""
         shown[MODEL_KEPT] = kept_model_text(training)

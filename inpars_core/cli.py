@@ -4,7 +4,7 @@ Every pipeline arrow is a stage module (:mod:`inpars_core.stages`): its sub-comm
 checks are generated from the module's ``Inputs`` and ``Config`` dataclasses, and the handler is
 the same for all of them (flags -> config -> ``run`` -> published artifact). The other commands
 (``run``, ``compare``, ``encode``, ``dashboard``, and those of :data:`COMMAND_MODULES`, e.g.
-``diagnose``) are thin calls into the library. A bad flag or an
+``diagnose``, ``report``) are thin calls into the library. A bad flag or an
 :class:`~inpars_core.errors.InparsError` stops the command with a one-line error and exit 2.
 """
 
@@ -41,7 +41,7 @@ class OneLineParser(argparse.ArgumentParser):
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Handler] = {}
 #: Commands defined beside their library: each module's ``add_parser(sub, command)`` adds one.
-COMMAND_MODULES = ("inpars_core.diagnosis.command",)
+COMMAND_MODULES = ("inpars_core.diagnosis.command", "inpars_core.reporting.command")
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -153,8 +153,7 @@ def _compare(args: argparse.Namespace) -> int:
         check_out(Path(args.out), "comparison")
     dataset = load_dataset(args.dataset)
     comparison = compare_runs(dataset, args.split, args.runs, args.baseline, args.measure)
-    render = {"md": to_markdown, "csv": to_csv, "latex": to_latex}
-    print(render[args.format](comparison), end="")
+    print({"md": to_markdown, "csv": to_csv, "latex": to_latex}[args.format](comparison), end="")
     if args.out:
         write_comparison(comparison, Path(args.out), dataset, args.split, args.runs)
     return 0

@@ -324,8 +324,33 @@ def test_dataset_comes_from_the_folder_the_run_used(smoke, summary, tmp_path, mo
         loading.load_dataset.clear()
 
 
+def test_missing_values_show_as_blank_cells_not_none():
+    """The Overview's tables are styled so that a missing value is an empty cell (Streamlit
+    writes "None" otherwise); the numbers themselves are unchanged."""
+    import pandas as pd
+
+    from dashboard import views
+
+    frame = pd.DataFrame(
+        {
+            "run": ["base", "tuned"],
+            "delta": [None, 0.03],
+            "t p": [float("nan"), 0.00002],
+            "win": pd.array([None, 3], dtype="Int64"),
+            "dev": [None, "20 claims"],
+        }
+    )
+    styled = views.blank_missing(frame)
+    assert styled.data is frame  # the values AppTest and the exports read
+    shown = styled.to_html()
+    for missing in ("None", "nan", "NaN", "&lt;NA&gt;"):
+        assert missing not in shown
+    assert "0.0300" in shown and "2.00e-05" in shown and ">3<" in shown and "20 claims" in shown
+
+
 def test_older_summaries_keep_their_baseline_and_tuned_rows():
     from dashboard import loading, views
+    from inpars_core.reporting import figures
 
     legacy = {
         "dataset": "scifact",
@@ -346,6 +371,11 @@ def test_older_summaries_keep_their_baseline_and_tuned_rows():
     display, _ = views.overview_frames(experiment, "10")
     assert list(display["baseline"]) == ["", "✓", ""]
     assert list(display["nDCG@10"]) == ["0.5000", "0.6000", "0.7000 (+0.1000)"]
+    # written before Δ intervals: blank cells, and the Δ figure without error bars
+    assert list(display[views.ci_column("nDCG@10")]) == ["", "", ""]
+    figure = figures.delta_figure(views.overview_rows(experiment, "10"), "nDCG@10")
+    (bar,) = [t for t in figure.data if t.type == "bar"]
+    assert list(bar.y) == ["bce @10"] and list(bar.error_x.array) == [None]
     # a new summary names its baseline: a row called "base (zero-shot)" is not one by name
     renamed = {**legacy, "baselines": {}}
     assert views.baselines(loading.Experiment("new", "/nowhere/new", renamed, (), ())) == {}
@@ -357,6 +387,7 @@ def test_older_summaries_keep_their_baseline_and_tuned_rows():
 @pytest.mark.integration
 def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch):
     from dashboard import views
+    from inpars_core.reporting import figures
 
     app = open_page(smoke_runs_dir, "overview", monkeypatch, exp=EXPERIMENT)
     shown = metrics(app)
@@ -379,6 +410,36 @@ def test_overview_shows_the_summary_numbers(smoke_runs_dir, summary, monkeypatch
     assert cell.startswith(f"{tuned['measures']['nDCG@10']:.4f} (")
     assert f"({tuned['delta']['nDCG@10']:+.4f}" in cell
     assert cell.endswith("*)") == tuned["significant"]["nDCG@10"]
+    low, high = tuned["delta_ci95"]["nDCG@10"]  # the pipeline's paired-bootstrap interval
+    assert low <= tuned["delta"]["nDCG@10"] <= high
+    assert (
+        by_system.loc[tuned["system"], views.ci_column("nDCG@10")] == f"[{low:+.4f}, {high:+.4f}]"
+    )
+    assert by_system.loc[base["system"], views.ci_column("nDCG@10")] == ""
+    # the figure: Δ per compared row with its interval as error bars, in the table's order
+    chart = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["annotations"][0]["text"] == figures.DELTA_TITLE.format(
+        measure="nDCG@10"
+    )
+    drawn = {
+        y.replace("<br>", " "): (x, plus, minus)  # long names wrap on the axis
+        for trace in chart["data"]
+        if trace["type"] == "bar"
+        for y, x, plus, minus in zip(
+            trace["y"],
+            trace["x"],
+            trace["error_x"]["array"],
+            trace["error_x"]["arrayminus"],
+            strict=True,
+        )
+    }
+    compared = [r for r in at_depth if "delta" in r]
+    assert set(drawn) == {label(r) for r in compared}
+    for r in compared:
+        x, plus, minus = drawn[label(r)]
+        r_low, r_high = r["delta_ci95"]["nDCG@10"]
+        assert x == pytest.approx(r["delta"]["nDCG@10"])
+        assert (x - minus, x + plus) == pytest.approx((r_low, r_high))
     training = tuned["training"]
     kept = by_system.loc[tuned["system"], views.MODEL_KEPT]
     assert kept.startswith(f"{training['kept_step']}/{training['final_step']} ")

@@ -6,6 +6,8 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import export, loading, ui, views
+from inpars_core.experiments.summary import CI_FIELD
+from inpars_core.reporting import figures
 
 
 def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
@@ -22,9 +24,10 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     variants = views.variants_frame(experiment)
     if not variants.empty:
         st.subheader("Variants")
-        st.dataframe(variants, hide_index=True, width="stretch")
+        st.dataframe(views.blank_missing(variants), hide_index=True, width="stretch")
     with st.expander(f"Stages ({len(experiment.stages)} folders)", expanded=summary is None):
-        st.dataframe(views.stages_frame(experiment), hide_index=True, width="stretch")
+        stages = views.stages_frame(experiment)
+        st.dataframe(views.blank_missing(stages), hide_index=True, width="stretch")
     if summary is None:
         return
 
@@ -36,7 +39,7 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
     st.subheader("Before / after")
     for note in views.summary_notes(experiment):
         st.caption(note)
-    st.dataframe(display, hide_index=True, width="stretch")
+    st.dataframe(views.blank_missing(display), hide_index=True, width="stretch")
 
     name = f"{experiment.name}-depth-{depth}"
     cols = st.columns(4)
@@ -73,7 +76,7 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
             "or selected on; Δ against the same baselines."
         )
         clean, clean_raw = views.overview_frames(experiment, depth or "all", without_overlap=True)
-        st.dataframe(clean, hide_index=True, width="stretch")
+        st.dataframe(views.blank_missing(clean), hide_index=True, width="stretch")
         st.download_button(
             "CSV (without overlap)",
             export.table_csv(clean_raw),
@@ -84,16 +87,14 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
 
     measures = list(summary.get("measures") or [])
     measure = ui.synced_selectbox("Measure", measures, key="overview_measure", param="measure")
-    if measure and not raw.empty:
-        chart = raw.assign(label=raw["system"] + " @" + raw["depth"])
-        figure = px.bar(  # horizontal: the system names are long
-            chart, x=measure, y="label", color="kind", orientation="h", text_auto=".3f"
-        )
-        figure.update_layout(
-            height=max(260, 60 + 30 * len(chart)), yaxis_title=None, margin={"t": 20, "b": 0}
-        )
-        figure.update_yaxes(autorange="reversed")  # the table's order, top to bottom
-        st.plotly_chart(figure, key="overview_bar")
+    if measure and not raw.empty:  # Δ with its interval, the value beside (the report's too)
+        rows = views.overview_rows(experiment, depth or "all")
+        st.plotly_chart(figures.delta_figure(rows, measure), key="overview_delta")
+        if not any(CI_FIELD in r for r in rows):
+            st.caption(
+                "This summary has no Δ intervals (written before they were computed): rerun "
+                "`inpars run` to add them."
+            )
 
     if measure and depth not in (None, "all"):
         st.subheader(f"Paired tests at depth {depth}: {measure}")
@@ -114,7 +115,7 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
                 "t-test and Wilcoxon p-values (uncorrected), and * = both < 0.05 after "
                 "Holm–Bonferroni over the pipeline's family."
             )
-            st.dataframe(frame, hide_index=True, width="stretch")
+            st.dataframe(views.blank_missing(frame), hide_index=True, width="stretch")
             cols = st.columns(3)
             stem = f"{experiment.name}-{measure}-depth-{depth}" + ("-no-overlap" if clean else "")
             cols[0].download_button(

@@ -3,8 +3,9 @@
 Rows are systems (BM25, the base reranker, each variant fine-tuned, dense rows), each with its
 kind (``bm25``, ``zero-shot``, ``supervised``, ``synthetic``); an interpolated row (``… ⊕
 0.5·BM25``) always stands beside its pure-model row. Columns are measures at each rerank depth
-with the difference from the baseline (the base reranker as reported) at the same depth and a
-mark when both paired tests stay significant after Holm–Bonferroni over the stated family.
+with the difference from the baseline (the base reranker as reported) at the same depth, its 95 %
+paired-bootstrap interval (``delta_ci95``) and a mark when both paired tests stay significant
+after Holm–Bonferroni over the stated family.
 The overlap between test queries and the queries the reranker was trained or selected on is
 counted, and with ``[evaluation] exclude_overlap`` a second block of rows is evaluated on the
 test queries without overlap.
@@ -25,7 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inpars_core.artifacts import atomic_text, write_json
-from inpars_core.compare import ComparisonRow, compare, holm_bonferroni
+from inpars_core.compare import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CI_LEVEL,
+    ComparisonRow,
+    compare,
+    holm_bonferroni,
+    paired_bootstrap_ci,
+)
 from inpars_core.evaluation import Evaluation, evaluate
 from inpars_core.experiments.schema import KINDS_TEXT
 from inpars_core.records import Qrels
@@ -46,6 +55,16 @@ DEEP_RANK = 100
 #: summary.json's field for that share, and its summary.md header.
 DEEP_FIELD = "top10_from_bm25_beyond_100"
 DEEP_HEADER = "top-10 from BM25 >100"
+#: summary.json's field of each compared row: measure -> [low, high], the 95 % paired-bootstrap
+#: interval of its Δ (summaries written before it lack the field: readers show a blank).
+CI_FIELD = "delta_ci95"
+#: How those intervals were computed (summary.json's ``delta_ci``).
+CI_METHOD = {
+    "method": "paired bootstrap over the queries both rows were evaluated on, percentile interval",
+    "level": CI_LEVEL,
+    "resamples": BOOTSTRAP_RESAMPLES,
+    "seed": BOOTSTRAP_SEED,
+}
 #: The pair encoding whose base rows are the table's main baseline (for BM25 and dense rows).
 MAIN_ENCODING = "pair"
 
@@ -309,6 +328,9 @@ def _table(
                     cmp_row.ties,
                     cmp_row.losses,
                 ]
+                entry.setdefault(CI_FIELD, {})[measure] = list(
+                    delta_interval(evaluations[i], evaluations[base_of[i]], measure)
+                )
         if row.variant is not None:
             entry["generation_cost_usd"] = costs.get(row.variant, 0.0)
         if row.training:
@@ -316,6 +338,15 @@ def _table(
         entry["test_queries"] = len(ev.per_query)
         table.append(entry)
     return table
+
+
+def delta_interval(row: Evaluation, base: Evaluation, measure: str) -> tuple[float, float]:
+    """The 95 % paired-bootstrap interval of ``row``'s Δ ``measure`` against ``base`` over the
+    queries both were evaluated on (:func:`~inpars_core.compare.paired_bootstrap_ci`, fixed
+    seed), in query-id order so the interval does not depend on the order of the run files."""
+    values, base_values = row.values(measure), base.values(measure)
+    shared = sorted(set(values) & set(base_values))
+    return paired_bootstrap_ci([base_values[q] for q in shared], [values[q] for q in shared])
 
 
 #: One per-query value: (block, row index, query id, measure, value).
@@ -394,6 +425,7 @@ def summarize(
         "baselines": {str(rows[i].depth): rows[i].name for i in main_baselines(rows).values()},
         "holm_family": holm_family,
         "holm_family_text": holm_family_text(holm_family, depths, measures),
+        "delta_ci": dict(CI_METHOD),
         "overlap": {**asdict(overlap), "text": overlap.describe()},
         "rows": _table(
             rows, qrels, measures, depths, holm_family, costs, per_query["all"], query_order
