@@ -240,6 +240,8 @@ def test_dense_finetune_objective_none_keeps_only_the_zero_shot_dense_rows(
     mnrl = dataclasses.replace(off, dense=dataclasses.replace(off.dense, finetune_objective="mnrl"))
     assert not fine_tunes_bi_encoder(mnrl)
     path = tmp_path / "bad.toml"
-    path.write_text('[experiment]\nname = "x"\n[dense]\nenabled = true\nfinetune_objective = "no"\n')
+    path.write_text(
+        '[experiment]\nname = "x"\n[dense]\nenabled = true\nfinetune_objective = "no"\n'
+    )
     with pytest.raises(ConfigError, match=r"dense\.finetune_objective.*none.*'no'"):
         load_config(path)

@@ -345,8 +345,13 @@ def test_inpars_train_counts_the_positives_and_negatives_it_trained_on(tmp_path:
             "--no-progress", "--out", str(model_dir),
         ]  # fmt: skip
         assert main(argv) == 0
-        counts = json.loads((model_dir / "meta.json").read_text())["counts"]
+        meta = json.loads((model_dir / "meta.json").read_text())
+        counts = meta["counts"]
         assert (counts["positives"], counts["negatives"]) == (2, 2 * count)
+        # the training encoding, recorded as a rerank stage records its own (diagnosis P1)
+        assert meta["encoding"]["pair_encoding"] == "pair"
+        assert meta["encoding"]["pairs_checked"] == counts["pairs_seen"]
+        assert meta["encoding"]["cls_per_pair"] == 1.0 and meta["encoding"]["type1_share"] > 0
         assert counts["pos_neg_ratio"] == f"1:{count}"
         assert counts["pairs_per_epoch"] == [2 + 2 * count] == [counts["pairs_seen"]]
         steps = [json.loads(line) for line in (model_dir / "train_log.jsonl").open()]

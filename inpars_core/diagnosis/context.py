@@ -180,8 +180,12 @@ class VariantContext:
         return path
 
     def meta(self, row: dict[str, Any], stage: str) -> dict[str, Any]:
-        """``meta.json`` of stage ``stage`` of ``row``."""
-        return read_json(self.stage_dir(row, stage) / "meta.json")
+        """``meta.json`` of stage ``stage`` of ``row`` (MissingEvidenceError when the stage
+        never finished: its folder has no meta.json)."""
+        path = self.stage_dir(row, stage) / "meta.json"
+        if not path.is_file():
+            raise MissingEvidenceError(f"{path} is missing (the stage did not finish)")
+        return read_json(path)
 
     def stage_jsonl(self, row: dict[str, Any], stage: str, name: str) -> list[dict[str, Any]]:
         """The records of ``name`` (e.g. ``eval_log.jsonl``) in a stage folder of ``row``."""
@@ -212,6 +216,36 @@ class VariantContext:
             raise MissingEvidenceError(f"per_query.tsv has no {measure} of {row['system']!r}")
         return values
 
+    # ------------------------------------------------------------------ texts and labels
+    def dataset(self) -> Any:
+        """The experiment's dataset (queries, corpus, qrels): the folder the run used when it
+        is still there, else the dataset's name (MissingEvidenceError when neither loads)."""
+        from inpars_core.errors import InparsError
+        from inpars_core.stages.common import load_dataset
+
+        recorded = self.manifest.get("dataset", {})
+        path = self.summary.get("dataset_path") or recorded.get("path")
+        name = self.summary.get("dataset") or recorded.get("name")
+        source = path if path and Path(path).expanduser().is_dir() else name
+        if not source:
+            raise MissingEvidenceError("the experiment names no dataset")
+        try:
+            return load_dataset(source)
+        except InparsError as exc:
+            raise MissingEvidenceError(f"dataset {source!r} could not be loaded ({exc})") from None
+
+    def finetune_label(self, row: dict[str, Any]) -> str:
+        """The label of ``row``'s finetune stage on the dashboard's Training and Encodings pages:
+        the variants whose rows use that stage, in row order, joined by `` = ``."""
+        stage = row.get("stages", {}).get("finetune")
+        names: list[str] = []
+        for other in self.rows:
+            if stage and other.get("stages", {}).get("finetune") == stage:
+                for name in [other.get("variant"), *(other.get("variants") or [])]:
+                    if name and str(name) not in names:
+                        names.append(str(name))
+        return " = ".join(names) or self.variant
+
 
 def depth_number(depth: Any) -> float:
     """Sort key of a row depth (``"full"`` and None last)."""
@@ -227,3 +261,68 @@ def iter_scores(path: Path) -> Iterator[tuple[str, str, float]]:
                 yield parts[0], parts[1], float(parts[2])
             elif len(parts) >= 6:
                 yield parts[0], parts[2], float(parts[4])
+
+
+def local_path(experiment_dir: Path, recorded: str | None) -> Path | None:
+    """A path a stage recorded in its ``meta.json`` (relative to the runner's working
+    directory, e.g. ``runs/EXP/stages/finetune/KEY/model``), found inside ``experiment_dir``
+    (the experiment folder may have been moved or copied); an absolute path that exists is
+    kept. None when it is in neither place (a hub id such as ``cross-encoder/...``, or
+    ``minilm``, is no path)."""
+    if not recorded:
+        return None
+    path = Path(recorded)
+    parts = path.parts
+    if "stages" in parts:
+        start = len(parts) - 1 - parts[::-1].index("stages")
+        candidate = Path(experiment_dir).joinpath(*parts[start:])
+        if candidate.exists():
+            return candidate
+    if path.is_absolute() and path.exists():
+        return path
+    return None
+
+
+def stage_label(experiment_dir: Path, stage_dir: Path) -> str:
+    """``"<stage>/<key>"`` of a stage folder (what the Training page's ``runs`` parameter
+    takes)."""
+    return Path(stage_dir).relative_to(Path(experiment_dir) / "stages").as_posix()
+
+
+def page_link(page: str, **params: Any) -> str:
+    """A dashboard page path with its query string, e.g. ``page_link("per-query", a=..., b=...,
+    query="12")``; values are URL-quoted (``/`` kept), None values left out."""
+    from urllib.parse import quote, urlencode
+
+    given = {name: str(value) for name, value in params.items() if value is not None}
+    if not given:
+        return page
+    return f"{page}?{urlencode(given, quote_via=quote, safe='/')}"
+
+
+def model_folder(experiment_dir: Path, recorded: str) -> Path | None:
+    """The local folder of a model a stage recorded: a stage folder of this experiment, a path,
+    the packaged ``minilm``, or a hub id's local cache; None when it is not on this machine."""
+    from inpars_core.models import _local_snapshot, resolve_model_path
+
+    folder = local_path(experiment_dir, recorded)
+    if folder is not None or "stages" in Path(recorded).parts:
+        return folder
+    try:
+        candidate = Path(resolve_model_path(recorded))
+    except Exception:  # the packaged model's package missing: not on this machine
+        candidate = None
+    if candidate is not None and candidate.is_dir():
+        return candidate
+    return None if Path(recorded).is_absolute() else _local_snapshot(recorded)
+
+
+def starting_model(context: VariantContext, tuned: dict[str, Any]) -> tuple[str, Path | None]:
+    """The model the fine-tuning of row ``tuned`` started from, as its ``finetune`` meta.json
+    records it (``base_model``), and its local folder (:func:`model_folder`; None when it is not
+    on this machine)."""
+    meta = context.meta(tuned, "finetune")
+    recorded = meta.get("base_model") or meta.get("inputs", {}).get("base_model")
+    if not recorded:
+        raise MissingEvidenceError("the finetune stage's meta.json records no base_model")
+    return str(recorded), model_folder(context.experiment_dir, str(recorded))

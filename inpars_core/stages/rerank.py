@@ -116,9 +116,10 @@ def run(
     reranking = time.perf_counter()
     extra: dict[str, Any] = {}
     if config.family == "cross-encoder":
-        reranked, counts, fingerprint, extra["encoding"] = _cross_encoder(
+        reranked, counts, fingerprint, recorded = _cross_encoder(
             config, inputs, out_dir, queries, first, dataset, tick
         )
+        extra.update(recorded)
     else:
         reranked, fingerprint = _bi_encoder(config, inputs, queries, first, dataset), None
         tick(total)
@@ -180,8 +181,9 @@ def check_run_queries(first, dataset, split: str, selected, run_path: str) -> No
 def _cross_encoder(
     config: Config, inputs: Inputs, out_dir: Path, queries, first, dataset, tick
 ) -> tuple[Any, dict[str, Any], str, dict[str, Any]]:
-    """(the reranked run, counts, the model fingerprint, what its pair encoding looked like)
-    with a cross-encoder."""
+    """(the reranked run, counts, the model fingerprint, what meta.json records of how it
+    scored: ``encoding``, what its pair encoding looked like, and ``training_mode``, whether any
+    module of the scoring model was in training mode, i.e. dropout on) with a cross-encoder."""
     from inpars_core.reranking.encoding import EncodingConfig, encoding_stats
     from inpars_core.reranking.scoring import ScoringConfig, load_reranker
     from inpars_core.reranking.stage import RerankConfig, ScoreCache, ScoreCaches, rerank
@@ -216,7 +218,10 @@ def _cross_encoder(
         rerank_config.encoding,
         reranker.type_vocab_size,
     )
-    return reranked, counts, reranker.fingerprint, encoding
+    # dropout off at inference (P10): every module of the scoring model in eval mode
+    training_mode = any(module.training for module in reranker.model.modules())
+    recorded = {"encoding": encoding, "training_mode": training_mode}
+    return reranked, counts, reranker.fingerprint, recorded
 
 
 def _bi_encoder(config: Config, inputs: Inputs, queries, first, dataset) -> Any:

@@ -449,6 +449,7 @@ def run(
             "objective": trainer_meta.get("objective", {}),
             "results": trainer_meta.get("results", {}),
             "trainer_config": trainer_meta.get("config", {}),
+            "encoding": trainer_meta.get("encoding", {}),
         },
     )
 

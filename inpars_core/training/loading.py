@@ -12,6 +12,8 @@ from inpars_core.training.objectives.base import Objective
 logger = logging.getLogger(__name__)
 
 NEW_HEAD_NOTE = "newly initialised head"
+#: How the note says that a trained head was thrown away (pitfall P3, not a backbone's new head).
+HEAD_THROWN_AWAY = "threw the trained head away"
 
 
 def checkpoint_head_labels(config: Any) -> int | None:
@@ -47,7 +49,7 @@ def load_for_training(base_model: str, objective: Objective) -> tuple[Any, Any, 
         kwargs["label2id"] = {f"LABEL_{i}": i for i in range(wanted)}
         reason = (
             f"the checkpoint's head has {head_labels} label(s), objective {objective.name!r} "
-            f"needs {wanted}: ignore_mismatched_sizes=True threw the trained head away (P3)"
+            f"needs {wanted}: ignore_mismatched_sizes=True {HEAD_THROWN_AWAY} (P3)"
         )
     tokenizer = AutoTokenizer.from_pretrained(path)
     model, info = AutoModelForSequenceClassification.from_pretrained(

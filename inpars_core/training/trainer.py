@@ -221,6 +221,9 @@ class TrainingMeta(StageMeta):
     objective: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: What the pair encoding made of the first training pairs
+    #: (:func:`~inpars_core.reranking.encoding.encoding_stats`), as a rerank stage records it.
+    encoding: dict[str, Any] = field(default_factory=dict)
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -417,6 +420,30 @@ def probe_pairs(
     positive) once, then its negatives) as (query, document) pairs, and their labels."""
     queries, texts, labels = pointwise_pairs(triples[:size], documents)
     return list(zip(queries, texts, strict=True))[:size], labels[:size]
+
+
+#: Training pairs (the first pointwise rows of the triples) whose encoding meta.json describes.
+ENCODING_SAMPLE = 64
+
+
+def training_encoding(
+    triples: Sequence[Triple],
+    documents: Mapping[str, str],
+    tokenizer: Any,
+    model: Any,
+    encoding: EncodingConfig,
+) -> dict[str, Any]:
+    """:func:`~inpars_core.reranking.encoding.encoding_stats` of the first
+    :data:`ENCODING_SAMPLE` training pairs under ``encoding`` (token-type share, [CLS] per pair,
+    problems): what the trainer's meta.json records, so that a diagnosis can compare the
+    training encoding with the reranking one (pitfalls P1 and P10). Tokenisation only."""
+    from inpars_core.reranking.encoding import encoding_stats
+
+    pairs, _ = probe_pairs(triples, documents, ENCODING_SAMPLE)
+    type_vocab_size = int(getattr(model.config, "type_vocab_size", 1) or 1)
+    return encoding_stats(
+        tokenizer, [q for q, _ in pairs], [d for _, d in pairs], encoding, type_vocab_size
+    )
 
 
 def rerank_dev(reranker: Any, dev: DevSet, encoding: EncodingConfig, scoring: Any) -> Run:
@@ -787,6 +814,7 @@ def train_reranker(
     params = [p for p in model.parameters() if p.requires_grad]
     tracker = _Tracker(params)
     probe, probe_labels = probe_pairs(triples, documents, config.probe_size)
+    meta.encoding = training_encoding(triples, documents, tokenizer, model, encoding)
     cross_encoder = wrap_cross_encoder(
         str(resolve_model_folder(base_model)), model, tokenizer, encoding, device
     )
