@@ -64,10 +64,7 @@ with st.sidebar:
 ui.set_context(ui.Context(runs_dir, experiment))
 
 PAGES = [
-    st.Page("app_pages/overview.py", title="Overview", url_path="overview", default=True),
-    st.Page("app_pages/synthetic.py", title="Synthetic queries", url_path="synthetic"),
-    st.Page("app_pages/encodings.py", title="Encodings", url_path="encodings"),
-    st.Page("app_pages/per_query.py", title="Per-query comparison", url_path="per-query"),
-    st.Page("app_pages/training.py", title="Training", url_path="training"),
+    st.Page(script, title=title, url_path=url_path, default=url_path == "overview")
+    for url_path, (script, title) in ui.PAGES.items()
 ]
 st.navigation(PAGES).run()

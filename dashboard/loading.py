@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from inpars_core.diagnosis.findings import Diagnosis
 from inpars_core.errors import InputFormatError
 from inpars_core.stages.contract import ARTIFACT_TYPES, read_artifact
 from inpars_core.stages.filter import VERDICTS_FILE
@@ -45,6 +46,7 @@ SUMMARY_FILE = "summary.json"
 SUMMARY_MD_FILE = "summary.md"
 MANIFEST_FILE = "experiment.json"
 PER_QUERY_FILE = "per_query.tsv"
+DIAGNOSIS_FILE = "diagnosis.json"
 META_FILE = "meta.json"
 RUN_FILE = "run.trec"
 WORK_SUFFIX = ".work"
@@ -637,3 +639,29 @@ def read_text(path: Path, what: str) -> str:
     if not Path(path).is_file():
         raise MissingArtifactError(path, what)
     return Path(path).read_text(encoding="utf-8")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def diagnosis_record(path: str, version: tuple[int, ...] = ()) -> Diagnosis:
+    """``diagnosis.json`` as ``inpars diagnose`` (or the last stage of ``inpars run``) wrote it:
+    per fine-tuned variant, the findings of every check. The dashboard never diagnoses."""
+    if not Path(path).is_file():
+        raise MissingArtifactError(
+            path,
+            DIAGNOSIS_FILE,
+            f"Write it with `inpars diagnose {Path(path).parent}` (add `--variant NAME` for "
+            "one variant); `inpars run` writes it at the end of an experiment.",
+        )
+    data = read_json(Path(path), DIAGNOSIS_FILE)
+    try:
+        return Diagnosis.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadArtifactError(
+            path, f"not a diagnosis ({type(exc).__name__}: {exc}); rerun `inpars diagnose`"
+        ) from None
+
+
+def diagnosis_for(experiment: Experiment) -> Diagnosis:
+    """The experiment's ``diagnosis.json`` (cached until the file changes)."""
+    path = Path(experiment.path) / DIAGNOSIS_FILE
+    return diagnosis_record(str(path), stamp(path))

@@ -4,7 +4,7 @@ a message instead of a traceback."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,15 @@ import streamlit as st
 from dashboard import loading
 
 CONTEXT_KEY = "_inpars_context"
+#: URL path -> (script, title) of every page, in the order of the navigation (``app.py``).
+PAGES: dict[str, tuple[str, str]] = {
+    "overview": ("app_pages/overview.py", "Overview"),
+    "diagnosis": ("app_pages/diagnosis.py", "Diagnosis"),
+    "synthetic": ("app_pages/synthetic.py", "Synthetic queries"),
+    "encodings": ("app_pages/encodings.py", "Encodings"),
+    "per-query": ("app_pages/per_query.py", "Per-query comparison"),
+    "training": ("app_pages/training.py", "Training"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,15 @@ def _from_url(param: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _resolve(
+    value: str | None, options: Sequence[str], aliases: Mapping[str, str] | None
+) -> str | None:
+    """``value`` if it is an option, else the option its alias names (else ``value``)."""
+    if value is None or value in options or not aliases:
+        return value
+    return aliases.get(value, value)
+
+
 def _mirror(param: str, value: Any) -> None:
     text = "" if value is None else str(value)
     if text:
@@ -70,16 +88,20 @@ def synced_selectbox(
     key: str,
     param: str,
     default: str | None = None,
+    aliases: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> str | None:
-    """A selectbox whose choice starts from ``?param=`` and is written back to it."""
+    """A selectbox whose choice starts from ``?param=`` and is written back to it.
+
+    ``aliases`` maps other names a link may give in ``?param=`` (a stage key, a system name
+    without its depth) to the option they mean."""
     options = list(options)
     if not options:
         _mirror(param, None)
         return None
     current = st.session_state.get(key)
     if current not in options:
-        wanted = _from_url(param)
+        wanted = _resolve(_from_url(param), options, aliases)
         if wanted in options:
             st.session_state[key] = wanted
         else:
@@ -114,12 +136,18 @@ def synced_multiselect(
     key: str,
     param: str,
     default: Sequence[str] = (),
+    aliases: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> list[str]:
-    """A multiselect whose choice starts from ``?param=a&param=b`` and is written back."""
+    """A multiselect whose choice starts from ``?param=a&param=b`` and is written back
+    (``aliases`` as for :func:`synced_selectbox`)."""
     options = list(options)
     if key not in st.session_state or any(v not in options for v in st.session_state[key]):
-        wanted = [v for v in st.query_params.get_all(param) if v in options]
+        wanted = []
+        for value in st.query_params.get_all(param):
+            value = _resolve(value, options, aliases)
+            if value in options and value not in wanted:
+                wanted.append(value)
         st.session_state[key] = wanted or [v for v in default if v in options]
     value = st.multiselect(label, options, key=key, **kwargs)
     if value:
@@ -205,3 +233,26 @@ def guarded(render: Callable[[], None]) -> bool:
         show_problem(exc)
         return False
     return True
+
+
+def page_target(page: str) -> tuple[str, dict[str, str | list[str]]] | None:
+    """A page reference such as ``training?runs=finetune/ab12`` (``Finding.page``) as the
+    page's script and its query parameters (a repeated parameter as a list); ``None`` when the
+    path names no page of the app."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(page.strip())
+    path = parts.path.strip("/")
+    if path not in PAGES:
+        return None
+    params: dict[str, str | list[str]] = {}
+    for name, values in parse_qs(parts.query, keep_blank_values=False).items():
+        params[name] = values[0] if len(values) == 1 else values
+    return PAGES[path][0], params
+
+
+def page_url(page: str, params: Mapping[str, str | Sequence[str]]) -> str:
+    """A relative link to a page of the app with query parameters (for Markdown links)."""
+    from urllib.parse import urlencode
+
+    return f"{page}?{urlencode(params, doseq=True)}" if params else page

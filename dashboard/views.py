@@ -1235,3 +1235,179 @@ def classify_notes(notes: Sequence[tuple[str, str]]) -> list[tuple[str, str, str
             level = "info"
         out.append((label, note, level))
     return out
+
+
+# --------------------------------------------------------------------------- links and aliases
+
+
+def row_aliases(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """System name -> label (``system @depth``) of its shallowest row: a link may name a row by
+    its system alone (``per-query?a=<system>``)."""
+    out: dict[str, str] = {}
+    ordered = sorted(runs.items(), key=lambda item: depth_order(item[1].get("depth")))
+    for label, row in ordered:
+        out.setdefault(str(row.get("system")), label)
+    return out
+
+
+def depth_order(depth: Any) -> float:
+    """Sort key of a depth: the first stage (``None``) first, then by number."""
+    if depth is None:
+        return -1.0
+    try:
+        return float(depth)
+    except (TypeError, ValueError):
+        return math.inf
+
+
+def stage_aliases(stages: Mapping[str, StageInfo]) -> dict[str, str]:
+    """``stage/key``, ``stage/<key[:8]>`` and the bare key -> the label a page lists the stage
+    under: a link names a training run by its folder (``training?runs=finetune/<key>``)."""
+    out: dict[str, str] = {}
+    for label, stage in stages.items():
+        for alias in (f"{stage.stage}/{stage.key}", f"{stage.stage}/{stage.key[:8]}", stage.key):
+            out.setdefault(alias, label)
+    return out
+
+
+def pair_aliases(pairs: Mapping[str, tuple[str, str, str]]) -> dict[str, str]:
+    """Query id and ``query_id/doc_id`` -> the label of a pair of :func:`sample_pairs` (labels
+    read ``test <query_id>: <text>`` or ``synthetic <query_id>: <text>``)."""
+    out: dict[str, str] = {}
+    for label, (_, doc_id, _) in pairs.items():
+        head = label.split(": ", 1)[0]
+        query_id = head.split(" ", 1)[1] if " " in head else head
+        out.setdefault(query_id, label)
+        out.setdefault(f"{query_id}/{doc_id}", label)
+    return out
+
+
+def generation_aliases(gens: Mapping[str, Generation]) -> dict[str, str]:
+    """Variant name and ``generate/<key>`` -> the label of the query set that variant used."""
+    out: dict[str, str] = {}
+    for label, gen in gens.items():
+        for variant in gen.variants:
+            out.setdefault(variant, label)
+        out.setdefault(f"generate/{gen.generate.key}", label)
+        out.setdefault(gen.generate.key, label)
+    return out
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _numeric_key(key: Any) -> float | None:
+    try:
+        return float(key)
+    except (TypeError, ValueError):
+        return None
+
+
+def evidence_parts(
+    evidence: Mapping[str, Any],
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """A finding's evidence split for display: (the single values as a ``name``/``value``
+    table, the series to chart, the record lists to show as tables).
+
+    A series is a list of at least two numbers (x: its ``steps`` sibling of the same length
+    when the evidence has one, else the position) or a mapping of at least two numeric keys
+    (e.g. step -> value) to numbers; a list of mappings is a record table; a mapping of other
+    keys adds ``name.key`` rows to the table. Values are shown as recorded (4 significant
+    digits for floats), blank for none."""
+    names: list[str] = []
+    values: list[str] = []
+    series: dict[str, pd.DataFrame] = {}
+    records: dict[str, pd.DataFrame] = {}
+    steps = evidence.get("steps")
+    used_steps = False
+    for name, value in evidence.items():
+        if name == "steps":
+            continue
+        if isinstance(value, list | tuple) and len(value) >= 2 and all(map(_number, value)):
+            use_steps = isinstance(steps, list | tuple) and len(steps) == len(value)
+            used_steps = used_steps or use_steps
+            x = list(steps) if use_steps else list(range(len(value)))
+            series[name] = pd.DataFrame({"step" if use_steps else "position": x, name: value})
+        elif (
+            isinstance(value, Mapping)
+            and len(value) >= 2
+            and all(_numeric_key(k) is not None for k in value)
+            and all(map(_number, value.values()))
+        ):
+            pairs = sorted((_numeric_key(k), v) for k, v in value.items())
+            series[name] = pd.DataFrame(
+                {"step": [k for k, _ in pairs], name: [v for _, v in pairs]}
+            )
+        elif (
+            isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value)
+        ):
+            records[name] = pd.DataFrame([dict(v) for v in value])
+        elif isinstance(value, Mapping):
+            for key, inner in value.items():
+                names.append(f"{name}.{key}")
+                values.append(_shown(inner))
+        else:
+            names.append(str(name))
+            values.append(_shown(value))
+    if steps is not None and not used_steps:
+        names.append("steps")
+        values.append(_shown(steps))
+    return pd.DataFrame({"name": names, "value": values}), series, records
+
+
+def fix_frame(overrides: Mapping[str, Any], sources: Mapping[str, str]) -> pd.DataFrame:
+    """The new variant's settings: key, value (as TOML writes it) and the finding it fixes
+    (blank for the variant's own overrides)."""
+    from inpars_core.diagnosis.fixes import toml_value
+
+    return pd.DataFrame(
+        {
+            "setting": list(overrides),
+            "value": [toml_value(v) for v in overrides.values()],
+            "from finding": [sources.get(k, "") for k in overrides],
+        }
+    )
+
+
+def finding_id_links(
+    ids: Sequence[str],
+    page: str,
+    *,
+    experiment: str,
+    system: str,
+    baseline: str,
+    test_query_ids: Sequence[str],
+) -> list[tuple[str, str | None]]:
+    """(id, relative link or None) for each id of a finding: a test query opens the per-query
+    comparison of the variant and its baseline on that query; another query or pair opens the
+    finding's own page (synthetic queries: ``q``; encodings: ``pair``) when it is one of those."""
+    from dashboard.ui import page_url
+
+    tests = set(test_query_ids)
+    path = page.split("?", 1)[0].strip("/")
+    out: list[tuple[str, str | None]] = []
+    for item in ids:
+        query_id = str(item).split("/", 1)[0]
+        if query_id in tests and system and baseline:
+            params = {"exp": experiment, "a": baseline, "b": system, "query": query_id}
+            out.append((str(item), page_url("per-query", params)))
+        elif path == "synthetic":
+            out.append((str(item), page_url("synthetic", {"exp": experiment, "q": query_id})))
+        elif path == "encodings":
+            params = {"exp": experiment, "src": "from the data", "pair": str(item)}
+            out.append((str(item), page_url("encodings", params)))
+        else:
+            out.append((str(item), None))
+    return out

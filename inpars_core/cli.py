@@ -3,13 +3,15 @@
 Every pipeline arrow is a stage module (:mod:`inpars_core.stages`): its sub-command, flags and
 checks are generated from the module's ``Inputs`` and ``Config`` dataclasses, and the handler is
 the same for all of them (flags -> config -> ``run`` -> published artifact). The other commands
-(``run``, ``compare``, ``encode``, ``dashboard``) are thin calls into the library. A bad flag or
-an :class:`~inpars_core.errors.InparsError` stops the command with a one-line error and exit 2.
+(``run``, ``compare``, ``encode``, ``dashboard``, and those of :data:`COMMAND_MODULES`, e.g.
+``diagnose``) are thin calls into the library. A bad flag or an
+:class:`~inpars_core.errors.InparsError` stops the command with a one-line error and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -38,6 +40,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Handler] = {}
+#: Commands defined beside their library: each module's ``add_parser(sub, command)`` adds one.
+COMMAND_MODULES = ("inpars_core.diagnosis.command",)
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -48,9 +52,6 @@ def command(name: str) -> Callable[[Handler], Handler]:
         return handler
 
     return decorate
-
-
-# --- the stage commands ----------------------------------------------------------------------
 
 
 def _add_stage_command(sub, name: str) -> None:
@@ -142,9 +143,6 @@ def _print_artifact(module, artifact, args: argparse.Namespace) -> None:
     print(module.as_json(artifact) if getattr(args, "json", False) else module.describe(artifact))
 
 
-# --- the other commands ----------------------------------------------------------------------
-
-
 @command("compare")
 def _compare(args: argparse.Namespace) -> int:
     from inpars_core.compare import compare_runs, to_csv, to_latex, to_markdown, write_comparison
@@ -230,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in STAGE_MODULES:
         _add_stage_command(sub, name)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub, command)
 
     p = sub.add_parser("run", help="run an experiment config (TOML): every stage, cached")
     p.add_argument("config")

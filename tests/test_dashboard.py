@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 EXPERIMENT = "scifact-smoke"
-PAGES = ["overview", "synthetic", "encodings", "per_query", "training"]
+PAGES = ["overview", "diagnosis", "synthetic", "encodings", "per_query", "training"]
 
 
 @pytest.fixture(scope="module")
@@ -812,3 +813,277 @@ def test_half_written_jsonl_line_is_skipped(tmp_path):
     assert [r["query_id"] for r in rows] == ["a", "b"] and bad == 1
     with pytest.raises(loading.MissingArtifactError, match=r"nothing\.jsonl"):
         loading.read_jsonl(tmp_path / "nothing.jsonl", "nothing.jsonl")
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+def diagnosis_findings() -> dict[str, list]:
+    """Hand-made findings per variant (unsorted, as a writer may list them)."""
+    from inpars_core.diagnosis.findings import Finding
+
+    return {
+        "hf-default": [
+            Finding("P1", "pair encoding", "ok", "One [CLS]; types switch after [SEP]."),
+            Finding(
+                "P7",
+                "false negatives",
+                "warn",
+                "40 % of negatives from BM25 top-5.",
+                evidence={"top5_share": 0.4, "outscored": 3},
+                ids=("q1/d9",),
+                fix={"negatives.window": [30, 100]},
+                expected="fewer false negatives",
+                page="synthetic?verdict=dropped",
+            ),
+            Finding(
+                "P2",
+                "silent MSE",
+                "fail",
+                "Regression on 0/1 labels: probe std collapsed.",
+                evidence={"first_loss": 0.25, "probe_std": [2.0, 1.0, 0.1], "steps": [0, 2, 4]},
+                ids=("q1", "q2"),
+                fix={"finetune.objective": "bce"},
+                expected="nDCG@10 back to at least the base",
+                page="training?runs=hf-default",
+            ),
+            Finding("P12", "noise", "n/a", "not checked: one seed only"),
+            Finding(
+                "P5",
+                "lr and length",
+                "warn",
+                "lr 10× the recipe.",
+                evidence={"lr": 1e-4, "dev": {"0": 0.5, "2": 0.45}},
+                fix={"finetune.lr": 2e-6, "finetune.objective": "lce"},
+            ),
+        ],
+        "bce": [Finding("P1", "pair encoding", "ok", "Fine.")],
+    }
+
+
+def write_diagnosis_json(folder: Path, systems: dict[str, tuple[str, str]]) -> object:
+    """``diagnosis.json`` in ``folder`` from :func:`diagnosis_findings`; ``systems``: variant ->
+    (its tuned system, its baseline system)."""
+    from inpars_core.diagnosis.findings import Diagnosis, VariantDiagnosis
+
+    diagnosis = Diagnosis(
+        folder.name,
+        tuple(
+            VariantDiagnosis(name, *systems[name], tuple(findings))
+            for name, findings in diagnosis_findings().items()
+        ),
+    )
+    (folder / "diagnosis.json").write_text(diagnosis.to_json())
+    return Diagnosis.from_dict(json.loads((folder / "diagnosis.json").read_text()))
+
+
+@pytest.fixture
+def diagnosed_runs(tmp_path: Path) -> Path:
+    """A runs dir with one hand-made experiment: the summary.json and experiment.json the
+    pipeline writes for the smoke config (no stage folders) and a hand-made diagnosis.json."""
+    import dataclasses
+
+    from inpars_core.artifacts import to_jsonable
+    from inpars_core.experiments.config import load_config
+
+    config = to_jsonable(dataclasses.asdict(load_config(ROOT / "configs" / "scifact-smoke.toml")))
+    folder = tmp_path / "runs" / EXPERIMENT
+    folder.mkdir(parents=True)
+    (folder / "experiment.json").write_text(json.dumps({"config": config}))
+    rows = [
+        {"system": "base", "variant": None, "depth": 10, "baseline": True},
+        {"system": "tuned hf", "variant": "hf-default", "depth": 10, "kind": "synthetic"},
+        {"system": "tuned bce", "variant": "bce", "depth": 10, "kind": "synthetic"},
+    ]
+    summary = {"experiment": EXPERIMENT, "rows": rows, "test_query_ids": ["q1", "q2"]}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    write_diagnosis_json(folder, {"hf-default": ("tuned hf", "base"), "bce": ("tuned bce", "base")})
+    return tmp_path / "runs"
+
+
+def shown_findings(app: AppTest) -> list[tuple[str, str, str]]:
+    """(code, title, verdict) of every finding expander on the page, in page order."""
+    found = []
+    for expander in app.main.expander:
+        head, verdict = expander.label.rsplit(" — ", 1)
+        code, title = head.split(" ", 1)[1].split(" · ", 1)
+        found.append((code, title, verdict))
+    return found
+
+
+def test_diagnosis_page_shows_the_findings_of_diagnosis_json(diagnosed_runs, monkeypatch):
+    from inpars_core.diagnosis.findings import Diagnosis
+
+    diagnosis = Diagnosis.from_dict(
+        json.loads((diagnosed_runs / EXPERIMENT / "diagnosis.json").read_text())
+    )
+    app = open_page(diagnosed_runs, "diagnosis", monkeypatch, exp=EXPERIMENT)
+    assert app.title[0].value == "Diagnosis"
+    item = diagnosis.variant("hf-default")
+    assert app.selectbox(key="diag_variant").value == "hf-default"  # the first variant
+    assert shown_findings(app) == [(f.code, f.title, f.verdict) for f in item.findings]
+    assert [f.code for f in item.findings] == ["P2", "P5", "P7", "P1", "P12"]  # by severity
+    assert {m.label.split()[-1]: m.value for m in app.main.metric} == {
+        "fail": "1", "warn": "2", "ok": "1", "n/a": "1"
+    }  # fmt: skip
+    text = " ".join(m.value for m in app.main.markdown)
+    for finding in item.findings:
+        assert finding.summary in text
+    # the ids of P2 are test queries: links to the per-query comparison of tuned vs base
+    assert "[`q1`](per-query?exp=scifact-smoke&a=base&b=tuned+hf&query=q1)" in text
+    assert "`q1/d9`" in text  # a training pair: no page lists it, shown as text
+    assert "**Expected:** nDCG@10 back to at least the base" in text
+    assert '"finetune.objective" = "bce"' in [c.value for c in app.main.code]
+    # P2's probe std per step is a chart; its first loss is in the evidence table
+    assert len(app.get("plotly_chart")) == 2  # P2's probe_std, P5's dev per step
+    evidence = app.main.dataframe[0].value
+    assert dict(zip(evidence["name"], evidence["value"], strict=True)) == {"first_loss": "0.25"}
+    # the other variant, from the selectbox, mirrored into ?variant=
+    app.selectbox(key="diag_variant").set_value("bce").run()
+    assert not app.exception
+    assert shown_findings(app) == [("P1", "pair encoding", "ok")]
+    assert app.query_params["variant"] == "bce"
+    assert "No fail or warn finding" in _messages(app)
+
+
+def test_diagnosis_page_opens_on_the_variant_of_a_link(diagnosed_runs, monkeypatch):
+    app = open_page(diagnosed_runs, "diagnosis", monkeypatch, exp=EXPERIMENT, variant="bce")
+    assert app.selectbox(key="diag_variant").value == "bce"
+    assert shown_findings(app) == [("P1", "pair encoding", "ok")]
+
+
+def test_diagnosis_fix_button_writes_a_loadable_config(diagnosed_runs, monkeypatch):
+    from inpars_core.experiments.config import load_config
+
+    app = open_page(diagnosed_runs, "diagnosis", monkeypatch, exp=EXPERIMENT)
+    preview = frame_with(app, "from finding")
+    assert list(preview["setting"]) == ["finetune.objective", "finetune.lr", "negatives.window"]
+    assert list(preview["from finding"]) == ["P2", "P5", "P7"]
+    assert "P5 sets finetune.objective" in _messages(app)  # the conflict, said
+    target = diagnosed_runs / EXPERIMENT / f"{EXPERIMENT}.fixed.toml"
+    assert not target.exists()
+    app.button(key="diag_fix_hf-default").click().run()
+    assert not app.exception
+    config = load_config(target)
+    fixed = config.variant("hf-default-fixed")
+    assert fixed.finetune.objective == "bce" and fixed.finetune.lr == 2e-6
+    assert list(fixed.negatives.window) == [30, 100]
+    assert config.variants["bce"] == {"finetune.objective": "bce"}  # the others unchanged
+    assert str(target) in " ".join(s.value for s in app.main.success)
+    command = f"inpars run {target} --runs-dir {diagnosed_runs} --variant hf-default-fixed"
+    assert command in [c.value for c in app.main.code]
+
+
+def test_diagnosis_fix_button_is_off_when_served(diagnosed_runs, monkeypatch):
+    monkeypatch.setenv("INPARS_DASHBOARD_FIXED_RUNS_DIR", "1")
+    app = open_page(diagnosed_runs, "diagnosis", monkeypatch, exp=EXPERIMENT)
+    assert app.button(key="diag_fix_hf-default").disabled
+    assert shown_findings(app)[0] == ("P2", "silent MSE", "fail")
+
+
+def test_diagnosis_page_without_diagnosis_json_says_how(diagnosed_runs, monkeypatch):
+    (diagnosed_runs / EXPERIMENT / "diagnosis.json").unlink()
+    app = open_page(diagnosed_runs, "diagnosis", monkeypatch, exp=EXPERIMENT)
+    (info,) = app.main.info
+    assert f"diagnosis.json is missing: `{diagnosed_runs / EXPERIMENT / 'diagnosis.json'}`" in (
+        info.value
+    )
+    assert f"inpars diagnose {diagnosed_runs / EXPERIMENT}" in info.value
+    assert "`inpars run` writes it" in info.value
+    assert not app.main.expander
+
+
+def test_diagnosis_page_names_an_unreadable_diagnosis_json(diagnosed_runs, monkeypatch):
+    (diagnosed_runs / EXPERIMENT / "diagnosis.json").write_text('{"experiment": "x"}')
+    app = open_page(diagnosed_runs, "diagnosis", monkeypatch, exp=EXPERIMENT)
+    assert "diagnosis.json` cannot be read: not a diagnosis" in _messages(app)
+
+
+def test_diagnosis_evidence_and_page_links():
+    """Evidence split into a table, series and records; ``Finding.page`` into a page and its
+    query parameters."""
+    from dashboard import ui, views
+
+    table, series, records = views.evidence_parts(
+        {
+            "lr": 1e-4, "objective": "hf-default", "ratio": {"a": 1, "b": None},
+            "probe_std": [2.0, 0.5], "steps": [0, 100], "dev": {"0": 0.5, "100": 0.4},
+            "pairs": [{"query_id": "q", "doc_id": "d"}], "worst": ["q1", "q2"],
+        }
+    )  # fmt: skip
+    assert dict(zip(table["name"], table["value"], strict=True)) == {
+        "lr": "0.0001", "objective": "hf-default", "ratio.a": "1", "ratio.b": "",
+        "worst": "q1, q2",
+    }  # fmt: skip
+    assert series["probe_std"].to_dict("list") == {"step": [0, 100], "probe_std": [2.0, 0.5]}
+    assert series["dev"].to_dict("list") == {"step": [0.0, 100.0], "dev": [0.5, 0.4]}
+    assert records["pairs"].to_dict("records") == [{"query_id": "q", "doc_id": "d"}]
+    assert ui.page_target("training?runs=finetune/ab&runs=base-train/cd") == (
+        "app_pages/training.py", {"runs": ["finetune/ab", "base-train/cd"]}
+    )  # fmt: skip
+    assert ui.page_target("per-query?a=x&query=q1") == (
+        "app_pages/per_query.py", {"a": "x", "query": "q1"}
+    )  # fmt: skip
+    assert ui.page_target("nowhere?x=1") is None
+
+
+def mirror_experiment(experiment: Path, target: Path) -> Path:
+    """``experiment`` seen through symbolic links (nothing copied, nothing of it written), minus
+    its diagnosis.json: a test adds its own there."""
+    target.mkdir(parents=True)
+    for child in experiment.iterdir():
+        if child.name != "diagnosis.json":
+            (target / child.name).symlink_to(child)
+    return target
+
+
+@pytest.mark.integration
+def test_diagnosis_links_open_the_pages_that_show_them(smoke, summary, tmp_path, monkeypatch):
+    """On the smoke experiment: the diagnosis page renders, and every page a finding links to
+    opens on what the link names: a training run by its stage folder, a row by its system
+    name, a query set by its variant, a model by its stage and a pair by its query id."""
+    from dashboard import ui
+
+    depth = summary["depths"][0]
+    pure = [r for r in summary["rows"] if r["kind"] == "synthetic" and not r["bm25_weight"]]
+    tuned = next(r for r in pure if r["variant"] == "hf-default" and r["depth"] == depth)
+    base = baseline_row(summary, depth)
+    finetune = tuned["stages"]["finetune"].rsplit("/", 2)
+    key = finetune[-1]
+    query_id = str(summary["test_query_ids"][0])
+    folder = mirror_experiment(smoke, tmp_path / "runs" / EXPERIMENT)
+    write_diagnosis_json(
+        folder,
+        {"hf-default": (tuned["system"], base["system"]), "bce": (tuned["system"], "")},
+    )
+    pages = {
+        f"training?runs=finetune/{key}": ("training", "train_runs", ["hf-default"]),
+        f"training?runs=finetune/{key[:8]}": ("training", "train_runs", ["hf-default"]),
+        "per-query?"
+        + urllib.parse.urlencode({"a": base["system"], "b": tuned["system"], "query": query_id}): (
+            "per_query",
+            "pq_b",
+            label(tuned),
+        ),
+        "synthetic?gen=hf-default&verdict=dropped": (
+            "synthetic",
+            "synthetic_verdict",
+            ["dropped"],
+        ),
+        f"encodings?model=finetune/{key}&pair={query_id}": ("encodings", "enc_model", "hf-default"),
+    }
+    app = open_page(tmp_path / "runs", "diagnosis", monkeypatch, exp=EXPERIMENT)
+    assert shown_findings(app)[0] == ("P2", "silent MSE", "fail")
+    for page, (script, key_name, expected) in pages.items():
+        target = ui.page_target(page)
+        assert target is not None and target[0] == f"app_pages/{script}.py", page
+        app = open_page(tmp_path / "runs", script, monkeypatch, exp=EXPERIMENT, **target[1])
+        widget = app.multiselect if isinstance(expected, list) else app.selectbox
+        assert widget(key=key_name).value == expected, page
+        if script == "per_query":
+            assert app.selectbox(key="pq_a").value == label(base)
+            assert app.selectbox(key="pq_query").value == query_id
+        if script == "synthetic":
+            assert "hf-default" in app.selectbox(key="synthetic_gen").value
+        if script == "encodings":
+            assert app.selectbox(key="enc_pair").value.startswith(f"test {query_id}: ")

@@ -50,9 +50,57 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def hand_made_diagnosis(experiment: Path) -> dict:
+    """A diagnosis.json for the smoke experiment: the hf-default variant with a failing finding
+    that links to its training run, a warning, an ok and an n/a finding (unsorted)."""
+    summary = json.loads((experiment / "summary.json").read_text())
+    tuned = next(
+        r for r in summary["rows"] if r.get("variant") == "hf-default" and "finetune" in r["stages"]
+    )
+    key = tuned["stages"]["finetune"].rsplit("/", 1)[-1]
+    finding = {"evidence": {}, "ids": [], "fix": {}, "expected": "", "page": ""}
+    findings = [
+        {**finding, "code": "P1", "title": "pair encoding", "verdict": "ok", "summary": "Fine."},
+        {**finding, "code": "P12", "title": "noise", "verdict": "n/a", "summary": "One seed."},
+        {
+            **finding, "code": "P2", "title": "silent MSE", "verdict": "fail",
+            "summary": "Regression on 0/1 labels.", "fix": {"finetune.objective": "bce"},
+            "evidence": {"probe_std": [2.0, 1.0, 0.2], "steps": [0, 1, 2], "first_loss": 0.3},
+            "ids": [str(summary["test_query_ids"][0])], "page": f"training?runs=finetune/{key}",
+        },
+        {**finding, "code": "P7", "title": "false negatives", "verdict": "warn",
+         "summary": "Top-5."},
+    ]  # fmt: skip
+    return {
+        "experiment": EXPERIMENT,
+        "variants": [
+            {
+                "variant": "hf-default",
+                "system": tuned["system"],
+                "baseline": "",
+                "findings": findings,
+            }
+        ],
+    }
+
+
 @pytest.fixture(scope="module")
-def server(smoke_runs_dir: Path, tmp_path_factory) -> Iterator[str]:
-    """``streamlit run dashboard/app.py -- --runs-dir <smoke runs>`` on a free local port."""
+def served_runs(smoke_runs_dir: Path, tmp_path_factory) -> Path:
+    """The smoke experiment seen through symbolic links (the shared folder is never written)
+    plus a hand-made ``diagnosis.json`` for the Diagnosis page."""
+    runs = tmp_path_factory.mktemp("served")
+    folder = runs / EXPERIMENT
+    folder.mkdir()
+    for child in (smoke_runs_dir / EXPERIMENT).iterdir():
+        if child.name != "diagnosis.json":
+            (folder / child.name).symlink_to(child)
+    (folder / "diagnosis.json").write_text(json.dumps(hand_made_diagnosis(folder)))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def server(served_runs: Path, tmp_path_factory) -> Iterator[str]:
+    """``streamlit run dashboard/app.py -- --runs-dir <served runs>`` on a free local port."""
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     command = [
@@ -60,7 +108,7 @@ def server(smoke_runs_dir: Path, tmp_path_factory) -> Iterator[str]:
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
-        "--", "--runs-dir", str(smoke_runs_dir),
+        "--", "--runs-dir", str(served_runs),
     ]  # fmt: skip
     with open(log, "w") as handle:
         process = subprocess.Popen(
@@ -113,6 +161,29 @@ def use_overview(page, runs_dir: Path) -> None:
     wait_idle(page, after_action=True)
     page.wait_for_url("**depth=all**", timeout=30_000)
     sync_api.expect(page.get_by_text("Before / after")).to_be_visible()
+
+
+def shown_findings(page) -> list[tuple[str, str, str]]:
+    """(code, title, verdict) of the finding expanders, in page order."""
+    found = []
+    for text in page.locator('[data-testid="stExpander"] summary').all_inner_texts():
+        head, verdict = text.strip().rsplit(" — ", 1)
+        code, title = head.split(" ", 1)[1].split(" · ", 1)
+        found.append((code, title, verdict.strip()))
+    return found
+
+
+def use_diagnosis(page, runs_dir: Path) -> None:
+    from inpars_core.diagnosis.findings import Diagnosis
+
+    recorded = json.loads((runs_dir / EXPERIMENT / "diagnosis.json").read_text())
+    item = Diagnosis.from_dict(recorded).variants[0]
+    sync_api.expect(page.locator('[data-testid="stExpander"]').first).to_be_visible()
+    assert shown_findings(page) == [(f.code, f.title, f.verdict) for f in item.findings]
+    for finding in item.findings:
+        if finding.verdict == "fail":  # expanded: its summary shows
+            sync_api.expect(page.get_by_text(finding.summary)).to_be_visible()
+    page.wait_for_url("**variant=hf-default**", timeout=30_000)
 
 
 def use_synthetic(page, runs_dir: Path) -> None:
@@ -168,6 +239,7 @@ def use_training(page, runs_dir: Path) -> None:
 
 VISITS: list[tuple[str, str, str, Callable]] = [
     ("1-overview", "", "Overview", use_overview),
+    ("1b-diagnosis", "diagnosis", "Diagnosis", use_diagnosis),
     ("2-synthetic", "synthetic", "Synthetic queries", use_synthetic),
     ("3-encodings", "encodings", "Encodings", use_encodings),
     ("4-per-query", "per-query", "Per-query comparison", use_per_query),
@@ -175,7 +247,7 @@ VISITS: list[tuple[str, str, str, Callable]] = [
 ]
 
 
-def test_every_page_in_a_real_browser(server: str, browser, smoke_runs_dir: Path) -> None:
+def test_every_page_in_a_real_browser(server: str, browser, served_runs: Path) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
@@ -183,17 +255,25 @@ def test_every_page_in_a_real_browser(server: str, browser, smoke_runs_dir: Path
     for name, path, title, use in VISITS:
         query = f"exp={EXPERIMENT}"
         if path == "per-query":
-            query += "&b=" + urllib.parse.quote(hf_default_label(smoke_runs_dir))
+            query += "&b=" + urllib.parse.quote(hf_default_label(served_runs))
         page.goto(f"{server}/{path}?{query}")
         wait_idle(page)
         sync_api.expect(page.locator("h1").first).to_have_text(title, timeout=60_000)
-        use(page, smoke_runs_dir)
+        use(page, served_runs)
         assert page.locator('[data-testid="stException"]').count() == 0, name
         assert "exp=scifact-smoke" in page.url, page.url
         page.set_viewport_size({"width": 1400, "height": 2400})  # the app scrolls inside
         page.wait_for_timeout(500)  # let the charts lay out again
         page.screenshot(path=str(SHOTS / f"{name}.png"))
         page.set_viewport_size({"width": 1400, "height": 1000})
+    # a finding's link opens the page that shows it, on what it names
+    page.goto(f"{server}/diagnosis?exp={EXPERIMENT}")
+    wait_idle(page)
+    page.locator('[data-testid="stPageLink"] a').first.click()
+    wait_idle(page, after_action=True)
+    sync_api.expect(page.locator("h1").first).to_have_text("Training", timeout=60_000)
+    page.wait_for_url("**runs=hf-default**", timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
     # the sidebar navigation keeps the experiment
     page.get_by_role("link", name="Overview").click()
     wait_idle(page, after_action=True)

@@ -80,6 +80,23 @@ def test_smoke_config_runs_every_stage(smoke_runs_dir: Path) -> None:
     for stage in ALL_STAGES:
         folders = [p for p in (root / "stages" / stage).iterdir() if p.is_dir()]
         assert folders and all((p / "meta.json").is_file() for p in folders)
+    _assert_diagnosed(root)
+
+
+def _assert_diagnosed(root: Path) -> None:
+    """The run's last stage: diagnosis.json parses, one diagnosis per fine-tuned smoke variant
+    with one finding per registered check; diagnosis.md beside it; stages_ran.json lists it."""
+    from inpars_core.diagnosis import Diagnosis
+    from inpars_core.diagnosis.engine import registered_checks
+
+    diagnosis = Diagnosis.from_dict(json.loads((root / "diagnosis.json").read_text()))
+    assert [v.variant for v in diagnosis.variants] == ["bce", "hf-default"]
+    codes = sorted(check.code for check in registered_checks())
+    for item in diagnosis.variants:
+        assert sorted(f.code for f in item.findings) == codes
+        assert item.system == f"{item.variant}: supervised base + fine-tuned on synthetic queries"
+    assert (root / "diagnosis.md").read_text().startswith("# Diagnosis of scifact-smoke")
+    assert "diagnose" in json.loads((root / "stages_ran.json").read_text())["ran"]
 
 
 @pytest.mark.integration

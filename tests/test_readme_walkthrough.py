@@ -90,6 +90,7 @@ def test_readme_flags_exist_in_the_parser() -> None:
         "Step by step",
         "Dense retrieval (bi-encoders)",
         "Dashboard",
+        "Why did fine-tuning hurt? `inpars diagnose`",
     ]
     missing, seen = [], 0
     for section in sections:

@@ -23,7 +23,10 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
             "`finetune` stage): showing the packaged MiniLM backbone, whose scores mean nothing."
         )
         models = {PACKAGED: "minilm"}
-    label = ui.synced_selectbox("Model", list(models), key="enc_model", param="model")
+    label = ui.synced_selectbox(
+        "Model", list(models), key="enc_model", param="model",
+        aliases=views.stage_aliases(views.training_stages(experiment)),
+    )  # fmt: skip
     model = models[str(label)]
     source = ui.synced_radio("Pair", SOURCES, key="enc_source", param="src", horizontal=True)
     if source == "typed":
@@ -37,8 +40,9 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
             st.info("No judged test query or synthetic query found: type a pair instead.")
             return
         choice = ui.synced_selectbox(
-            "Pair from the data", list(pairs), key="enc_pair", param="pair"
-        )
+            "Pair from the data", list(pairs), key="enc_pair", param="pair",
+            aliases=views.pair_aliases(pairs),
+        )  # fmt: skip
         query, doc_id, document = pairs[str(choice)]
         st.caption(f"Document `{doc_id}`: {document[:300]}{'…' if len(document) > 300 else ''}")
     max_length = ui.synced_int(

@@ -22,16 +22,17 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
         )
     labels = list(runs)
     default_a, default_b = views.default_pair(experiment)
+    aliases = views.row_aliases(runs)  # a link may name a row by its system alone
     left, right = st.columns(2)
     with left:
         run_a = ui.synced_selectbox(
             "Run A (before)", labels, key="pq_a", param="a",
-            default=default_a if default_a in runs else labels[0],
+            default=default_a if default_a in runs else labels[0], aliases=aliases,
         )  # fmt: skip
     with right:
         run_b = ui.synced_selectbox(
             "Run B (after)", labels, key="pq_b", param="b",
-            default=default_b if default_b in runs else labels[-1],
+            default=default_b if default_b in runs else labels[-1], aliases=aliases,
         )  # fmt: skip
     if run_a == run_b:
         st.info("Pick two different runs.")

@@ -53,7 +53,10 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
             "Generated queries",
             "The generate stage has not run (or not written a query) yet.",
         )
-    label = ui.synced_selectbox("Query set", list(gens), key="synthetic_gen", param="gen")
+    label = ui.synced_selectbox(
+        "Query set", list(gens), key="synthetic_gen", param="gen",
+        aliases=views.generation_aliases(gens),
+    )  # fmt: skip
     generation = gens[str(label)]
     frame, bad = views.synthetic_for(experiment, generation)
     if not generation.generate.complete:

@@ -31,7 +31,12 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
         )
     finetunes = [label for label, s in stages.items() if s.stage == "finetune"]
     chosen = ui.synced_multiselect(
-        "Runs", list(stages), key="train_runs", param="runs", default=finetunes or list(stages)
+        "Runs",
+        list(stages),
+        key="train_runs",
+        param="runs",
+        default=finetunes or list(stages),
+        aliases=views.stage_aliases(stages),
     )
     if not chosen:
         st.info("Pick at least one run.")

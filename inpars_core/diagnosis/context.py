@@ -289,17 +289,6 @@ def stage_label(experiment_dir: Path, stage_dir: Path) -> str:
     return Path(stage_dir).relative_to(Path(experiment_dir) / "stages").as_posix()
 
 
-def page_link(page: str, **params: Any) -> str:
-    """A dashboard page path with its query string, e.g. ``page_link("per-query", a=..., b=...,
-    query="12")``; values are URL-quoted (``/`` kept), None values left out."""
-    from urllib.parse import quote, urlencode
-
-    given = {name: str(value) for name, value in params.items() if value is not None}
-    if not given:
-        return page
-    return f"{page}?{urlencode(given, quote_via=quote, safe='/')}"
-
-
 def model_folder(experiment_dir: Path, recorded: str) -> Path | None:
     """The local folder of a model a stage recorded: a stage folder of this experiment, a path,
     the packaged ``minilm``, or a hub id's local cache; None when it is not on this machine."""
@@ -326,3 +315,21 @@ def starting_model(context: VariantContext, tuned: dict[str, Any]) -> tuple[str,
     if not recorded:
         raise MissingEvidenceError("the finetune stage's meta.json records no base_model")
     return str(recorded), model_folder(context.experiment_dir, str(recorded))
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """How the dashboard names a summary row (``system @depth``, ``full`` for a first-stage
+    run): the value the Per-query page's ``a`` and ``b`` parameters take."""
+    depth = row.get("depth")
+    return f"{row.get('system')} @{'full' if depth is None else depth}"
+
+
+def page_link(page: str, **params: Any) -> str:
+    """A :attr:`Finding.page`: ``page?key=value&...``, e.g. ``page_link("per-query", a=...,
+    b=..., query="12")``; values URL-quoted with ``/`` kept (stage labels such as
+    ``finetune/KEY``), None left out, a list repeated as ``key=a&key=b``."""
+    from urllib.parse import quote, urlencode
+
+    given = {name: value for name, value in params.items() if value is not None}
+    query = urlencode(given, doseq=True, quote_via=quote, safe="/")
+    return f"{page}?{query}" if query else page

@@ -1300,8 +1300,56 @@ class ExperimentRunner:
             rows,
             manifest(summary, rows, config=dataclasses.asdict(config), dataset=dataset),
         )
+        diagnosed = self.diagnose()
         write_json(
             self.root / "stages_ran.json",
-            {"ran": self.store.ran, "cached": self.store.cached, "events": self.store.events},
+            {
+                "ran": [*self.store.ran, *(["diagnose"] if diagnosed else [])],
+                "cached": self.store.cached,
+                "events": [*self.store.events, *([diagnosed] if diagnosed else [])],
+            },
         )
         return summary
+
+    def diagnose(self) -> dict[str, Any] | None:
+        """The ``diagnose`` stage, after the summary: every check on every fine-tuned variant,
+        written to ``diagnosis.json`` / ``diagnosis.md`` (:mod:`inpars_core.diagnosis`); its
+        event for ``stages_ran.json``, or None when it failed.
+
+        Never cached (it reads the finished summary, and costs seconds). A check without its
+        evidence is an ``n/a`` finding, not an error; anything else that stops the diagnosis
+        (a bug, an artifact changed under it) is logged as a warning with the command that
+        redoes it, and the run still succeeds: the summary is written before and stays the
+        result, and a stale diagnosis of an earlier run is removed rather than shown."""
+        from inpars_core.diagnosis.engine import (
+            DIAGNOSIS_JSON,
+            DIAGNOSIS_MD,
+            diagnose,
+            write_diagnosis,
+        )
+
+        started = time.perf_counter()
+        try:
+            diagnosis = diagnose(self.root)
+            write_diagnosis(self.root, diagnosis)
+        except Exception as exc:  # the summary must survive any failure here
+            for name in (DIAGNOSIS_JSON, DIAGNOSIS_MD):
+                (self.root / name).unlink(missing_ok=True)
+            logger.warning(
+                "stage diagnose: failed (%s: %s); the summary is complete. Fix: rerun "
+                "`inpars diagnose %s --write` (add -v for the traceback)",
+                type(exc).__name__,
+                exc,
+                self.root,
+            )
+            logger.debug("diagnose failed", exc_info=True)
+            return None
+        seconds = round(time.perf_counter() - started, 3)
+        logger.info(
+            "stage diagnose: %d fine-tuned variant(s) -> %s and %s (%.1f s)",
+            len(diagnosis.variants),
+            self.root / DIAGNOSIS_JSON,
+            self.root / DIAGNOSIS_MD,
+            seconds,
+        )
+        return {"stage": "diagnose", "key": None, "seconds": seconds}
