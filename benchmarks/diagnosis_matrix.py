@@ -28,10 +28,10 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 def build_matrix(config_path: Path, runs_dir: Path, *, probe: bool):
     """Run (or reuse from the cache) the faults experiment in ``runs_dir`` and return its
-    :class:`~inpars_core.diagnosis.matrix.FaultMatrix` and the seconds the run and the diagnosis
-    took."""
-    from inpars_core.diagnosis import diagnose
-    from inpars_core.diagnosis.matrix import fault_matrix
+    :class:`~inpars_core.diagnosis.matrix.FaultMatrix` and the seconds the run took (with its
+    ``diagnose`` stage, which probes models) and any diagnosis after it (``probe=False``: the
+    artifacts alone, diagnosed again)."""
+    from inpars_core.diagnosis.matrix import fault_matrix, faults_diagnosis
     from inpars_core.experiments.config import load_config
     from inpars_core.experiments.runner import ExperimentRunner
 
@@ -39,7 +39,7 @@ def build_matrix(config_path: Path, runs_dir: Path, *, probe: bool):
     started = time.perf_counter()
     ExperimentRunner(config, runs_dir).run()
     ran = time.perf_counter() - started
-    diagnosis = diagnose(runs_dir / config.experiment.name, probe=probe)
+    diagnosis = faults_diagnosis(runs_dir / config.experiment.name, probe=probe)
     return fault_matrix(diagnosis), ran, time.perf_counter() - started - ran
 
 
@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         matrix, ran, diagnosed = build_matrix(args.config, runs_dir, probe=not args.no_probe)
     text = matrix.to_markdown()
     text += (
-        f"\nExperiment {ran:.0f} s (cached stages are reused), diagnosis {diagnosed:.0f} s "
-        f"({'with' if not args.no_probe else 'without'} model probes).\n"
+        f"\nExperiment {ran:.0f} s (cached stages reused; its diagnose stage probes models), "
+        f"diagnosis after it {diagnosed:.0f} s "
+        f"({'read from diagnosis.json' if not args.no_probe else 'again, without probes'}).\n"
     )
     print(text)
     args.out_dir.mkdir(parents=True, exist_ok=True)

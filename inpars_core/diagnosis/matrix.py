@@ -178,3 +178,17 @@ def fault_matrix(
         planted,
         healthy,
     )
+
+
+def faults_diagnosis(experiment_dir: Path, *, probe: bool = True) -> Diagnosis:
+    """The diagnosis of a finished experiment: the ``diagnosis.json`` its run's ``diagnose``
+    stage wrote (which probes models) when ``probe``, else (or when the stage left none)
+    :func:`~inpars_core.diagnosis.diagnose` run now."""
+    import json
+
+    from inpars_core.diagnosis.engine import DIAGNOSIS_JSON, diagnose
+
+    written = Path(experiment_dir) / DIAGNOSIS_JSON
+    if probe and written.is_file():
+        return Diagnosis.from_dict(json.loads(written.read_text(encoding="utf-8")))
+    return diagnose(experiment_dir, probe=probe)

@@ -65,6 +65,15 @@ def test_matrix_names_a_missed_fault_an_unchecked_code_and_a_healthy_fail():
     assert matrix.to_dict()["problems"] == problems
 
 
+def test_the_matrix_reads_the_diagnosis_the_run_wrote(tmp_path: Path):
+    from inpars_core.diagnosis.engine import DIAGNOSIS_JSON
+    from inpars_core.diagnosis.matrix import faults_diagnosis
+
+    written = Diagnosis("faults", (_variant("healthy", {"P7": "warn", "P1": "ok"}),))  # sorted
+    (tmp_path / DIAGNOSIS_JSON).write_text(written.to_json())
+    assert faults_diagnosis(tmp_path, probe=True) == written
+
+
 def test_every_planted_variant_exists_in_the_faults_config():
     from inpars_core.experiments.config import load_config
 
@@ -98,10 +107,11 @@ def faults_experiment(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def matrix(faults_experiment: Path):
-    """The fault matrix of the experiment, diagnosed with model probes."""
-    from inpars_core.diagnosis import diagnose
+    """The fault matrix of the experiment, diagnosed with model probes (by the run's own
+    ``diagnose`` stage)."""
+    from inpars_core.diagnosis.matrix import faults_diagnosis
 
-    return fault_matrix(diagnose(faults_experiment, probe=True))
+    return fault_matrix(faults_diagnosis(faults_experiment, probe=True))
 
 
 @pytest.mark.integration
