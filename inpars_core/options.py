@@ -64,7 +64,8 @@ RANK_WINDOW = Check(
     _parse_window,
 )
 
-_OFF = ("none", "off")
+#: Words that switch an optional setting off (on the command line and in a TOML file).
+OFF_WORDS = ("none", "off")
 
 
 def option(
@@ -158,7 +159,7 @@ def flag_name(field: dataclasses.Field) -> str:
 
 def _text_parser(check: Check | None, scalar: Any, nullable: bool) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        if nullable and text.lower() in _OFF:
+        if nullable and text.lower() in OFF_WORDS:
             return None
         if check is not None:
             return check.from_text(text)

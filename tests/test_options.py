@@ -137,6 +137,26 @@ def test_section_checks_name_the_key(tmp_path: Path) -> None:
         assert message in str(caught.value), (text, str(caught.value))
 
 
+def test_toml_none_switches_an_optional_setting_off(tmp_path: Path) -> None:
+    """TOML has no null: "none" (or "off") switches an optional setting off, at the top and in
+    a variant, as on the command line; a setting whose own values include "none" keeps it, and
+    a required setting refuses it."""
+    path = tmp_path / "off.toml"
+    path.write_text(
+        '[filters]\nexample_copy_jaccard = "none"\nmin_words = "OFF"\n'
+        '[dense]\nfinetune_objective = "none"\n'
+        '[variants.v]\n"filters.max_document_overlap" = "none"\n'
+    )
+    config = load_config(path)
+    assert config.filters.example_copy_jaccard is None and config.filters.min_words is None
+    assert config.filters.max_document_overlap == 0.8
+    assert config.variant("v").filters.max_document_overlap is None
+    assert config.dense.finetune_objective == "none"
+    path.write_text('[finetune]\nlr = "none"\n')
+    with pytest.raises(ConfigError, match=r"finetune\.lr: expected float, found 'none'"):
+        load_config(path)
+
+
 def test_a_section_can_rename_and_redefault_a_stage_field() -> None:
     from inpars_core.stages import triples
 

@@ -27,6 +27,7 @@ from inpars_core.experiments.sweep import (
     toml_value,
 )
 from inpars_core.options import (
+    OFF_WORDS,
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY,
@@ -333,6 +334,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except ConfigError as exc:
                 errors.append(str(exc))
+        # TOML has no null: "none" (or "off") switches an optional setting off, as on the
+        # command line; a setting whose own values include "none" keeps it (tried above)
+        if type(None) in options and isinstance(value, str) and value.lower() in OFF_WORDS:
+            return None
         raise ConfigError(errors[0])
     if origin is typing.Literal:
         allowed = typing.get_args(annotation)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,10 +210,12 @@ THROWN = {
 }
 
 
-def with_sibling(fake: FakeExperiment, step0: float) -> None:
-    """A second variant fine-tuned from the same base on the same dev set, head kept."""
+def with_sibling(fake: FakeExperiment, step0: float, **config: Any) -> None:
+    """A second variant fine-tuned from the same base on the same dev set, head kept
+    (``config``: settings of its finetune config that differ)."""
     meta = json.loads((fake.dir / fake.rows[1]["stages"]["finetune"] / "meta.json").read_text())
     meta = {**meta, "counts": {**meta["counts"], "step0_dev_ndcg10": step0, "notes": []}}
+    meta["config"] = {**meta.get("config", {}), **config}
     tune = fake.stage("finetune", "ft-sibling", meta)
     fake.add_row(
         "sibling: fine-tuned", kind="synthetic", family="cross-encoder", variant="sibling",
@@ -238,6 +241,19 @@ def test_p3_fails_on_a_moved_step0_dev_alone(tmp_path: Path) -> None:
     with_sibling(fake, 0.70)
     finding = loss.reinitialised_head(context(fake))
     assert finding.verdict == "fail" and "0.3100 ≠" in finding.summary
+
+
+@pytest.mark.parametrize("setting", [{"pair_encoding": "separate"}, {"max_length": 32}])
+def test_p3_compares_step0_dev_only_with_a_run_that_scores_the_dev_set_alike(
+    tmp_path: Path, setting: dict[str, Any]
+) -> None:
+    """Another pair encoding or max_length moves the step-0 dev of the very same weights: such
+    a run is no measure of the starting model's own dev."""
+    fake = fine_tuned_experiment(tmp_path, finetune={"counts": {"step0_dev_ndcg10": 0.31}})
+    with_sibling(fake, 0.70, **setting)
+    finding = loss.reinitialised_head(context(fake))
+    assert finding.verdict == "ok", finding.summary
+    assert "starting_model_dev_ndcg10" not in finding.evidence
 
 
 def test_p3_ok_when_the_head_was_kept(tmp_path: Path) -> None:

@@ -212,9 +212,13 @@ def _sibling_step0(ctx: VariantContext, tuned: dict[str, Any], meta: dict[str, A
             sibling.get("keys", {}).get("base") == keys.get("base")
             and sibling.get("keys", {}).get("dev") == keys.get("dev")
             and sibling.get("inputs", {}).get("dev_query_ids") == dev
-            and sibling.get("config", {}).get("dev_depth")
-            == meta.get("config", {}).get("dev_depth")
             and sibling.get("counts", {}).get("dev_bm25_weight") == weight
+            # the same dev scoring: depth, and how pairs are encoded and cut (another encoding
+            # or max_length moves the step-0 dev of the very same weights)
+            and all(
+                sibling.get("config", {}).get(key) == meta.get("config", {}).get(key)
+                for key in ("dev_depth", "pair_encoding", "max_length")
+            )
         )
         value = sibling.get("counts", {}).get("step0_dev_ndcg10")
         if (
