@@ -425,6 +425,35 @@ def test_p7_ok_from_the_guards_recorded_scores(tmp_path):
     assert "recorded" in finding.evidence["judge"]
 
 
+@pytest.mark.parametrize(
+    ("random_neg_score", "verdict"),
+    [(-3.0, "fail"), (6.0, "warn")],  # random negatives below / above their positive
+)
+def test_p7_a_judge_that_also_ranks_random_documents_first_only_warns(
+    tmp_path, random_neg_score, verdict
+):
+    """Half the BM25 negatives outscore their positive: a false-negative problem (fail) when
+    the judge ranks the random negatives below their positive, a weak judge (warn, said so)
+    when it ranks them above too."""
+    scored = [
+        triple("q1", "p1", f"n{r}", r, teacher_pos_score=5.0, teacher_neg_score=s)
+        for r, s in ((10, 6.0), (20, 6.0), (30, 1.0), (40, 1.0))
+    ] + [
+        triple("q1", "p1", f"r{i}", None, "random", teacher_pos_score=5.0,
+               teacher_neg_score=random_neg_score)
+        for i in range(2)
+    ]  # fmt: skip
+    fake = experiment(
+        tmp_path,
+        triples=scored,
+        triples_config={"window": [1, 100], "teacher": "t", "false_negative_margin": 0.0},
+    )
+    finding = negatives.false_negatives(fake.context(VARIANT))
+    assert finding.verdict == verdict
+    assert finding.evidence["random_scored"] == 2
+    assert ("too weak" in finding.summary) == (verdict == "warn")
+
+
 def test_p7_not_applicable_without_triples(tmp_path):
     fake = experiment(tmp_path)
     del fake.rows[1]["stages"]["triples"]

@@ -8,7 +8,9 @@ source and BM25 rank, and, with the false-negative guard, the guard teacher's sc
 - A negative whose id is its positive's (the source document as its own negative): ``fail``.
 - A negative the judge cannot rank below its positive (its score above the positive's minus the
   guard margin, 0 without a guard, within :data:`TIE` for fp32 noise): above
-  :data:`OUTSCORE_FAIL` of the sample a ``fail``, above :data:`OUTSCORE_WARN` a ``warn``.
+  :data:`OUTSCORE_FAIL` of the sample a ``fail``, above :data:`OUTSCORE_WARN` a ``warn``. When
+  the judge also scores more than :data:`OUTSCORE_WARN` of the sampled *random* negatives (almost
+  never relevant) above their positive, it is too weak to be believed: at most a ``warn``.
 - The share of BM25 negatives from ranks 1–5, where the relevant documents of a topical query
   sit: :data:`TOP5_WARN` or more without the guard is a ``warn`` (a uniform draw from ranks
   1–100 gives 5 %; 25 % means the window is 1–20 or narrower).
@@ -191,7 +193,17 @@ def false_negatives(context: VariantContext) -> Finding:
             f"{len(outscored)} of {evidence['scored_triples']} sampled negatives "
             f"({share:.0%}) are scored at or above their positive by {evidence['judge']}"
         )
-        if share > OUTSCORE_FAIL:
+        weak_judge = evidence.get("random_outscoring_share", 0.0) > OUTSCORE_WARN
+        if share > OUTSCORE_WARN and weak_judge:
+            problems.append(
+                (
+                    "warn",
+                    f"{said}, but it also scores {evidence['random_outscoring_share']:.0%} of "
+                    "the random negatives (almost never relevant) at or above their positive: "
+                    "the judge is too weak to tell false negatives from its own errors",
+                )
+            )
+        elif share > OUTSCORE_FAIL:
             problems.append(("fail", f"{said}: likely false negatives"))
         elif share > OUTSCORE_WARN:
             problems.append(("warn", f"{said}: some are likely false negatives"))
@@ -287,6 +299,11 @@ def _outscoring(
         if neg > pos - margin - TIE
     ]
     above.sort(key=lambda item: (-item[0], item[1]))
+    random_scored = [(t, pos, neg) for t, pos, neg in scored if t.get("neg_source") == "random"]
+    if random_scored:  # a random document is almost never relevant: a check of the judge
+        random_above = sum(neg > pos - margin - TIE for _, pos, neg in random_scored)
+        evidence["random_scored"] = len(random_scored)
+        evidence["random_outscoring_share"] = random_above / len(random_scored)
     evidence["scored_triples"] = len(scored)
     evidence["outscoring"] = len(above)
     evidence["outscoring_share"] = len(above) / len(scored)
