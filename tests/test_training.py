@@ -306,6 +306,42 @@ def test_hf_default_is_the_models_own_mse_on_0_1_labels(checkpoint: Path) -> Non
 
 
 @pytest.mark.integration
+def test_hf_default_on_a_bce_trained_checkpoint_is_its_bce_loss(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    """A checkpoint trained with BCE stores problem_type "multi_label_classification"; hf-default
+    fine-tuning of it used to stop with "Target size [8] must be the same as input size [8, 1]".
+    Now the model's own loss is BCE with logits of the 0/1 labels."""
+    import shutil
+
+    import torch.nn.functional as F  # noqa: N812
+    from transformers import AutoConfig
+
+    from inpars_core.training.hf import wrap_cross_encoder
+
+    folder = tmp_path / "bce-trained"
+    shutil.copytree(checkpoint, folder)
+    config = AutoConfig.from_pretrained(folder)
+    config.problem_type = "multi_label_classification"
+    config.save_pretrained(folder)
+    objective = get_objective("hf-default")
+    model, tokenizer, _notes = load_for_training(str(folder), objective)
+    assert model.config.problem_type == "multi_label_classification"
+    model.eval()
+    triples = make_triples()[:3]
+    batch = objective.make_batch(triples, DOCS, tokenizer, ENCODING)
+    columns = objective.train_columns(triples, DOCS)
+    loss_module = objective.make_loss(
+        wrap_cross_encoder(str(folder), model, tokenizer, ENCODING, "cpu")
+    )
+    with torch.no_grad():
+        loss = loss_module([columns["query"], columns["document"]], torch.tensor(columns["label"]))
+        logits = model(**batch.features).logits
+    expected = F.binary_cross_entropy_with_logits(logits.squeeze(-1), batch.labels)
+    assert torch.allclose(loss, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.integration
 def test_ce2_on_a_1_label_checkpoint_reports_a_newly_initialised_head(checkpoint: Path) -> None:
     from inpars_core.reranking.scoring import LoadedReranker, score_pairs
 

@@ -22,7 +22,9 @@ class ModelOwnLoss(nn.Module):
     """``hf-default``: the labels go to the model and its own ``outputs.loss`` is returned.
 
     With ``num_labels == 1``, float 0/1 labels and ``problem_type`` unset, transformers picks
-    MSE regression of the logit onto 0/1 (pitfall P2): kept reproducible on purpose.
+    MSE regression of the logit onto 0/1 (pitfall P2): kept reproducible on purpose. A checkpoint
+    that stores ``problem_type = "multi_label_classification"`` (trained with BCE) gets BCE with
+    logits, the labels shaped [B, 1] as transformers requires.
     Columns: (query, document); labels: float 0/1.
     """
 
@@ -41,6 +43,11 @@ class ModelOwnLoss(nn.Module):
         features = batch_to_device(features, self.model.device)
         labels = labels.to(self.model.device)
         wrapped = getattr(self.model, "module", None)
+        config = (wrapped.model if wrapped is not None else self.model.model).config
+        if config.problem_type == "multi_label_classification" and labels.dim() == 1:
+            # a checkpoint trained with BCE (bce objective, the InPars toolkit) stores this
+            # problem_type; transformers then wants float labels shaped like the logits [B, 1]
+            labels = labels.float().view(-1, 1)
         if wrapped is None:
             return self.model.model(**features, labels=labels).loss
         from transformers.loss.loss_utils import ForSequenceClassificationLoss
