@@ -245,3 +245,20 @@ def test_dense_finetune_objective_none_keeps_only_the_zero_shot_dense_rows(
     )
     with pytest.raises(ConfigError, match=r"dense\.finetune_objective.*none.*'no'"):
         load_config(path)
+
+
+def test_a_variant_cannot_change_the_shared_base_reranker(tmp_path: Path) -> None:
+    """The base is trained once from the top-level [base_reranker]: a variant's base_reranker
+    override used to be ignored without a word; it is refused, except in a label-free variant
+    (source = "synthetic"), which trains its own model."""
+    path = tmp_path / "study.toml"
+    body = '[experiment]\nname = "x"\n[base_reranker]\nsource = "train"\nepochs = 1\n'
+    path.write_text(body + '[variants.longer]\n"base_reranker.epochs" = 3\n')
+    with pytest.raises(ConfigError, match=r"variants\.longer: base_reranker\.epochs: .*shared"):
+        load_config(path).variant("longer")
+    path.write_text(
+        body + '[variants.own]\n"base_reranker.source" = "synthetic"\n"base_reranker.epochs" = 3\n'
+    )
+    assert load_config(path).variant("own").base_reranker.epochs == 3
+    path.write_text(body + '[variants.same]\n"base_reranker.epochs" = 1\n')
+    assert load_config(path).variant("same").base_reranker.epochs == 1

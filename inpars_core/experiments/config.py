@@ -300,9 +300,24 @@ class ExperimentConfig:
             section, _, key = dotted.partition(".")
             raw[section][key] = value
         try:
-            return _build(raw, f"variants.{name}")
+            built = _build(raw, f"variants.{name}")
         except ConfigError as exc:
             raise ConfigError(f"variants.{name}: {exc}") from None
+        shared = [
+            dotted
+            for dotted, value in self.variants[name].items()
+            if dotted.startswith("base_reranker.")
+            and value != getattr(self.base_reranker, dotted.partition(".")[2])
+        ]
+        if shared and built.base_reranker.source != "synthetic":
+            raise ConfigError(
+                f"variants.{name}: {shared[0]}: the base reranker is trained once from the "
+                "top-level [base_reranker] and shared by every variant, so a variant cannot "
+                'change it (only a label-free variant, base_reranker.source = "synthetic", '
+                "trains its own). Fix: set it in [base_reranker] (or a [profiles.NAME]), or "
+                "run the variant from its own config"
+            )
+        return built
 
 
 #: Tables of an experiment TOML that are not a section of settings.
