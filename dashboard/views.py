@@ -1337,7 +1337,7 @@ def generation_aliases(gens: Mapping[str, Generation]) -> dict[str, str]:
 # --------------------------------------------------------------------------- diagnosis
 
 
-def _number(value: Any) -> bool:
+def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -1376,7 +1376,7 @@ def evidence_parts(
     for name, value in evidence.items():
         if name == "steps":
             continue
-        if isinstance(value, list | tuple) and len(value) >= 2 and all(map(_number, value)):
+        if isinstance(value, list | tuple) and len(value) >= 2 and all(map(_is_number, value)):
             use_steps = isinstance(steps, list | tuple) and len(steps) == len(value)
             used_steps = used_steps or use_steps
             x = list(steps) if use_steps else list(range(len(value)))
@@ -1385,7 +1385,7 @@ def evidence_parts(
             isinstance(value, Mapping)
             and len(value) >= 2
             and all(_numeric_key(k) is not None for k in value)
-            and all(map(_number, value.values()))
+            and all(map(_is_number, value.values()))
         ):
             pairs = sorted((_numeric_key(k), v) for k, v in value.items())
             series[name] = pd.DataFrame(

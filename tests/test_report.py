@@ -197,9 +197,15 @@ def test_report_of_the_smoke_experiment(smoke_runs_dir: Path, tmp_path: Path) ->
         for measure, (low, high) in (row.get("delta_ci95") or {}).items():
             assert f"[{low:+.4f}, {high:+.4f}]" in text, (row["system"], measure)
     assert text.count('class="figure"') == len(summary["measures"]) + 1  # + without overlap
-    # without diagnosis.json the report computes it (no model probe) from the stages
+    # without diagnosis.json (the run writes one: a copy without it) the report computes it
+    # (no model probe) from the stages
+    bare = tmp_path / "bare" / EXPERIMENT
+    bare.mkdir(parents=True)
+    for name in ("summary.json", "experiment.json", "per_query.tsv"):
+        shutil.copy(smoke / name, bare / name)
+    (bare / "stages").symlink_to(smoke / "stages")
     out2 = tmp_path / "computed.html"
-    assert main(["report", str(smoke), "--out", str(out2)]) == 0
+    assert main(["report", str(bare), "--out", str(out2)]) == 0
     computed = out2.read_text(encoding="utf-8")
     assert "computed now without model probes" in computed
     for variant in fine_tuned_variants(smoke):

@@ -71,6 +71,15 @@ def diagnose_variant(context: VariantContext) -> VariantDiagnosis:
             finding = check.run(context)
         except MissingEvidenceError as exc:
             finding = Finding(check.code, check.title, "n/a", f"not checked: {exc}")
+        except Exception as exc:  # one broken check must not hide the other findings
+            logger.exception("check %s failed on variant %s", check.code, context.variant)
+            finding = Finding(
+                check.code,
+                check.title,
+                "n/a",
+                f"not checked: the check failed ({type(exc).__name__}: {exc}); this is a bug "
+                "of the check, the log has its traceback",
+            )
         findings.append(finding)
     tuned = context.tuned_row()
     try:

@@ -309,7 +309,8 @@ class ExperimentConfig:
             if dotted.startswith("base_reranker.")
             and value != getattr(self.base_reranker, dotted.partition(".")[2])
         ]
-        if shared and built.base_reranker.source != "synthetic":
+        top_level_label_free = self.base_reranker.source == "synthetic"  # refused elsewhere
+        if shared and built.base_reranker.source != "synthetic" and not top_level_label_free:
             raise ConfigError(
                 f"variants.{name}: {shared[0]}: the base reranker is trained once from the "
                 "top-level [base_reranker] and shared by every variant, so a variant cannot "

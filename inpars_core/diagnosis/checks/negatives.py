@@ -146,6 +146,11 @@ def false_negatives(context: VariantContext) -> Finding:
     triples = context.stage_jsonl(tuned, "triples", "triples.jsonl")
     if not triples:
         raise MissingEvidenceError("triples.jsonl holds no triple")
+    needed = ("query_id", "pos_doc_id", "neg_doc_id")
+    if any(key not in t for t in triples for key in needed):
+        raise MissingEvidenceError(
+            f"triples.jsonl lines without {', '.join(needed)} (not written by `inpars triples`)"
+        )
     meta_config = context.meta(tuned, "triples").get("config", {})
     teacher = meta_config.get("teacher", context.setting("negatives.teacher"))
     margin = meta_config.get(
