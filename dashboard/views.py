@@ -44,7 +44,7 @@ from dashboard.loading import (
     verdict_rows,
     words,
 )
-from inpars_core.experiments.schema import KINDS_TEXT, TRAINING_FIELDS
+from inpars_core.experiments.schema import KINDS_TEXT, SYNTHETIC_TRAINING_STAGES, TRAINING_FIELDS
 from inpars_core.experiments.summary import CI_FIELD
 from inpars_core.reporting.figures import DeltaPoint
 
@@ -160,10 +160,13 @@ def row_stage(experiment: Experiment, row: Mapping[str, Any], name: str) -> Stag
 
 
 def finetune_of_row(experiment: Experiment, row: Mapping[str, Any]) -> StageInfo | None:
-    """The finetune stage of a fine-tuned cross-encoder row, from its ``stages``."""
-    if not is_tuned_cross_encoder(row):
+    """The stage that trained a synthetic-query cross-encoder row's model, from its ``stages``:
+    ``finetune``, or a label-free variant's ``consistency-train`` / ``synthetic-base-train``
+    (:data:`~inpars_core.experiments.schema.SYNTHETIC_TRAINING_STAGES`)."""
+    if not is_tuned_cross_encoder(row) or not isinstance(row.get("stages"), Mapping):
         return None
-    return row_stage(experiment, row, "finetune")
+    name = next((n for n in SYNTHETIC_TRAINING_STAGES if n in row["stages"]), None)
+    return row_stage(experiment, row, name) if name else None
 
 
 def variant_of_finetune(experiment: Experiment) -> dict[str, list[str]]:
@@ -181,12 +184,13 @@ def variant_of_finetune(experiment: Experiment) -> dict[str, list[str]]:
 
 
 def training_stages(experiment: Experiment) -> dict[str, StageInfo]:
-    """Label -> cross-encoder training stage (``finetune`` per variant, and ``base-train``),
-    unfinished ones included when they already wrote a log."""
+    """Label -> cross-encoder training stage (``finetune`` per variant, a label-free variant's
+    ``synthetic-base-train`` / ``consistency-train``, and ``base-train``), unfinished ones
+    included when they already wrote a log."""
     names = variant_of_finetune(experiment)
     out: dict[str, StageInfo] = {}
     for stage in experiment.stages:
-        if stage.stage not in ("finetune", "base-train"):
+        if stage.stage not in (*SYNTHETIC_TRAINING_STAGES, "base-train"):
             continue
         folder = training_folder(stage.path)
         if not stage.complete and not (folder / "train_log.jsonl").is_file():
@@ -205,8 +209,10 @@ def training_stages(experiment: Experiment) -> dict[str, StageInfo]:
             label = f"base-train ({objective})"
         elif stage.key in names:
             label = " = ".join(names[stage.key])
+            if stage.stage != "finetune":  # a label-free variant trains up to two models
+                label = f"{label} ({stage.stage})"
         else:
-            label = f"finetune {objective}"
+            label = f"{stage.stage} {objective}"
         if label in out or not stage.complete:
             label = f"{label} · {stage.key[:8]}" + ("" if stage.complete else " (unfinished)")
         out[label] = stage

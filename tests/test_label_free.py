@@ -313,6 +313,17 @@ def test_label_free_variant_and_top_level_rows(
     consistency = _stage_meta(root, rows[4], "consistency")
     assert consistency["keys"]["model"] == _stage_meta(root, rows[0], "synthetic-base-train")["key"]
 
+    # the run's diagnosis covers the label-free model (trained from the backbone: no starting
+    # reranker for P6; fixes of its training options name [base_reranker])
+    diagnosis = json.loads((root / "diagnosis.json").read_text())
+    (labelfree,) = [v for v in diagnosis["variants"] if v["variant"] == "labelfree"]
+    assert labelfree["system"] == first
+    found = {f["code"]: f for f in labelfree["findings"]}
+    assert found["P6"]["verdict"] == "n/a" and "trained from the backbone" in found["P6"]["summary"]
+    assert found["P13"]["verdict"] in ("ok", "warn")
+    assert found["P13"]["evidence"]["trained_queries"] == len(first_ids)
+    assert not any(k.startswith("finetune.lr") for f in found.values() for k in f["fix"])
+
     # the same, as the whole (top-level) config: BM25 is the baseline, no train qrels read
     top_toml = tmp_path / "top.toml"
     top_toml.write_text(
@@ -355,3 +366,12 @@ def test_label_free_variant_and_top_level_rows(
         assert (rank is None and line["source rank (model)"] != line["source rank (model)"]) or (
             line["source rank (model)"] == rank
         )
+
+    # the Training page lists both label-free models, by variant and stage, chosen by default
+    app.switch_page("app_pages/training.py")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    (runs_picker,) = [m for m in app.multiselect if m.label == "Runs"]
+    assert {"default (synthetic-base-train)", "default (consistency-train)"} <= set(
+        runs_picker.value
+    )

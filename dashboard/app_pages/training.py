@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import loading, ui, views
+from inpars_core.experiments.schema import SYNTHETIC_TRAINING_STAGES
 
 PALETTE = px.colors.qualitative.D3  # runs must stay apart when overlaid
 
@@ -29,7 +30,7 @@ def render(ctx: ui.Context, experiment: loading.Experiment) -> None:
             "A training log",
             "The finetune stage has not run yet.",
         )
-    finetunes = [label for label, s in stages.items() if s.stage == "finetune"]
+    finetunes = [label for label, s in stages.items() if s.stage in SYNTHETIC_TRAINING_STAGES]
     chosen = ui.synced_multiselect(
         "Runs",
         list(stages),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars_core.errors import InputFormatError
+from inpars_core.experiments.schema import SYNTHETIC_TRAINING_STAGES, TRAINING_OPTIONS
 
 
 class MissingEvidenceError(Exception):
@@ -119,7 +120,9 @@ class VariantContext:
         raise MissingEvidenceError(f"no row named {system!r} in summary.json")
 
     def tuned_rows(self) -> list[dict[str, Any]]:
-        """This variant's pure fine-tuned cross-encoder rows (one per depth), shallowest first."""
+        """This variant's pure cross-encoder rows trained on synthetic queries (one per depth
+        and model: a fine-tuned base, or a label-free variant's backbone trained on its queries),
+        shallowest first, in row order within a depth."""
         rows = [
             row
             for row in self.rows
@@ -127,9 +130,37 @@ class VariantContext:
             and row.get("family", "cross-encoder") == "cross-encoder"
             and row.get("kind") == "synthetic"
             and not row.get("bm25_weight")
-            and "finetune" in row.get("stages", {})
+            and training_stage_name(row) is not None
         ]
         return sorted(rows, key=lambda row: depth_number(row.get("depth")))
+
+    def training_stage(self, row: dict[str, Any]) -> str:
+        """The name of the stage that trained ``row``'s model on synthetic queries
+        (:data:`~inpars_core.experiments.schema.SYNTHETIC_TRAINING_STAGES`)."""
+        name = training_stage_name(row)
+        if name is None:
+            raise MissingEvidenceError(f"{row['system']!r} was not trained on synthetic queries")
+        return name
+
+    def triples_stage(self, row: dict[str, Any]) -> str:
+        """The name of the stage whose triples trained ``row``'s model (``consistency-triples``
+        for a consistency-checked label-free model, else ``triples``)."""
+        return TRIPLES_OF_TRAINING[self.training_stage(row)]
+
+    def from_backbone(self, row: dict[str, Any]) -> bool:
+        """Whether ``row``'s model was trained from the backbone (a label-free variant), not
+        fine-tuned from a base reranker: its head is new by design and no row holds the model
+        it started from."""
+        return self.training_stage(row) != "finetune"
+
+    def setting_key(self, row: dict[str, Any], dotted: str) -> str:
+        """Where ``"finetune.KEY"`` is set for ``row``'s training: ``base_reranker.KEY`` for a
+        label-free variant's training options (its model takes them from ``[base_reranker]``),
+        else ``dotted`` itself."""
+        section, _, key = dotted.partition(".")
+        if section == "finetune" and key in TRAINING_OPTIONS and self.from_backbone(row):
+            return f"base_reranker.{key}"
+        return dotted
 
     def tuned_row(self) -> dict[str, Any]:
         """The shallowest fine-tuned row (MissingEvidenceError when the variant has none)."""
@@ -142,7 +173,13 @@ class VariantContext:
 
     def base_row(self, tuned: dict[str, Any]) -> dict[str, Any]:
         """The starting model's pure row reranking the same lists (same depth, queries and
-        encoding) as ``tuned``."""
+        encoding) as ``tuned`` (MissingEvidenceError for a model trained from the backbone: the
+        backbone is no reranker and has no row)."""
+        if self.from_backbone(tuned):
+            raise MissingEvidenceError(
+                f"{tuned['system']!r} was trained from the backbone (no cross-encoder to start "
+                "from): no row of its starting model"
+            )
         for row in self.rows:
             if (
                 row.get("baseline") is not None
@@ -153,7 +190,7 @@ class VariantContext:
                 and row.get("encoding", "pair") == tuned.get("encoding", "pair")
                 and row.get("test_queries") == tuned.get("test_queries")
                 and "rerank" in row.get("stages", {})
-                and "finetune" not in row.get("stages", {})
+                and training_stage_name(row) is None
             ):
                 return row
         raise MissingEvidenceError(
@@ -235,16 +272,34 @@ class VariantContext:
             raise MissingEvidenceError(f"dataset {source!r} could not be loaded ({exc})") from None
 
     def finetune_label(self, row: dict[str, Any]) -> str:
-        """The label of ``row``'s finetune stage on the dashboard's Training and Encodings pages:
-        the variants whose rows use that stage, in row order, joined by `` = ``."""
-        stage = row.get("stages", {}).get("finetune")
+        """The label of ``row``'s training stage on the dashboard's Training and Encodings
+        pages: the variants whose rows use that stage, in row order, joined by `` = `` (and the
+        stage's name in parentheses for a label-free variant's model)."""
+        name = training_stage_name(row)
+        stage = row.get("stages", {}).get(name) if name else None
         names: list[str] = []
         for other in self.rows:
-            if stage and other.get("stages", {}).get("finetune") == stage:
-                for name in [other.get("variant"), *(other.get("variants") or [])]:
-                    if name and str(name) not in names:
-                        names.append(str(name))
-        return " = ".join(names) or self.variant
+            if stage and other.get("stages", {}).get(name) == stage:
+                for variant in [other.get("variant"), *(other.get("variants") or [])]:
+                    if variant and str(variant) not in names:
+                        names.append(str(variant))
+        label = " = ".join(names) or self.variant
+        return label if name in (None, "finetune") else f"{label} ({name})"
+
+
+#: Training stage → the stage that mined its triples.
+TRIPLES_OF_TRAINING = {
+    "finetune": "triples",
+    "consistency-train": "consistency-triples",
+    "synthetic-base-train": "triples",
+}
+
+
+def training_stage_name(row: dict[str, Any]) -> str | None:
+    """The first of :data:`~inpars_core.experiments.schema.SYNTHETIC_TRAINING_STAGES` in
+    ``row``'s lineage (None: not trained on synthetic queries)."""
+    stages = row.get("stages") or {}
+    return next((name for name in SYNTHETIC_TRAINING_STAGES if name in stages), None)
 
 
 def depth_number(depth: Any) -> float:
@@ -307,13 +362,14 @@ def model_folder(experiment_dir: Path, recorded: str) -> Path | None:
 
 
 def starting_model(context: VariantContext, tuned: dict[str, Any]) -> tuple[str, Path | None]:
-    """The model the fine-tuning of row ``tuned`` started from, as its ``finetune`` meta.json
+    """The model the training of row ``tuned`` started from, as its training stage's meta.json
     records it (``base_model``), and its local folder (:func:`model_folder`; None when it is not
     on this machine)."""
-    meta = context.meta(tuned, "finetune")
+    stage = context.training_stage(tuned)
+    meta = context.meta(tuned, stage)
     recorded = meta.get("base_model") or meta.get("inputs", {}).get("base_model")
     if not recorded:
-        raise MissingEvidenceError("the finetune stage's meta.json records no base_model")
+        raise MissingEvidenceError(f"the {stage} stage's meta.json records no base_model")
     return str(recorded), model_folder(context.experiment_dir, str(recorded))
 
 

@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 from inpars_core.artifacts import atomic_text
-from inpars_core.diagnosis.context import MissingEvidenceError, VariantContext, read_json
+from inpars_core.diagnosis.context import (
+    MissingEvidenceError,
+    VariantContext,
+    read_json,
+    training_stage_name,
+)
 from inpars_core.diagnosis.findings import (
     Diagnosis,
     Finding,
@@ -48,7 +54,8 @@ def check_experiment_dir(experiment_dir: Path) -> Path:
 
 
 def fine_tuned_variants(experiment_dir: Path) -> list[str]:
-    """The variants with a fine-tuned cross-encoder row, in row order."""
+    """The variants with a cross-encoder row trained on synthetic queries (a fine-tuned base, or
+    a label-free variant's backbone trained on its queries), in row order."""
     summary = read_json(Path(experiment_dir) / "summary.json")
     names: list[str] = []
     for row in summary.get("rows", []):
@@ -56,7 +63,8 @@ def fine_tuned_variants(experiment_dir: Path) -> list[str]:
         if (
             name
             and name not in names
-            and "finetune" in row.get("stages", {})
+            and row.get("kind") == "synthetic"
+            and training_stage_name(row) is not None
             and row.get("family", "cross-encoder") == "cross-encoder"
         ):
             names.append(name)
@@ -64,7 +72,10 @@ def fine_tuned_variants(experiment_dir: Path) -> list[str]:
 
 
 def diagnose_variant(context: VariantContext) -> VariantDiagnosis:
-    """Every check on one variant; a check without its evidence gives ``n/a`` with the reason."""
+    """Every check on one variant; a check without its evidence gives ``n/a`` with the reason.
+    A fix is written where the variant sets it (``base_reranker.*`` for a label-free variant's
+    training options: :meth:`VariantContext.setting_key`)."""
+    tuned = context.tuned_row()
     findings: list[Finding] = []
     for check in registered_checks():
         try:
@@ -80,8 +91,10 @@ def diagnose_variant(context: VariantContext) -> VariantDiagnosis:
                 f"not checked: the check failed ({type(exc).__name__}: {exc}); this is a bug "
                 "of the check, the log has its traceback",
             )
+        if finding.fix:
+            fix = {context.setting_key(tuned, key): value for key, value in finding.fix.items()}
+            finding = dataclasses.replace(finding, fix=fix)
         findings.append(finding)
-    tuned = context.tuned_row()
     try:
         baseline = context.baseline_row(tuned)["system"]
     except MissingEvidenceError:

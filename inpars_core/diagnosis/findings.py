@@ -3,7 +3,8 @@ gathered in a :class:`VariantDiagnosis` per variant and a :class:`Diagnosis` per
 
 A finding is plain data (numbers, ids, a config diff) so that ``diagnosis.json``, the
 ``inpars diagnose`` table, the dashboard's Diagnosis page and the HTML report all show the same
-thing. Pitfall codes (P1–P12) are those of the fine-tuning pitfalls note shipped in the README.
+thing. Pitfall codes P1–P12 are those of the fine-tuning pitfalls note shipped in the README;
+P13 (query form vs the test queries) is ours.
 """
 
 from __future__ import annotations

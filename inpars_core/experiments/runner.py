@@ -26,7 +26,7 @@ from inpars_core.datasets.beir import Dataset
 from inpars_core.errors import ConfigError
 from inpars_core.experiments.config import ExperimentConfig
 from inpars_core.experiments.rows import Row, with_bm25, with_encoding
-from inpars_core.experiments.schema import TRAINING_FIELDS
+from inpars_core.experiments.schema import TRAINING_FIELDS, TRAINING_OPTIONS
 from inpars_core.experiments.stages import StageResult, StageStore
 from inpars_core.records import Query, SyntheticQuery
 from inpars_core.stages.contract import open_input
@@ -46,8 +46,7 @@ def _params(section: Any) -> dict[str, Any]:
 def _training_options(section: Any) -> dict[str, Any]:
     """The train stage's options a ``[base_reranker]`` or ``[finetune]`` section sets, under
     the same names."""
-    names = ("objective", "lr", "epochs", "max_steps", "batch_size", "max_length", "bf16", "seed")
-    return {name: getattr(section, name) for name in names}
+    return {name: getattr(section, name) for name in TRAINING_OPTIONS}
 
 
 def with_pair_encoding(config: ExperimentConfig, encoding: str) -> ExperimentConfig:

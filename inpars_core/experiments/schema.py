@@ -18,6 +18,27 @@ TRAINING_FIELDS = (
     "pairs_per_epoch",
 )
 
+#: The stages that train a row's cross-encoder on synthetic queries, in precedence order: a
+#: fine-tuning of the base reranker (``finetune``), or, for a label-free variant
+#: (``base_reranker.source = "synthetic"``), the backbone trained on the consistency-checked
+#: queries (``consistency-train``) or on all kept queries (``synthetic-base-train``). A row
+#: whose lineage holds several names the first (a consistency-checked row also lists the
+#: model that checked its queries).
+SYNTHETIC_TRAINING_STAGES = ("finetune", "consistency-train", "synthetic-base-train")
+
+#: The train stage's options a ``[base_reranker]`` or ``[finetune]`` section sets, under the
+#: same names (a label-free variant's model takes them from ``[base_reranker]``).
+TRAINING_OPTIONS = (
+    "objective",
+    "lr",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "max_length",
+    "bf16",
+    "seed",
+)
+
 #: What the row kinds and the interpolation mark mean (summary.md and the Overview page).
 KINDS_TEXT = (
     "Kinds: bm25; zero-shot = never trained on this collection; supervised = trained on its "

@@ -1,4 +1,4 @@
-"""Prompts for query generation: InPars few-shot, good-vs-bad question, in-domain few-shot
+"""Prompts for query generation: InPars few-shot, good-vs-bad question, claims, in-domain few-shot
 (Promptagator-style, from a dataset's train qrels) and user templates from a file.
 
 Every prompt has an id and a hash of its exact text, both recorded with each generated query.
@@ -111,6 +111,23 @@ def good_bad_question_prompt() -> PromptTemplate:
     )
 
 
+#: The same three documents with a claim each (a declarative statement the document supports):
+#: the form of fact-checking queries such as SciFact's, where a question-style prompt writes
+#: questions the test queries never are (diagnosis P13).
+OUR_CLAIMS: tuple[str, ...] = (
+    "aspirin lowers the risk of serious vascular events in adults with diabetes",
+    "vitamin D supplementation reduces the risk of acute respiratory infection",
+    "sleep deprivation impairs memory consolidation in the hippocampus",
+)
+
+
+def claim_prompt() -> PromptTemplate:
+    """InPars few-shot prompt writing claims ("Claim:"), not questions: for collections whose
+    queries are statements to verify (SciFact, Climate-FEVER)."""
+    examples = [(doc, claim) for (doc, _, _), claim in zip(OUR_EXAMPLES, OUR_CLAIMS, strict=True)]
+    return PromptTemplate("inpars-claim", _few_shot(examples, "Claim"), OUR_CLAIMS)
+
+
 def in_domain_prompt(
     dataset: Dataset,
     *,
@@ -154,7 +171,9 @@ def in_domain_prompt(
     )
 
 
-_EXAMPLE_LINE = re.compile(r"^(?:Relevant Query|Query|Good Question|Question):[ \t]*(\S.*)$", re.M)
+_EXAMPLE_LINE = re.compile(
+    r"^(?:Relevant Query|Query|Good Question|Question|Claim):[ \t]*(\S.*)$", re.M
+)
 
 
 def prompt_from_file(path: Path) -> PromptTemplate:
@@ -178,7 +197,11 @@ def prompt_from_file(path: Path) -> PromptTemplate:
     )
 
 
-BUILTIN_PROMPTS = {"inpars": inpars_prompt, "inpars-gbq": good_bad_question_prompt}
+BUILTIN_PROMPTS = {
+    "inpars": inpars_prompt,
+    "inpars-gbq": good_bad_question_prompt,
+    "inpars-claim": claim_prompt,
+}
 IN_DOMAIN = "in-domain"
 
 
@@ -189,7 +212,8 @@ def resolve_prompt(
     seed: int = 0,
     max_document_words: int | None = None,
 ) -> PromptTemplate:
-    """A built-in prompt name (``inpars``, ``inpars-gbq``, ``in-domain``) or a template file."""
+    """A built-in prompt name (``inpars``, ``inpars-gbq``, ``inpars-claim``, ``in-domain``) or a
+    template file."""
     if name_or_file in BUILTIN_PROMPTS:
         template = BUILTIN_PROMPTS[name_or_file]()
     elif name_or_file == IN_DOMAIN:

@@ -44,7 +44,8 @@ class Config:
     backend: str = option("llamacpp", "LLM backend", choices=_backends)
     model: str = option("gemma-3-270m", "model name; gemma-3-270m = the packaged GGUF")
     prompt: str = option(
-        "inpars", "inpars | inpars-gbq | in-domain | path to a template with {document}"
+        "inpars",
+        "inpars | inpars-gbq | inpars-claim | in-domain | path to a template with {document}",
     )
     num_docs: int | None = option(
         100, "documents sampled with --seed (switched off: every document)", check=POSITIVE_INT

@@ -15,6 +15,7 @@ CHECK_MODULES = (
     "queries",  # P8 noisy queries
     "depth",  # P9 depth
     "noise",  # P12 noise
+    "form",  # P13 query form vs the test queries
 )
 
 for _name in CHECK_MODULES:

@@ -59,8 +59,8 @@ def _mean_delta(
 def negative_mix(ctx: VariantContext, row: dict[str, Any]) -> dict[str, Any]:
     """How the training negatives were drawn: the share of random ones and of ones from BM25
     beyond rank 100 (``easy``), and the triples stage's ``random`` / ``window`` settings."""
-    config = ctx.meta(row, "triples").get("config", {})
-    triples = ctx.stage_jsonl(row, "triples", "triples.jsonl")
+    config = ctx.meta(row, ctx.triples_stage(row)).get("config", {})
+    triples = ctx.stage_jsonl(row, ctx.triples_stage(row), "triples.jsonl")
     if not triples:
         raise MissingEvidenceError("the triples the model was trained on are empty")
     random = sum(t.get("neg_source") == "random" for t in triples)
@@ -87,6 +87,9 @@ def depth(ctx: VariantContext) -> Finding:
     came from BM25 beyond rank 100 with no easy negative trained on; ``ok`` otherwise; ``n/a``
     when the variant reranks one depth of at most 100."""
     rows = [row for row in ctx.tuned_rows() if _depth(row) is not None]
+    if rows:  # the depths of one model (a label-free variant has two: with and w/o consistency)
+        model = rows[0]["stages"].get(ctx.training_stage(rows[0]))
+        rows = [row for row in rows if row["stages"].get(ctx.training_stage(row)) == model]
     if not rows:
         raise MissingEvidenceError(f"variant {ctx.variant!r} has no reranked fine-tuned row")
     shallow, deep = rows[0], rows[-1]

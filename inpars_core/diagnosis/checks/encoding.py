@@ -41,7 +41,7 @@ _EXPECTED_P1 = (
 def _model_type_vocab_size(ctx: VariantContext, row: dict[str, Any]) -> int:
     """``type_vocab_size`` of the fine-tuned model (its ``config.json``; 1 when absent, as
     transformers' RoBERTa-like configs)."""
-    path = ctx.stage_dir(row, "finetune") / "model" / "config.json"
+    path = ctx.stage_dir(row, ctx.training_stage(row)) / "model" / "config.json"
     if not path.is_file():
         raise MissingEvidenceError(f"neither stage recorded type_vocab_size and {path} is gone")
     return int(json.loads(path.read_text(encoding="utf-8")).get("type_vocab_size", 1) or 1)
@@ -142,7 +142,7 @@ def probe_encoding(
     from inpars_core.reranking.encoding import EncodingConfig
     from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
 
-    model_dir = ctx.stage_dir(row, "finetune") / "model"
+    model_dir = ctx.stage_dir(row, ctx.training_stage(row)) / "model"
     if not (model_dir / "config.json").is_file():
         raise MissingEvidenceError(f"the fine-tuned model {model_dir} is gone")
     probe = probe_pairs(ctx, row)
@@ -174,7 +174,7 @@ def pair_encoding(ctx: VariantContext) -> Finding:
     right but the probe scores differ from the reference; n/a: a 1-type model (RoBERTa-like),
     which has no segment ids; ok otherwise."""
     tuned = ctx.tuned_row()
-    train_meta, rerank_meta = ctx.meta(tuned, "finetune"), ctx.meta(tuned, "rerank")
+    train_meta, rerank_meta = ctx.meta(tuned, ctx.training_stage(tuned)), ctx.meta(tuned, "rerank")
     train_mode = train_meta.get("config", {}).get("pair_encoding", "pair")
     rerank_mode = rerank_meta.get("config", {}).get("pair_encoding", "pair")
     max_length = int(rerank_meta.get("config", {}).get("max_length", 256))
@@ -264,7 +264,7 @@ def train_eval_mismatch(ctx: VariantContext) -> Finding:
     fail: the pair encoding (hence truncation) differs, or the scoring model was in training
     mode; warn: max_length or precision differs; ok otherwise."""
     tuned = ctx.tuned_row()
-    train_config = ctx.meta(tuned, "finetune").get("config", {})
+    train_config = ctx.meta(tuned, ctx.training_stage(tuned)).get("config", {})
     rerank_meta = ctx.meta(tuned, "rerank")
     rerank_config = rerank_meta.get("config", {})
     train_mode = train_config.get("pair_encoding", "pair")

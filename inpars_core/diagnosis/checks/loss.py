@@ -73,7 +73,7 @@ def silent_mse(ctx: VariantContext) -> Finding:
     from inpars_core.training.trainer import LARGE_FIRST_LOSS
 
     tuned = ctx.tuned_row()
-    meta = ctx.meta(tuned, "finetune")
+    meta = ctx.meta(tuned, ctx.training_stage(tuned))
     results, counts = meta.get("results", {}), meta.get("counts", {})
     objective = meta.get("config", {}).get("objective") or meta.get("objective", {}).get("name")
     problem_type = results.get("problem_type")
@@ -90,7 +90,7 @@ def silent_mse(ctx: VariantContext) -> Finding:
     }
     collapsed = False
     try:
-        records = ctx.stage_jsonl(tuned, "finetune", "eval_log.jsonl")
+        records = ctx.stage_jsonl(tuned, ctx.training_stage(tuned), "eval_log.jsonl")
     except MissingEvidenceError:
         records = []
     if records and records[0].get("probe_std") is not None:
@@ -194,22 +194,24 @@ def _base_config(ctx: VariantContext, tuned: dict[str, Any], meta: dict[str, Any
 def _sibling_step0(ctx: VariantContext, tuned: dict[str, Any], meta: dict[str, Any]) -> tuple:
     """(step-0 dev nDCG@10, variant) of another fine-tuning run of this experiment that started
     from the same model on the same dev set and kept its head: the starting model's own dev."""
-    stage = tuned["stages"]["finetune"]
+    name = ctx.training_stage(tuned)
+    stage = tuned["stages"][name]
     keys = meta.get("keys", {})
     dev = meta.get("inputs", {}).get("dev_query_ids")
     weight = meta.get("counts", {}).get("dev_bm25_weight")
     seen = {stage}
     for row in ctx.rows:
-        other = row.get("stages", {}).get("finetune")
+        other = row.get("stages", {}).get(name)
         if not other or other in seen or row.get("family", "cross-encoder") != "cross-encoder":
             continue
         seen.add(other)
         try:
-            sibling = ctx.meta(row, "finetune")
+            sibling = ctx.meta(row, name)
         except MissingEvidenceError:
             continue
         same = (
             sibling.get("keys", {}).get("base") == keys.get("base")
+            and sibling.get("keys", {}).get("backbone") == keys.get("backbone")
             and sibling.get("keys", {}).get("dev") == keys.get("dev")
             and sibling.get("inputs", {}).get("dev_query_ids") == dev
             and sibling.get("counts", {}).get("dev_bm25_weight") == weight
@@ -239,7 +241,7 @@ def reinitialised_head(ctx: VariantContext) -> Finding:
 
     fail: the trained head was replaced (note, label count, or step-0 dev moved); ok otherwise."""
     tuned = ctx.tuned_row()
-    meta = ctx.meta(tuned, "finetune")
+    meta = ctx.meta(tuned, ctx.training_stage(tuned))
     notes = _notes(meta)
     new_head = [n for n in notes if n.startswith(NEW_HEAD_NOTE)]
     thrown = [n for n in new_head if HEAD_THROWN_AWAY in n]
@@ -304,8 +306,9 @@ def zero_loss(ctx: VariantContext) -> Finding:
 
     fail: the first-batch loss or every loss is exactly 0; warn: some steps are; ok: none."""
     tuned = ctx.tuned_row()
-    meta = ctx.meta(tuned, "finetune")
-    records = [r for r in ctx.stage_jsonl(tuned, "finetune", "train_log.jsonl") if "loss" in r]
+    stage = ctx.training_stage(tuned)
+    meta = ctx.meta(tuned, stage)
+    records = [r for r in ctx.stage_jsonl(tuned, stage, "train_log.jsonl") if "loss" in r]
     if not records:
         raise MissingEvidenceError("train_log.jsonl logs no loss")
     zero = [r for r in records if r["loss"] == 0.0]

@@ -143,7 +143,7 @@ def false_negatives(context: VariantContext) -> Finding:
     """Negatives equal to their positive, negatives the judge scores above their positive, and
     the share of negatives from BM25's top 5."""
     tuned = context.tuned_row()
-    triples = context.stage_jsonl(tuned, "triples", "triples.jsonl")
+    triples = context.stage_jsonl(tuned, context.triples_stage(tuned), "triples.jsonl")
     if not triples:
         raise MissingEvidenceError("triples.jsonl holds no triple")
     needed = ("query_id", "pos_doc_id", "neg_doc_id")
@@ -151,7 +151,7 @@ def false_negatives(context: VariantContext) -> Finding:
         raise MissingEvidenceError(
             f"triples.jsonl lines without {', '.join(needed)} (not written by `inpars triples`)"
         )
-    meta_config = context.meta(tuned, "triples").get("config", {})
+    meta_config = context.meta(tuned, context.triples_stage(tuned)).get("config", {})
     teacher = meta_config.get("teacher", context.setting("negatives.teacher"))
     margin = meta_config.get(
         "false_negative_margin", context.setting("negatives.false_negative_margin")
@@ -332,7 +332,7 @@ def _probe(
     if folder is None:
         raise MissingEvidenceError(f"{who} is not on this machine")
     max_length = (
-        context.meta(tuned, "finetune").get("config", {}).get("max_length")
+        context.meta(tuned, context.training_stage(tuned)).get("config", {}).get("max_length")
         or context.setting("finetune.max_length")
         or 128
     )
@@ -342,7 +342,7 @@ def _probe(
         {(t["query_text"], t["pos_doc_id"]) for t in sample}
         | {(t["query_text"], t["neg_doc_id"]) for t in sample}
     )
-    path = context.stage_dir(tuned, "triples") / "triples.jsonl"
+    path = context.stage_dir(tuned, context.triples_stage(tuned)) / "triples.jsonl"
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(folder), int(max_length))
     if key not in _PROBED:  # variants sharing triples and starting model are probed once

@@ -22,6 +22,7 @@ from inpars_core.diagnosis.context import (
     VariantContext,
     page_link,
     row_label,
+    training_stage_name,
 )
 from inpars_core.diagnosis.findings import Finding
 from inpars_core.diagnosis.registry import check
@@ -91,7 +92,7 @@ def _seeds(ctx: VariantContext, tuned: dict[str, Any], measure: str) -> dict[str
                 and row.get("depth") == tuned.get("depth")
                 and row.get("kind") == "synthetic"
                 and not row.get("bm25_weight")
-                and "finetune" in row.get("stages", {})
+                and training_stage_name(row) is not None
                 and row.get("family", "cross-encoder") == "cross-encoder"
             ):
                 try:

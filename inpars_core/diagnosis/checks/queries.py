@@ -109,7 +109,7 @@ def noisy_queries(ctx: VariantContext) -> Finding:
     records = {r["query_id"]: r for r in ctx.stage_jsonl(tuned, "filter", "verdicts.jsonl")}
     if not records:
         raise MissingEvidenceError("the filter stage's verdicts.jsonl holds no query")
-    triples = ctx.stage_jsonl(tuned, "triples", "triples.jsonl")
+    triples = ctx.stage_jsonl(tuned, ctx.triples_stage(tuned), "triples.jsonl")
     trained_ids = list(dict.fromkeys(t["query_id"] for t in triples if t["query_id"] in records))
     if not trained_ids:
         raise MissingEvidenceError(

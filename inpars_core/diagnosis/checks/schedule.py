@@ -67,11 +67,11 @@ KNOWN_RECIPES: dict[str, tuple[float, str]] = {
 def training_facts(context: VariantContext, tuned: dict[str, Any]) -> dict[str, Any]:
     """What the finetune stage of ``tuned`` wrote: its folder, meta.json parts, the dev curve
     ``[(step, nDCG@10)]`` (empty without a dev set) and the loss curve ``[(step, loss)]``."""
-    folder = context.stage_dir(tuned, "finetune")
-    meta = context.meta(tuned, "finetune")
+    folder = context.stage_dir(tuned, context.training_stage(tuned))
+    meta = context.meta(tuned, context.training_stage(tuned))
     dev: list[tuple[int, float]] = []
     try:
-        for record in context.stage_jsonl(tuned, "finetune", "eval_log.jsonl"):
+        for record in context.stage_jsonl(tuned, context.training_stage(tuned), "eval_log.jsonl"):
             value = record.get("nDCG@10")
             if isinstance(value, int | float) and math.isfinite(value):
                 dev.append((int(record.get("step", 0)), float(value)))
@@ -80,7 +80,7 @@ def training_facts(context: VariantContext, tuned: dict[str, Any]) -> dict[str, 
     losses: list[tuple[int, float]] = []
     drift_logged: dict[int, float] = {}
     try:
-        for record in context.stage_jsonl(tuned, "finetune", "train_log.jsonl"):
+        for record in context.stage_jsonl(tuned, context.training_stage(tuned), "train_log.jsonl"):
             step = int(record.get("step", 0))
             if isinstance(record.get("loss"), int | float):
                 losses.append((step, float(record["loss"])))
