@@ -28,19 +28,20 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 def build_matrix(config_path: Path, runs_dir: Path, *, probe: bool):
     """Run (or reuse from the cache) the faults experiment in ``runs_dir`` and return its
-    :class:`~inpars_core.diagnosis.matrix.FaultMatrix` and the seconds the run took (with its
-    ``diagnose`` stage, which probes models) and any diagnosis after it (``probe=False``: the
-    artifacts alone, diagnosed again)."""
+    :class:`~inpars_core.diagnosis.matrix.FaultMatrix`, the seconds the run took (with its
+    ``diagnose`` stage, which probes models), those of any diagnosis after it (``probe=False``:
+    the artifacts alone, diagnosed again) and the number of stages taken from the cache."""
     from inpars_core.diagnosis.matrix import fault_matrix, faults_diagnosis
     from inpars_core.experiments.config import load_config
     from inpars_core.experiments.runner import ExperimentRunner
 
     config = load_config(config_path)
     started = time.perf_counter()
-    ExperimentRunner(config, runs_dir).run()
+    summary = ExperimentRunner(config, runs_dir).run()
     ran = time.perf_counter() - started
     diagnosis = faults_diagnosis(runs_dir / config.experiment.name, probe=probe)
-    return fault_matrix(diagnosis), ran, time.perf_counter() - started - ran
+    cached = len(summary.get("stages_cached", []))
+    return fault_matrix(diagnosis), ran, time.perf_counter() - started - ran, cached
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +62,13 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="diagnosis-matrix-") as scratch:
         runs_dir = args.runs_dir or Path(scratch)
-        matrix, ran, diagnosed = build_matrix(args.config, runs_dir, probe=not args.no_probe)
+        matrix, ran, diagnosed, cached = build_matrix(
+            args.config, runs_dir, probe=not args.no_probe
+        )
     text = matrix.to_markdown()
     text += (
-        f"\nExperiment {ran:.0f} s (cached stages reused; its diagnose stage probes models), "
+        f"\nExperiment {ran:.0f} s ({cached} stages reused from the cache; its diagnose stage "
+        "probes models), "
         f"diagnosis after it {diagnosed:.0f} s "
         f"({'read from diagnosis.json' if not args.no_probe else 'again, without probes'}).\n"
     )
