@@ -24,15 +24,16 @@ bm25-demo: setup
 	$(BIN)/inpars evaluate --dataset scifact --split test --run $(DEMO_OUT)/bm25-flat --out $(DEMO_OUT)/eval-flat
 	$(BIN)/inpars compare --dataset scifact --split test --runs $(DEMO_OUT)/bm25-flat $(DEMO_OUT)/bm25-multifield --baseline bm25-flat --measure nDCG@10 --out $(DEMO_OUT)/compare
 
-# Both tiers: unit and integration (no slow test), on $(TEST_WORKERS) workers (pytest-xdist:
-# a test file stays on one worker, the smoke experiment's tests share one; TEST_WORKERS=0: serial).
+# Both tiers: unit and integration (no slow test), on $(TEST_WORKERS) workers (pytest-xdist
+# --dist loadfile: a test file stays on one worker, so its module fixtures are built once; the
+# smoke experiment is shared between workers through a lock; TEST_WORKERS=0: serial).
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The unit tier: no JVM, no model loaded or trained, no pipeline, server or browser (<= 60 s).
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not integration" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not integration" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The default tier in a random order (the seed is printed; rerun one with PYTEST_ARGS=-p ...).
 test-random: setup

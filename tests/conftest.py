@@ -116,12 +116,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             + "; ".join(unmarked)
             + ". Fix: mark them (or the module, with pytestmark)"
         )
-    if config.pluginmanager.hasplugin("xdist"):
-        _group_for_workers(items)
-
-
-def _group_for_workers(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (``make test``): a test file runs on one worker, so
-    its module fixtures are built once (the smoke experiment is shared through a lock)."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
