@@ -45,5 +45,7 @@ test-slow: setup
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# Every hot path against its plain-library equivalent, side by side: one table, and
+# benchmarks/results/<path>-<machine>.json. BENCH_ARGS=--quick for small sizes.
 bench: setup
-	$(BIN)/python benchmarks/bench_bm25.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
