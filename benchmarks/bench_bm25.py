@@ -90,7 +90,8 @@ def run(quick: bool = False, threads: int = 2, repeats: int | None = None) -> li
             reference_s.append(time.perf_counter() - started)
         same = sum(ours_run[q] == reference_run.get(q) for q in queries)
         retriever = BM25Retriever(index, BM25Config(threads=threads))
-        ndcg = evaluate(retriever.retrieve(queries, k=k), dataset.qrels("test"), ["nDCG@10"])
+        qrels = {q: judged for q, judged in dataset.qrels("test").items() if q in queries}
+        ndcg = evaluate(retriever.retrieve(queries, k=k), qrels, ["nDCG@10"])
     ndcg10 = ndcg.aggregate["nDCG@10"]
     ours_median, reference_median = statistics.median(ours_s), statistics.median(reference_s)
     ratio = reference_median / ours_median
@@ -110,7 +111,7 @@ def run(quick: bool = False, threads: int = 2, repeats: int | None = None) -> li
             "met": bool(ratio >= TARGET_RATIO and same == len(queries)),
             "quality": (
                 f"identical runs (doc ids and scores): {same}/{len(queries)} queries; "
-                f"nDCG@10 {ndcg10:.4f} (published {PUBLISHED_FLAT_NDCG10} on all 300)"
+                f"nDCG@10 {ndcg10:.4f} on them (published {PUBLISHED_FLAT_NDCG10} on all 300)"
             ),
             "details": details,
         }

@@ -41,8 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIN_JAVA = 21
-#: Anserini's field names (``IndexArgs.ID`` and ``IndexArgs.CONTENTS``).
-ID_FIELD = "id"
+#: The field Anserini indexes a document's text in (``IndexArgs.CONTENTS``).
 CONTENTS_FIELD = "contents"
 _lock = threading.Lock()
 
@@ -226,7 +225,8 @@ class LuceneBM25:
     query is built by Anserini's ``BagOfWordsQueryGenerator`` with the searcher's own analyzer,
     searched by a Lucene ``IndexSearcher`` with the searcher's own similarity and Anserini's sort
     (score, then doc id), and only (Lucene doc number, score) is read per hit; the id of each
-    Lucene doc is read once per searcher and cached. Scores then get Anserini's tie adjustment
+    Lucene doc is read once per searcher (in one Java call per ranking for the docs not seen
+    before) and cached. Scores then get Anserini's tie adjustment
     (:func:`adjust_score_ties`), so a run equals pyserini's (ids and scores). Queries run on
     ``threads`` Python threads (pyjnius releases the GIL inside Java).
     """
@@ -247,9 +247,11 @@ class LuceneBM25:
         self._analyzer = self._simple.get_analyzer()
         self._generator = autoclass_("io.anserini.search.query.BagOfWordsQueryGenerator")()
         self._sort = autoclass_("io.anserini.search.SearchCollection").BREAK_SCORE_TIES_BY_DOCID
-        self._id_fields = autoclass_("java.util.Collections").singleton(ID_FIELD)
+        self._scored_docs = autoclass_("io.anserini.search.ScoredDocs")
+        self._top_docs = autoclass_("org.apache.lucene.search.TopDocs")
+        self._total_hits = autoclass_("org.apache.lucene.search.TotalHits")
+        self._equal_to = autoclass_("org.apache.lucene.search.TotalHits$Relation").EQUAL_TO
         self._ids: dict[int, str] = {}
-        self._ids_lock = threading.Lock()
 
     def _query(self, text: str, fields: dict[str, float] | None) -> object:
         if not fields:
@@ -260,15 +262,16 @@ class LuceneBM25:
             boosts.put(name, java_float(boost))
         return self._generator.buildQuery(boosts, self._analyzer, text)
 
-    def _doc_ids(self, numbers: list[int]) -> list[str]:
-        missing = [n for n in set(numbers) if n not in self._ids]
-        if missing:
-            with self._ids_lock:
-                stored = self._reader.storedFields()  # one per call: not thread-safe
-                for number in missing:
-                    if number not in self._ids:
-                        self._ids[number] = stored.document(number, self._id_fields).get(ID_FIELD)
+    def _doc_ids(self, hits: list, numbers: list[int]) -> list[str]:
+        """The ids of the hits' Lucene docs: cached, else read for all the uncached hits of this
+        ranking in one Java call (Anserini's ``ScoredDocs.fromTopDocs`` on just those hits, its
+        id and Lucene doc arrays then crossing into Python whole)."""
         ids = self._ids
+        missing = [hit for hit, number in zip(hits, numbers, strict=True) if number not in ids]
+        if missing:
+            top = self._top_docs(self._total_hits(len(missing), self._equal_to), missing)
+            scored = self._scored_docs.fromTopDocs(top, self._index_searcher)
+            ids.update(zip(scored.lucene_docids, scored.docids, strict=True))
         return [ids[n] for n in numbers]
 
     def search(
@@ -281,7 +284,7 @@ class LuceneBM25:
         hits = top.scoreDocs
         numbers = [hit.doc for hit in hits]
         scores = np.fromiter((hit.score for hit in hits), dtype=np.float32, count=len(numbers))
-        return self._doc_ids(numbers), adjust_score_ties(scores)
+        return self._doc_ids(hits, numbers), adjust_score_ties(scores)
 
     def batch_search(
         self,
