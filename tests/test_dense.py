@@ -556,4 +556,8 @@ def test_precision_is_checked_and_auto_resolves() -> None:
     with pytest.raises(ConfigError, match="precision must be one of"):
         resolve_precision("fp16")
     assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
-    assert resolve_precision("auto") == ("bf16" if cpu_has_native_bf16() else "fp32")
+    from types import SimpleNamespace  # what resolve_precision reads of an encoder: its device
+
+    native = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert resolve_precision("auto", SimpleNamespace(device="cpu")) == native
+    assert resolve_precision("auto", SimpleNamespace(device="cuda:0")) == "fp32"

@@ -81,11 +81,19 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_precision(precision: str, encoder: Any | None = None) -> str:
     """``fp32`` or ``bf16``: ``auto`` is bf16 on a CPU encoder where the CPU has native bf16, and
-    fp32 otherwise (GPU encoders keep fp32 under ``auto``)."""
+    fp32 otherwise (GPU encoders keep fp32 under ``auto``). Without ``encoder``, the device is
+    the one sentence-transformers picks for a new encoder (a GPU when there is one)."""
     check_precision(precision)
     if precision != "auto":
         return precision
-    device = str(getattr(encoder, "device", "cpu")) if encoder is not None else "cpu"
+    if encoder is not None:
+        device = str(getattr(encoder, "device", "cpu"))
+    else:  # the device sentence-transformers would pick for a new encoder
+        import torch
+
+        mps = getattr(torch.backends, "mps", None)
+        accelerated = torch.cuda.is_available() or bool(mps and mps.is_available())
+        device = "accelerator" if accelerated else "cpu"
     return "bf16" if device.startswith("cpu") and cpu_has_native_bf16() else "fp32"
 
 
