@@ -1,6 +1,6 @@
 """TREC-COVID scale, measured on a synthetic corpus and projected: 171,332 documents (BEIR
 TREC-COVID's count) recombined from SciFact sentences with a fixed seed, about TREC-COVID's
-length (~243 word-pieces, ~1,070 characters per document), then
+length (~243 MiniLM word-pieces per document), then
 
 * BM25 indexing time (flat, 2 threads) and peak RSS of this process (the JVM runs in it);
 * BM25 top-1000 for 50 SciFact test claims: ``BM25Retriever`` next to pyserini's
@@ -35,9 +35,10 @@ from pathlib import Path
 TREC_COVID_DOCUMENTS = 171_332
 TREC_COVID_QUERIES = 50
 RERANK_PAIRS = 50_000
-#: Mean characters per synthetic document: ~243 word-pieces (Anserini's TREC-COVID word-piece
-#: count / documents) at ~4.4 characters per MiniLM word-piece on SciFact text.
-MEAN_CHARACTERS = 1_070
+#: Mean character budget per synthetic document, calibrated so that documents average ~243
+#: MiniLM word-pieces (Anserini's TREC-COVID word-piece count / documents): sentences stop short
+#: of the budget, and SciFact sentences run ~4.6 characters per word-piece.
+MEAN_CHARACTERS = 1_180
 GPU_PAIRS_PER_S = 1_836.0
 SEED = 15
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,8 +52,8 @@ def _shared_datasets() -> None:
 
 def synthetic_corpus(source, size: int, seed: int = SEED) -> dict:
     """``size`` documents recombined from ``source``'s sentences (seeded, deterministic): a title
-    of a source document and sentences drawn until about :data:`MEAN_CHARACTERS` (varying
-    0.5x-1.5x per document)."""
+    of a source document and sentences drawn while title and text stay within a budget of
+    :data:`MEAN_CHARACTERS` x U(0.5, 1.5) characters (at least one sentence)."""
     from inpars_core.records import Document
 
     rng = random.Random(seed)
@@ -65,12 +66,18 @@ def synthetic_corpus(source, size: int, seed: int = SEED) -> dict:
     ]
     corpus = {}
     for number in range(size):
-        budget = MEAN_CHARACTERS * rng.uniform(0.5, 1.5)
-        text: list[str] = []
-        while sum(len(s) + 1 for s in text) < budget:
-            text.append(rng.choice(sentences))
+        title = rng.choice(titles)
+        budget = MEAN_CHARACTERS * rng.uniform(0.5, 1.5) - len(title)
+        text = [rng.choice(sentences)]
+        length = len(text[0])
+        while True:  # add sentences while the contents stay within the budget
+            sentence = rng.choice(sentences)
+            if length + 1 + len(sentence) > budget:
+                break
+            text.append(sentence)
+            length += 1 + len(sentence)
         doc_id = f"syn{number:06d}"
-        corpus[doc_id] = Document(doc_id, rng.choice(titles), " ".join(text))
+        corpus[doc_id] = Document(doc_id, title, " ".join(text))
     return corpus
 
 
