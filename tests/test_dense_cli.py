@@ -29,8 +29,8 @@ def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 def test_dense_index_search_rerank_and_fuse(tiny_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "INPARS_CACHE_DIR": str(tmp_path / "cache")}
-    # fp32, so that documents encoded on the fly by the bi-encoder rerank (fp32) score alike;
-    # bf16 (the default 'auto' on a CPU with bf16) is compared with fp32 in test_dense.py.
+    # fp32 (the default, named here) so that documents encoded on the fly by the bi-encoder
+    # rerank (fp32) score alike; bf16 is compared with fp32 in test_dense.py.
     encode = ["dense-index", "--dataset", str(tiny_dir), "--model", "minilm", "--max-length", "64"]
     encode += ["--precision", "fp32"]
     first = _run(env, *encode, "--out", str(tmp_path / "idx"))

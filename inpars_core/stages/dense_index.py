@@ -51,8 +51,10 @@ class Config:
     similarity: Literal["cosine", "dot"] = option(
         "cosine", "cosine (normalised embeddings) or dot product"
     )
-    precision: Literal["auto", "fp32", "bf16"] = option(
-        "auto", "auto (bf16 autocast on a CPU with AVX512-BF16 or AMX, else fp32), fp32 or bf16"
+    precision: Literal["fp32", "bf16", "auto"] = option(
+        "fp32",
+        "fp32, bf16 (autocast: ~2x on a CPU with AVX512-BF16 or AMX; SciFact nDCG@10 0.6462 vs "
+        "0.6451) or auto (bf16 where the CPU has it)",
     )
 
     def __post_init__(self) -> None:
