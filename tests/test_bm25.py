@@ -11,7 +11,7 @@ import pytest
 
 from inpars_core.datasets import load_beir_folder
 from inpars_core.evaluation import evaluate
-from inpars_core.retrieval.bm25 import BM25Retriever, IndexConfig, build_index
+from inpars_core.retrieval.bm25 import BM25Config, BM25Retriever, IndexConfig, build_index
 from inpars_core.runs import read_trec_run, write_trec_run
 
 pytestmark = pytest.mark.integration  # Lucene in a JVM
@@ -156,3 +156,86 @@ def test_index_dir_must_be_complete(tmp_path: Path) -> None:
 
     with pytest.raises(InputFormatError, match="not a complete InPars index"):
         BM25Retriever(tmp_path)
+
+
+def _pyserini_run(index: Path, queries, k: int, fields=None) -> dict[str, list[tuple[str, float]]]:
+    """What a user of pyserini writes: one ``LuceneSearcher.search`` per query."""
+    from inpars_core.retrieval.lucene_runtime import lucene_searcher_class
+
+    searcher = lucene_searcher_class()(str(index / "lucene"))
+    searcher.set_bm25(0.9, 0.4)
+    extra = {"fields": fields} if fields else {}
+    return {
+        q: sorted(
+            ((h.docid, h.score) for h in searcher.search(query.text, k=k, **extra)),
+            key=lambda hit: (-hit[1], hit[0]),
+        )
+        for q, query in queries.items()
+    }
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_run_is_identical_to_pyserini_one_by_one(scifact, flat_index: Path, threads: int) -> None:
+    """The fast path (no stored-document fetch, tie adjustment in numpy, threads) returns the
+    very doc ids and float32 scores of pyserini's ``LuceneSearcher.search``, top 1000."""
+    queries = dict(list(scifact.split_queries("test").items())[:60])
+    theirs = _pyserini_run(flat_index, queries, 1000)
+    ours = BM25Retriever(flat_index, BM25Config(threads=threads)).retrieve(queries, k=1000)
+    assert list(ours) == list(queries)
+    for query_id in queries:
+        assert [(d.doc_id, d.score) for d in ours[query_id]] == theirs[query_id], query_id
+
+
+def test_multifield_run_is_identical_to_pyserini(tiny_dir: Path, tmp_path: Path) -> None:
+    dataset = load_beir_folder(tiny_dir)
+    index = build_index(dataset, tmp_path / "multi", IndexConfig("multifield"))
+    queries = dataset.split_queries("test")
+    theirs = _pyserini_run(index, queries, 10, fields={"contents": 1.0, "title": 1.0})
+    ours = BM25Retriever(index, BM25Config(threads=2)).retrieve(queries, k=10)
+    assert {q: [(d.doc_id, d.score) for d in docs] for q, docs in ours.items()} == theirs
+
+
+def _anserini_ties_loop(scores: list[float]) -> list[float]:
+    """ScoreTiesAdjusterReranker.rerank transcribed from its bytecode, one score at a time."""
+    np = pytest.importorskip("numpy")
+    out = [np.float32(s) for s in scores]
+    dup = 0
+    for i in range(len(out)):
+        out[i] = np.float32(float(np.floor(float(out[i]) * 10000.0 + 0.5)) / 10000.0)
+        if i == 0 or out[i - 1] - out[i] > np.float32(1e-4):
+            dup = 0
+        else:
+            dup += 1
+            out[i] = out[i] - np.float32(1e-6) * np.float32(dup)
+    return [float(s) for s in out]
+
+
+def test_tie_adjustment_equals_anserinis_loop() -> None:
+    """Vectorised tie adjustment vs the literal loop, on rankings full of exact ties, ties within
+    1e-4 and chains where a perturbed score ties with the next one."""
+    np = pytest.importorskip("numpy")
+    from inpars_core.retrieval.lucene_runtime import adjust_score_ties
+
+    rng = np.random.default_rng(15)
+    cases = [
+        [23.439316, 22.087432, 22.087432, 21.602508],
+        [2.0002, 2.0001, 2.0001, 2.0001, 2.0, 1.9999, 1.5],
+        [5.0] * 40 + [4.99995, 4.9999, 4.9],
+        [7.12555, 7.12545, 3.0],
+        [],
+        [1.25],
+    ]
+    for _ in range(200):
+        steps = rng.choice([0.0, 0.00004, 0.0001, 0.00011, 0.3], size=rng.integers(2, 300))
+        cases.append((rng.uniform(1, 30) - np.cumsum(steps)).tolist())
+    for scores in cases:
+        values = np.asarray(scores, dtype=np.float32)
+        expected = _anserini_ties_loop(values.tolist())
+        assert adjust_score_ties(values).tolist() == expected, scores[:8]
+    assert adjust_score_ties(
+        np.asarray([23.439316, 22.087432, 22.087432], np.float32)
+    ).tolist() == [
+        float(np.float32(23.4393)),
+        float(np.float32(22.0874)),
+        float(np.float32(22.0874) - np.float32(1e-6)),
+    ]

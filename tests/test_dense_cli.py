@@ -29,7 +29,10 @@ def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 def test_dense_index_search_rerank_and_fuse(tiny_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "INPARS_CACHE_DIR": str(tmp_path / "cache")}
+    # fp32 (the default, named here) so that documents encoded on the fly by the bi-encoder
+    # rerank (fp32) score alike; bf16 is compared with fp32 in test_dense.py.
     encode = ["dense-index", "--dataset", str(tiny_dir), "--model", "minilm", "--max-length", "64"]
+    encode += ["--precision", "fp32"]
     first = _run(env, *encode, "--out", str(tmp_path / "idx"))
     again = _run(env, *encode, "--out", str(tmp_path / "idx2"))
     assert "encoding 5 documents" in first.stderr
@@ -41,6 +44,7 @@ def test_dense_index_search_rerank_and_fuse(tiny_dir: Path, tmp_path: Path) -> N
     meta = json.loads((tmp_path / "idx" / "meta.json").read_text())
     assert meta["type"] == "dense-index" and meta["model"] == "minilm"
     assert meta["counts"] == {"documents": 5, "dimension": 384} and meta["max_length"] == 64
+    assert meta["precision"] == "fp32" and meta["config"]["precision"] == "fp32"
     _run(
         env,
         "retrieve",

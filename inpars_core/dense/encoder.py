@@ -43,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 Similarity = Literal["cosine", "dot"]
 SIMILARITIES: tuple[str, ...] = ("cosine", "dot")
+Precision = Literal["auto", "fp32", "bf16"]
+#: ``auto``: bf16 autocast on a CPU with native bf16 (AVX512-BF16 or AMX), else fp32.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: CPU flags (``/proc/cpuinfo``) under which bf16 autocast is faster than fp32: on a 2-core Xeon
+#: with AMX, ~2x for all-MiniLM-L6-v2 at 256 word-pieces (benchmarks/bench_dense.py).
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 EMBEDDINGS_FILE = "embeddings.npy"
 DOC_IDS_FILE = "doc_ids.json"
@@ -54,6 +60,53 @@ def check_similarity(similarity: str) -> None:
     """Raise ConfigError unless ``similarity`` is ``cosine`` or ``dot``."""
     if similarity not in SIMILARITIES:
         raise ConfigError(f"similarity must be one of {list(SIMILARITIES)}, got {similarity!r}")
+
+
+def check_precision(precision: str) -> None:
+    """Raise ConfigError unless ``precision`` is ``auto``, ``fp32`` or ``bf16``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX-BF16), from /proc/cpuinfo
+    (False where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str, encoder: Any | None = None) -> str:
+    """``fp32`` or ``bf16``: ``auto`` is bf16 on a CPU encoder where the CPU has native bf16, and
+    fp32 otherwise (GPU encoders keep fp32 under ``auto``). Without ``encoder``, the device is
+    the one sentence-transformers picks for a new encoder (a GPU when there is one)."""
+    check_precision(precision)
+    if precision != "auto":
+        return precision
+    if encoder is not None:
+        device = str(getattr(encoder, "device", "cpu"))
+    else:  # the device sentence-transformers would pick for a new encoder
+        import torch
+
+        mps = getattr(torch.backends, "mps", None)
+        accelerated = torch.cuda.is_available() or bool(mps and mps.is_available())
+        device = "accelerator" if accelerated else "cpu"
+    return "bf16" if device.startswith("cpu") and cpu_has_native_bf16() else "fp32"
+
+
+def _autocast(encoder: Any, precision: str) -> Any:
+    """A context in which the encoder runs at ``precision`` (fp32 or bf16 autocast)."""
+    import contextlib
+
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    import torch
+
+    device = str(getattr(encoder, "device", "cpu")).split(":")[0]
+    return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
 
 def _check_max_length(max_length: int) -> None:
@@ -127,11 +180,18 @@ def _normalise(embeddings: np.ndarray) -> np.ndarray:
 
 
 def _encode(
-    encoder: Any, texts: Sequence[str], kind: str, batch_size: int, similarity: str
+    encoder: Any,
+    texts: Sequence[str],
+    kind: str,
+    batch_size: int,
+    similarity: str,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Embed ``texts``, each distinct text once (then copied to every row that holds it), so
     identical texts get identical embeddings by construction, whatever batch position or
-    padding the encoder would otherwise give them."""
+    padding the encoder would otherwise give them. sentence-transformers already encodes in
+    batches sorted by text length (padding only to the batch's longest), so it is called once
+    with every distinct text; ``precision`` bf16 runs it under bf16 autocast."""
     import numpy as np
 
     check_similarity(similarity)
@@ -143,9 +203,10 @@ def _encode(
         (row_of.setdefault(text, len(row_of)) for text in texts), dtype=np.int64, count=len(texts)
     )
     method = encoder.encode_query if kind == "query" else encoder.encode_document
-    embeddings = method(
-        list(row_of), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
-    )
+    with _autocast(encoder, resolve_precision(precision, encoder)):
+        embeddings = method(
+            list(row_of), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     if len(row_of) < len(texts):
         embeddings = np.ascontiguousarray(embeddings[rows])
@@ -166,11 +227,14 @@ def encode_documents(
     documents: Sequence[Document],
     batch_size: int = 64,
     similarity: str = "cosine",
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Document embeddings of ``Document.contents`` (title + " " + text), float32, one row per
     document; L2-normalised for ``cosine``. The model's ``document`` prompt, if any, is applied.
-    Documents with equal contents are encoded once and get identical rows."""
-    return _encode(encoder, [d.contents for d in documents], "document", batch_size, similarity)
+    Documents with equal contents are encoded once and get identical rows. ``precision``:
+    ``fp32``, ``bf16`` (autocast) or ``auto`` (see :func:`resolve_precision`)."""
+    contents = [d.contents for d in documents]
+    return _encode(encoder, contents, "document", batch_size, similarity, precision)
 
 
 @dataclass
@@ -185,6 +249,7 @@ class DenseIndexMeta(StageMeta):
     dimension: int = 0
     max_length: int = 256
     similarity: str = "cosine"
+    precision: str = "fp32"
     encode_s: float = 0.0
 
 
@@ -256,13 +321,18 @@ def build_dense_index(
     similarity: str = "cosine",
     *,
     encoder: Any | None = None,
+    precision: str = "fp32",
 ) -> DenseIndex:
     """Encode every document of ``dataset`` with ``model`` and write the index folder
     ``out_dir`` atomically (see the module docstring). ``encoder``: an already loaded
-    ``SentenceTransformer`` for ``model`` (its ``max_seq_length`` is set to ``max_length``)."""
+    ``SentenceTransformer`` for ``model`` (its ``max_seq_length`` is set to ``max_length``).
+    ``precision``: ``fp32`` (default), ``bf16`` (autocast) or ``auto`` (bf16 on a CPU with native
+    bf16, else fp32); the precision used is written to ``meta.json``. bf16 encodes SciFact about
+    2x faster on an AMX CPU, at nDCG@10 0.6462 against fp32's 0.6451 (all-MiniLM-L6-v2, 256)."""
     import numpy as np
 
     check_similarity(similarity)
+    check_precision(precision)
     _check_max_length(max_length)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -276,6 +346,7 @@ def build_dense_index(
             "max_length": max_length,
             "batch_size": batch_size,
             "similarity": similarity,
+            "precision": precision,
         },
         inputs={"dataset": dataset.name, "dataset_path": str(dataset.path)},
         model=model,
@@ -292,16 +363,18 @@ def build_dense_index(
     else:
         encoder.max_seq_length = max_length
     meta.timings["load_s"] = round(time.perf_counter() - started, 3)
+    meta.precision = resolve_precision(precision, encoder)
     logger.info(
-        "encoding %d documents of %s with %s (max_length %d, %s)",
+        "encoding %d documents of %s with %s (max_length %d, %s, %s)",
         len(documents),
         dataset.name,
         model,
         max_length,
         similarity,
+        meta.precision,
     )
     started = time.perf_counter()
-    embeddings = encode_documents(encoder, documents, batch_size, similarity)
+    embeddings = encode_documents(encoder, documents, batch_size, similarity, meta.precision)
     meta.encode_s = round(time.perf_counter() - started, 3)
     meta.timings["encode_s"] = meta.encode_s
     meta.dimension = int(embeddings.shape[1])
@@ -318,10 +391,15 @@ def build_dense_index(
 
 
 def dense_cache_key(
-    dataset: Dataset, model: str, max_length: int, similarity: str = "cosine"
+    dataset: Dataset,
+    model: str,
+    max_length: int,
+    similarity: str = "cosine",
+    precision: str = "fp32",
 ) -> tuple[str, dict[str, Any]]:
-    """The folder name under ``<cache_root>/dense_index/`` and the values it is a hash of."""
-    values = {
+    """The folder name under ``<cache_root>/dense_index/`` and the values it is a hash of. A
+    resolved ``precision`` other than fp32 is part of the key (fp32 keys are those of before)."""
+    values: dict[str, Any] = {
         "model_fingerprint": model_fingerprint(model),
         "dataset": dataset.name,
         "corpus_hash": corpus_hash(dataset.corpus),
@@ -329,6 +407,8 @@ def dense_cache_key(
         "max_length": max_length,
         "similarity": similarity,
     }
+    if precision != "fp32":
+        values["precision"] = precision
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.name) or "dataset"
     return f"{name}-L{max_length}-{similarity}-{stable_hash(values)}", values
 
@@ -340,17 +420,20 @@ def cached_dense_index(
     max_length: int = 256,
     batch_size: int = 64,
     similarity: str = "cosine",
+    precision: str = "fp32",
 ) -> DenseIndex:
     """The dense index of ``dataset`` under ``model``, encoded once and then reused.
 
     The folder ``<cache_root>/dense_index/<dataset>-L<max_length>-<similarity>-<hash>/`` is keyed
     by the model fingerprint (its weights, not its name), the dataset name, a hash of the corpus,
-    ``max_length`` and the similarity. A complete folder is loaded (logged at INFO as
+    ``max_length``, the similarity and the precision (``auto`` resolved on this machine, see
+    :func:`resolve_precision`). A complete folder is loaded (logged at INFO as
     ``reusing dense index``); otherwise the corpus is encoded and the folder written atomically.
     """
     check_similarity(similarity)
     _check_max_length(max_length)
-    name, values = dense_cache_key(dataset, model, max_length, similarity)
+    resolved = resolve_precision(precision)
+    name, values = dense_cache_key(dataset, model, max_length, similarity, resolved)
     folder = Path(cache_root) / CACHE_STAGE / name
     if (folder / META_FILE).is_file():
         index = DenseIndex.load(folder)
@@ -365,4 +448,6 @@ def cached_dense_index(
             )
             return index
         logger.warning("dense index %s does not match its key; rebuilding it", folder)
-    return build_dense_index(dataset, model, folder, max_length, batch_size, similarity)
+    return build_dense_index(
+        dataset, model, folder, max_length, batch_size, similarity, precision=resolved
+    )

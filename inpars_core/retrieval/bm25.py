@@ -145,6 +145,16 @@ class BM25Retriever:
             fields=SEARCH_FIELDS[self.fields],
         )
         return {
-            q: sort_ranking(ScoredDoc(q, hit.docid, float(hit.score)) for hit in hits.get(q, []))
+            q: sort_ranking(
+                ScoredDoc(q, doc_id, score)
+                for doc_id, score in zip(*_as_lists(hits.get(q)), strict=True)
+            )
             for q in query_ids
         }
+
+
+def _as_lists(hit: tuple | None) -> tuple[list[str], list[float]]:
+    if hit is None:
+        return [], []
+    doc_ids, scores = hit
+    return doc_ids, scores.tolist()

@@ -31,12 +31,18 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from inpars_core.errors import DependencyError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
 MIN_JAVA = 21
+#: The field Anserini indexes a document's text in (``IndexArgs.CONTENTS``).
+CONTENTS_FIELD = "contents"
 _lock = threading.Lock()
 
 
@@ -159,14 +165,126 @@ def autoclass(name: str) -> type:
     return start_jvm().autoclass(name)
 
 
+#: Anserini's tie perturbation (``ScoreTiesAdjusterReranker``): scores rounded to 1e-4, and each
+#: further document within 1e-4 of the one before it lowered by 1e-6 per tie, in rank order.
+TIE_ROUNDING = 1e4
+TIE_GAP = 1e-4
+TIE_STEP = 1e-6
+
+
+def adjust_score_ties(scores: np.ndarray) -> np.ndarray:
+    """Anserini's ``ScoreTiesAdjusterReranker`` on one ranking's float32 scores (best first), with
+    the arithmetic of its bytecode: ``(float) (Math.round((double) s * 1e4) / 1e4)``, then, in
+    float32, each document whose (already perturbed) predecessor is not more than ``1e-4f`` above
+    it lowered by ``1e-6f * dup``.
+
+    This is what ``SimpleSearcher.search`` (pyserini's ``LuceneSearcher.search``) returns, so
+    runs searched without it are identical to pyserini's, score for score."""
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=np.float32)
+    # (float) (Math.round((double) s * 1e4) / 1e4): in float64, Math.round being floor(x + 1/2).
+    scaled = scores.astype(np.float64) * TIE_ROUNDING
+    rounded = (np.floor(scaled + 0.5) / TIE_ROUNDING).astype(np.float32)
+    out = rounded.astype(np.float32, copy=True)
+    if out.size < 2:
+        return out
+    gap, step = np.float32(TIE_GAP), np.float32(TIE_STEP)
+    # A position whose unperturbed gap is already <= 1e-4 is a tie whatever came before; the
+    # sequential rule below only has to run through those and the runs of ties they start.
+    tied = (np.flatnonzero((rounded[:-1] - rounded[1:]) <= gap) + 1).tolist()
+    dup, last = 0, -1
+    position = 0
+    while position < len(tied):
+        i = tied[position]
+        dup = dup + 1 if last == i - 1 else 1
+        out[i] = rounded[i] - step * np.float32(dup)
+        last = i
+        position += 1
+        # The next document may tie with this perturbed one even when its own gap was > 1e-4.
+        following = i + 1
+        while (
+            following < out.size
+            and (position >= len(tied) or tied[position] != following)
+            and out[following - 1] - rounded[following] <= gap
+        ):
+            dup += 1
+            out[following] = rounded[following] - step * np.float32(dup)
+            last = following
+            following += 1
+    return out
+
+
 class LuceneBM25:
-    """BM25 search of a Lucene index through Anserini's ``SimpleSearcher`` (what pyserini's
-    ``LuceneSearcher.set_bm25`` and ``batch_search`` call), without importing pyserini."""
+    """BM25 search of a Lucene index with the query, similarity and sort of Anserini's
+    ``SimpleSearcher`` (what pyserini's ``LuceneSearcher.search`` calls), without importing
+    pyserini, and without what makes ``SimpleSearcher`` slow in Python.
+
+    ``SimpleSearcher.search`` fetches every hit's stored document (``ScoredDocs.fromTopDocs``;
+    with ``-storeRaw`` the raw JSON too) only to read its id, then pyjnius wraps each hit. Here the
+    query is built by Anserini's ``BagOfWordsQueryGenerator`` with the searcher's own analyzer,
+    searched by a Lucene ``IndexSearcher`` with the searcher's own similarity and Anserini's sort
+    (score, then doc id), and only (Lucene doc number, score) is read per hit; the id of each
+    Lucene doc is read once per searcher (in one Java call per ranking for the docs not seen
+    before) and cached. Scores then get Anserini's tie adjustment
+    (:func:`adjust_score_ties`), so a run equals pyserini's (ids and scores). Queries run on
+    ``threads`` Python threads (pyjnius releases the GIL inside Java).
+    """
 
     def __init__(self, index_dir: str | Path, k1: float = 0.9, b: float = 0.4) -> None:
         self._jnius = start_jvm()
-        self._searcher = self._jnius.autoclass("io.anserini.search.SimpleSearcher")(str(index_dir))
-        self._searcher.set_bm25(float(k1), float(b))
+        autoclass_ = self._jnius.autoclass
+        self._simple = autoclass_("io.anserini.search.SimpleSearcher")(str(index_dir))
+        self._simple.set_bm25(float(k1), float(b))
+        directory = autoclass_("org.apache.lucene.store.FSDirectory").open(
+            autoclass_("java.io.File")(str(index_dir)).toPath()
+        )
+        self._reader = autoclass_("org.apache.lucene.index.DirectoryReader").open(directory)
+        self._index_searcher = autoclass_("org.apache.lucene.search.IndexSearcher")(
+            self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V"
+        )
+        self._index_searcher.setSimilarity(self._simple.get_similarity())
+        self._analyzer = self._simple.get_analyzer()
+        self._generator = autoclass_("io.anserini.search.query.BagOfWordsQueryGenerator")()
+        self._sort = autoclass_("io.anserini.search.SearchCollection").BREAK_SCORE_TIES_BY_DOCID
+        self._scored_docs = autoclass_("io.anserini.search.ScoredDocs")
+        self._top_docs = autoclass_("org.apache.lucene.search.TopDocs")
+        self._total_hits = autoclass_("org.apache.lucene.search.TotalHits")
+        self._equal_to = autoclass_("org.apache.lucene.search.TotalHits$Relation").EQUAL_TO
+        self._ids: dict[int, str] = {}
+
+    def _query(self, text: str, fields: dict[str, float] | None) -> object:
+        if not fields:
+            return self._generator.buildQuery(CONTENTS_FIELD, self._analyzer, text)
+        boosts = self._jnius.autoclass("java.util.HashMap")()
+        java_float = self._jnius.autoclass("java.lang.Float")
+        for name, boost in fields.items():
+            boosts.put(name, java_float(boost))
+        return self._generator.buildQuery(boosts, self._analyzer, text)
+
+    def _doc_ids(self, hits: list, numbers: list[int]) -> list[str]:
+        """The ids of the hits' Lucene docs: cached, else read for all the uncached hits of this
+        ranking in one Java call (Anserini's ``ScoredDocs.fromTopDocs`` on just those hits, its
+        id and Lucene doc arrays then crossing into Python whole)."""
+        ids = self._ids
+        missing = [hit for hit, number in zip(hits, numbers, strict=True) if number not in ids]
+        if missing:
+            top = self._top_docs(self._total_hits(len(missing), self._equal_to), missing)
+            scored = self._scored_docs.fromTopDocs(top, self._index_searcher)
+            ids.update(zip(scored.lucene_docids, scored.docids, strict=True))
+        return [ids[n] for n in numbers]
+
+    def search(
+        self, text: str, k: int, fields: dict[str, float] | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """The top ``k`` of one query: doc ids and float32 scores (Anserini's), best first."""
+        import numpy as np
+
+        top = self._index_searcher.search(self._query(text, fields), int(k), self._sort, True)
+        hits = top.scoreDocs
+        numbers = [hit.doc for hit in hits]
+        scores = np.fromiter((hit.score for hit in hits), dtype=np.float32, count=len(numbers))
+        return self._doc_ids(hits, numbers), adjust_score_ties(scores)
 
     def batch_search(
         self,
@@ -175,20 +293,32 @@ class LuceneBM25:
         k: int,
         threads: int,
         fields: dict[str, float] | None = None,
-    ) -> dict[str, list]:
-        """query id -> Anserini ``ScoredDoc`` hits (``docid``, ``score``), best first."""
-        array_list = self._jnius.autoclass("java.util.ArrayList")
-        texts, ids = array_list(), array_list()
-        for text in queries:
-            texts.add(text)
-        for query_id in query_ids:
-            ids.add(query_id)
-        if fields:
-            boosts = self._jnius.autoclass("java.util.HashMap")()
-            java_float = self._jnius.autoclass("java.lang.Float")
-            for name, boost in fields.items():
-                boosts.put(name, java_float(boost))
-            results = self._searcher.batch_search_fields(texts, ids, int(k), int(threads), boosts)
+    ) -> dict[str, tuple[list[str], np.ndarray]]:
+        """query id -> (doc ids, float32 scores), best first, searched on ``threads`` threads."""
+        if len(queries) != len(query_ids):
+            raise ValueError(f"{len(queries)} query texts for {len(query_ids)} query ids")
+        results: dict[str, tuple[list[str], np.ndarray]] = {}
+        errors: list[BaseException] = []
+        workers = max(1, min(int(threads), len(queries)))
+
+        def work(offset: int) -> None:
+            try:
+                for i in range(offset, len(queries), workers):
+                    results[query_ids[i]] = self.search(queries[i], k, fields)
+            except BaseException as exc:  # re-raised in the calling thread below
+                errors.append(exc)
+            finally:
+                if threading.current_thread() is not threading.main_thread():
+                    self._jnius.detach()
+
+        if workers == 1:
+            work(0)
         else:
-            results = self._searcher.batch_search(texts, ids, int(k), int(threads))
-        return {entry.getKey(): entry.getValue() for entry in results.entrySet().toArray()}
+            pool = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+        if errors:
+            raise errors[0]
+        return {q: results[q] for q in query_ids if q in results}

@@ -37,6 +37,7 @@ INDEX_FIELDS = (
     "dimension",
     "max_length",
     "similarity",
+    "precision",
     "encode_s",
 )
 
@@ -49,6 +50,11 @@ class Config:
     batch_size: int = option(64, "documents per forward pass", check=POSITIVE_INT)
     similarity: Literal["cosine", "dot"] = option(
         "cosine", "cosine (normalised embeddings) or dot product"
+    )
+    precision: Literal["fp32", "bf16", "auto"] = option(
+        "fp32",
+        "fp32, bf16 (autocast: ~2x on a CPU with AVX512-BF16 or AMX; SciFact nDCG@10 0.6462 vs "
+        "0.6451) or auto (bf16 where the CPU has it)",
     )
 
     def __post_init__(self) -> None:
@@ -83,6 +89,7 @@ def run(
         max_length=config.max_length,
         batch_size=config.batch_size,
         similarity=config.similarity,
+        precision=config.precision,
     )
     for name in (EMBEDDINGS_FILE, DOC_IDS_FILE):
         shutil.copyfile(index.path / name, Path(out_dir) / name)
@@ -101,7 +108,8 @@ def run(
         timings={"encode_s": 0.0 if reused else index.encode_seconds},
         notes=notes if reused else [],
         started=started,
-        extra={key: index.meta[key] for key in INDEX_FIELDS} | {"cache": str(index.path)},
+        extra={key: index.meta[key] for key in INDEX_FIELDS if key in index.meta}
+        | {"cache": str(index.path)},
     )
 
 
