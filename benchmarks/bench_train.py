@@ -20,6 +20,11 @@ reports their largest per-update difference. Bucketing reorders the batches, so 
 the mean loss of the last 10 updates, against a tolerance of twice the standard error of that
 difference (the per-update losses scatter from batch to batch: a smaller difference is noise).
 
+Threads: torch's, as the process has them (``OMP_NUM_THREADS``; recorded in ``details``). Measured
+on 2 cores shared with other jobs (load 7-10), two threads per process ran every setting 2-3x
+slower than one, and bf16 (more, smaller parallel regions) slower than fp32; on one thread bf16
+was ~2x fp32. Measure on an idle machine, or pin one thread on a busy one.
+
 Run: ``.venv/bin/python benchmarks/bench_train.py [--quick]`` (JSON lines).
 """
 
