@@ -117,11 +117,35 @@ def test_unchanged_rerun_runs_nothing_and_one_knob_reruns_downstream(
     assert runner.store.ran == ["finetune", "rerank", "interpolate"] * 2
 
 
+#: Stages of the smoke run that only run before its generation (BM25 of the test and train
+#: claims, the base reranker's triples and training), whichever the variant.
+BEFORE_GENERATION = ("bm25-test", "bm25-train", "base-triples", "base-train")
+
+
+def seed_stages_before_generation(smoke_root: Path, root: Path) -> list[str]:
+    """Copy the session smoke run's :data:`BEFORE_GENERATION` stage folders into ``root`` (not
+    the index, whose finishing before the kill the test checks): the killed run then reaches
+    generation without retraining the base. Their keys are the ones a config that differs from
+    the smoke only in ``[dense]`` computes, so the runs find them cached. Returns the folders
+    copied (``stages/<stage>/<key>``)."""
+    copied = []
+    for stage in BEFORE_GENERATION:
+        for folder in sorted((smoke_root / "stages" / stage).iterdir()):
+            if (folder / "meta.json").is_file():
+                relative = folder.relative_to(smoke_root)
+                shutil.copytree(folder, root / relative)
+                copied.append(str(relative))
+    return copied
+
+
 @pytest.mark.integration
-def test_interrupted_run_resumes(tmp_path: Path) -> None:
+def test_interrupted_run_resumes(smoke_runs_dir: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     config = tmp_path / "smoke-without-dense.toml"  # generation is what is interrupted
     config.write_text(SMOKE_CONFIG.read_text().replace("enabled = true", "enabled = false"))
+    seeded = seed_stages_before_generation(smoke_runs_dir / "scifact-smoke", runs / "scifact-smoke")
+    assert any("base-train" in folder for folder in seeded)
+    assert not any("index" in folder for folder in seeded)
     args = [*CLI, "run", str(config), "--runs-dir", str(runs), "--variant", "bce"]
     env = dict(os.environ)
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -146,6 +170,9 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     summary = json.loads((runs / "scifact-smoke" / "summary.json").read_text())
     assert "generate" in summary["stages_ran"]
     assert "index" not in summary["stages_ran"]  # finished before the kill: not run again
+    ran = json.loads((runs / "scifact-smoke" / "stages_ran.json").read_text())["events"]
+    ran_folders = {str(Path("stages") / e["stage"] / e["key"]) for e in ran if e.get("key")}
+    assert not set(seeded) & ran_folders  # the seeded stages were found cached
     (meta_path,) = generate.glob("*/meta.json")
     counts = json.loads(meta_path.read_text())["counts"]
     assert counts["resumed_done"] == done_before and counts["queries"] == 6

@@ -89,6 +89,7 @@ ONLY_FOR = {
     "bf16": "cross-encoder",
     "pair_encoding": "cross-encoder",
     "device": "cross-encoder",
+    "length_buckets": "cross-encoder",
     "probe_size": "cross-encoder",
     "max_grad_norm": "cross-encoder",
     "similarity": "bi-encoder",
@@ -149,6 +150,13 @@ class Config:
         "pair", "cross-encoder: how (query, document) is encoded (see 'inpars rerank --help')"
     )
     device: str = option("auto", "cross-encoder: auto, cpu, cuda, mps")
+    length_buckets: int = option(
+        0,
+        "cross-encoder: sort the triples of every N planned batches by word-piece length and "
+        "batch them again (less padding; each epoch trains the same triples, listwise groups "
+        "whole); 0: off",
+        check=NON_NEGATIVE_INT,
+    )
     probe_size: int = option(
         64, "cross-encoder: pairs of the fixed probe set (score mean/std)", check=NON_NEGATIVE_INT
     )
@@ -235,6 +243,7 @@ class Config:
             max_grad_norm=self.max_grad_norm,
             device=self.device,
             teacher_model=self.teacher,
+            length_buckets=self.length_buckets,
         )
 
 

@@ -114,6 +114,11 @@ class TrainingConfig:
     keep: str = "best"
     #: The margin-mse teacher cross-encoder (None: only stored teacher scores in the triples).
     teacher_model: str | None = None
+    #: Length-bucketed batches: within each window of this many planned batches, the batches'
+    #: units (triples, or listwise groups) are sorted by their word-piece length and cut into
+    #: batches again, and the epoch's batches are shuffled (:func:`bucket_epoch`): each epoch
+    #: trains the same triples, groups kept whole, with less padding. 0: off (plain batches).
+    length_buckets: int = 0
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -143,6 +148,10 @@ class TrainingConfig:
                 self.teacher_model is None
                 or (isinstance(self.teacher_model, str) and bool(self.teacher_model.strip())),
                 f"teacher_model must be a model name or None, got {self.teacher_model!r}",
+            ),
+            (
+                self.length_buckets >= 0,
+                f"length_buckets must be >= 0 (0: off), got {self.length_buckets}",
             ),
             (
                 self.pair_encoding in PAIR_ENCODINGS,
@@ -265,17 +274,98 @@ def plan_epoch(
     return batches
 
 
+def bucket_epoch(
+    batches: Sequence[Sequence[Triple]],
+    lengths: Mapping[int, int],
+    batch_size: int,
+    window: int,
+    rng: random.Random,
+    keep_groups: bool,
+) -> list[list[Triple]]:
+    """One planned epoch (``batches``, :func:`plan_epoch`) re-cut into length-bucketed batches.
+
+    The batches' units (:func:`batch_units`: each triple, or with ``keep_groups`` each
+    (query, positive) group of a batch) are taken ``window`` batches at a time, sorted by their
+    length (the longest pair of the unit; ``lengths`` maps ``id(triple)`` to its word-pieces,
+    :func:`triple_lengths`), longest first, and packed into batches of at most ``batch_size``
+    triples, never splitting a unit; the epoch's batches are then shuffled with ``rng``. The
+    epoch trains the same triples as ``batches`` (as a multiset), a padded batch is as long as
+    its longest pair, so similar lengths waste less padding."""
+    bucketed: list[list[Triple]] = []
+    for start in range(0, len(batches), window):
+        units = [
+            [batch[index] for index in unit]
+            for batch in batches[start : start + window]
+            for unit in batch_units(batch, keep_groups)
+        ]
+        units.sort(key=lambda unit: -max(lengths[id(triple)] for triple in unit))
+        current: list[Triple] = []
+        for unit in units:
+            if current and len(current) + len(unit) > batch_size:
+                bucketed.append(current)
+                current = []
+            current = current + unit
+        if current:
+            bucketed.append(current)
+    rng.shuffle(bucketed)
+    return bucketed
+
+
+def triple_lengths(
+    triples: Sequence[Triple],
+    documents: Mapping[str, str],
+    tokenizer: Any,
+    encoding: EncodingConfig,
+) -> dict[int, int]:
+    """``id(triple)`` -> word-pieces of its longer pair ([CLS] query [SEP] document [SEP], at
+    most ``encoding.max_length``): what orders :func:`bucket_epoch`'s units. Each query and
+    document is tokenised once, cut first to ``12 * max_length`` characters (a word-piece is
+    rarely longer than 12 characters; a length only orders the batches)."""
+    limit = 12 * encoding.max_length
+    queries = sorted({t.query_text for t in triples})
+    doc_ids = sorted({d for t in triples for d in (t.pos_doc_id, t.neg_doc_id)})
+
+    def count(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = tokenizer([t[:limit] for t in texts], add_special_tokens=False)["input_ids"]
+        return [len(row) for row in ids]
+
+    query_len = dict(zip(queries, count(queries), strict=True))
+    doc_len = dict(zip(doc_ids, count([documents[d] for d in doc_ids]), strict=True))
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    return {
+        id(t): min(
+            encoding.max_length,
+            query_len[t.query_text] + specials + max(doc_len[t.pos_doc_id], doc_len[t.neg_doc_id]),
+        )
+        for t in triples
+    }
+
+
 def plan_steps(
-    triples: Sequence[Triple], config: TrainingConfig, keep_groups: bool
+    triples: Sequence[Triple],
+    config: TrainingConfig,
+    keep_groups: bool,
+    lengths: Mapping[int, int] | None = None,
 ) -> list[tuple[int, list[Triple]]]:
-    """(epoch, batch) for every update: ``epochs`` epochs, or ``max_steps`` updates."""
+    """(epoch, batch) for every update: ``epochs`` epochs, or ``max_steps`` updates. With
+    ``config.length_buckets`` and ``lengths`` (:func:`triple_lengths`) each epoch's batches are
+    length-bucketed (:func:`bucket_epoch`) with their own seeded shuffle, so the epochs' plain
+    shuffles (which triples an epoch trains) are the plain path's."""
     rng = random.Random(config.seed)
+    bucket_rng = random.Random(f"length-buckets-{config.seed}")
     steps: list[tuple[int, list[Triple]]] = []
     epoch = 0
     while True:
         if config.max_steps is None and epoch >= config.epochs:
             return steps
-        for batch in plan_epoch(triples, config.batch_size, rng, keep_groups):
+        batches = plan_epoch(triples, config.batch_size, rng, keep_groups)
+        if config.length_buckets and lengths is not None:
+            batches = bucket_epoch(
+                batches, lengths, config.batch_size, config.length_buckets, bucket_rng, keep_groups
+            )
+        for batch in batches:
             if config.max_steps is not None and len(steps) >= config.max_steps:
                 return steps
             steps.append((epoch, batch))
@@ -795,7 +885,10 @@ def train_reranker(
     notes.extend(objective.prepare(triples, documents, teacher))
     timings["prepare_s"] = round(time.perf_counter() - started, 3)
 
-    steps = plan_steps(triples, config, objective.keep_groups)
+    lengths = None
+    if config.length_buckets:
+        lengths = triple_lengths(triples, documents, tokenizer, encoding)
+    steps = plan_steps(triples, config, objective.keep_groups, lengths)
     total = len(steps)
     warmup = math.ceil(config.warmup_ratio * total) if config.warmup_ratio > 0 else 0
     position = {id(triple): index for index, triple in enumerate(triples)}
