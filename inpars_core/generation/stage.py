@@ -3,6 +3,9 @@
 The settings are those of :class:`inpars_core.stages.generate.Config` (the command line's and
 the experiment TOML's ``[generator]``); :mod:`inpars_core.stages.generate` runs this as a stage.
 
+A backend with ``complete_many`` (llama.cpp in process) gets ``batch_size`` documents per call
+and returns their completions together; the others get one document per call.
+
 Crash safety: each finished query is appended to the output JSONL as one line, flushed and
 fsynced before the next result is accepted. A rerun reads the file (dropping a torn last line
 left by a kill), skips every document already done, and never sends a request for it again.
@@ -334,43 +337,57 @@ def generate_queries(
         tokens, _ = count_tokens(prompt.render(document, chat=config.chat).text, config.model)
         return price.cost(tokens + 16, config.max_tokens)
 
-    def run_one(document: Document) -> SyntheticQuery:
-        completion = backend.complete(
-            prompt.render(document, chat=config.chat),
-            seed=config.seed,
-            max_tokens=config.max_tokens,
-        )
-        return _record(document, completion, prompt, config, price)
+    many = getattr(backend, "complete_many", None)
+    per_call = max(1, int(getattr(backend, "batch_size", 1))) if many else 1
+
+    def run_batch(batch: list[Document]) -> list[SyntheticQuery]:
+        prompts = [prompt.render(d, chat=config.chat) for d in batch]
+        if many is not None:
+            completions = many(prompts, seed=config.seed, max_tokens=config.max_tokens)
+        else:
+            completions = [
+                backend.complete(p, seed=config.seed, max_tokens=config.max_tokens) for p in prompts
+            ]
+        return [
+            _record(d, c, prompt, config, price) for d, c in zip(batch, completions, strict=True)
+        ]
 
     warned_empty = False
     pending = iter(todo)
-    in_flight: dict[Future[SyntheticQuery], float] = {}
+    in_flight: dict[Future[list[SyntheticQuery]], float] = {}
     with ThreadPoolExecutor(max_workers=backend.max_concurrency) as pool:
 
         def submit_next() -> bool:
             nonlocal committed, stopped
-            document = next(pending, None)
-            if document is None:
-                return False
-            reserve = (
-                worst_case(document)
-                if config.max_cost_usd is not None and price.cost(1, 1) > 0
-                else 0.0
-            )
-            if (
-                config.max_cost_usd is not None
-                and already_spent + spent + committed + reserve > config.max_cost_usd
-            ):
-                logger.warning(
-                    "stopping before the budget of US$%.4f would be exceeded (spent US$%.4f)",
-                    config.max_cost_usd,
-                    already_spent + spent,
+            batch: list[Document] = []
+            reserved = 0.0
+            while len(batch) < per_call:
+                document = next(pending, None)
+                if document is None:
+                    break
+                reserve = (
+                    worst_case(document)
+                    if config.max_cost_usd is not None and price.cost(1, 1) > 0
+                    else 0.0
                 )
-                stopped = True
+                if (
+                    config.max_cost_usd is not None
+                    and already_spent + spent + committed + reserved + reserve > config.max_cost_usd
+                ):
+                    logger.warning(
+                        "stopping before the budget of US$%.4f would be exceeded (spent US$%.4f)",
+                        config.max_cost_usd,
+                        already_spent + spent,
+                    )
+                    stopped = True
+                    break
+                batch.append(document)
+                reserved += reserve
+            if not batch:
                 return False
-            committed += reserve
-            in_flight[pool.submit(run_one, document)] = reserve
-            return True
+            committed += reserved
+            in_flight[pool.submit(run_batch, batch)] = reserved
+            return not stopped
 
         while len(in_flight) < backend.max_concurrency and submit_next():
             pass
@@ -379,20 +396,20 @@ def generate_queries(
                 done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                 for future in done:
                     committed -= in_flight.pop(future)
-                    record = future.result()
-                    store.append(record)
-                    if config.chat and not record.raw_output.strip() and not warned_empty:
-                        warned_empty = True
-                        logger.warning(
-                            "%s returned an empty chat completion for document %s: base "
-                            "(not chat-tuned) models answer chat requests with nothing; use "
-                            "--api completions for them",
-                            config.model,
-                            record.doc_id,
-                        )
-                    spent += record.cost_usd
-                    if on_record:
-                        on_record(record)
+                    for record in future.result():
+                        store.append(record)
+                        if config.chat and not record.raw_output.strip() and not warned_empty:
+                            warned_empty = True
+                            logger.warning(
+                                "%s returned an empty chat completion for document %s: base "
+                                "(not chat-tuned) models answer chat requests with nothing; "
+                                "use --api completions for them",
+                                config.model,
+                                record.doc_id,
+                            )
+                        spent += record.cost_usd
+                        if on_record:
+                            on_record(record)
                     if not stopped:
                         submit_next()
         finally:
