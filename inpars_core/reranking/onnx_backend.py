@@ -5,7 +5,8 @@ Two precisions (:data:`ONNX_PRECISIONS`):
 - ``onnx-fp32``: the torch model exported with ``torch.onnx.export`` (eager attention, so ONNX
   Runtime's BERT optimizer can fuse it), then fused (``EmbedLayerNormalization``, ``Attention``,
   ``SkipLayerNormalization``, ``BiasGelu``); scores equal torch fp32 to ~1e-7.
-- ``onnx-int8``: the fused graph with its weights quantised to int8 per output channel
+- ``onnx-int8``: the fused graph (the cached ``onnx-fp32`` file, exported first when missing)
+  with its weights quantised to int8 per output channel
   (``onnxruntime.quantization.quantize_dynamic``; activations quantised on the fly), run with
   VNNI/AMX integer kernels where the CPU has them; scores differ from fp32 by a few thousandths.
 
@@ -81,8 +82,8 @@ def _probe_features(tokenizer: Any) -> dict[str, Any]:
     return dict(encoded)
 
 
-def _export(network: Any, tokenizer: Any, precision: str, target: Path) -> None:
-    """Export, fuse and (for ``onnx-int8``) quantise ``network`` into ``target`` atomically."""
+def _export_fp32(network: Any, tokenizer: Any, target: Path) -> None:
+    """Export and fuse ``network`` (fp32) into ``target`` atomically."""
     import torch
     from onnxruntime.transformers import optimizer
 
@@ -95,7 +96,7 @@ def _export(network: Any, tokenizer: Any, precision: str, target: Path) -> None:
     config = network.config
     previous = getattr(config, "_attn_implementation", None)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as work:
-        raw, fused, final = (Path(work) / n for n in ("raw.onnx", "fused.onnx", "final.onnx"))
+        raw, fused = Path(work) / "raw.onnx", Path(work) / "fused.onnx"
         try:
             # eager attention exports as MatMul/Softmax that the BERT optimizer fuses
             network.set_attn_implementation("eager")
@@ -123,21 +124,43 @@ def _export(network: Any, tokenizer: Any, precision: str, target: Path) -> None:
         )
         logger.info("ONNX fusion: %s", optimized.get_fused_operator_statistics())
         optimized.save_model_to_file(str(fused))
-        if precision == "onnx-int8":
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+        os.replace(fused, target)
 
-            quantize_dynamic(
-                str(fused),
-                str(final),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                # the fused ops have no inferred output type: the rest of the graph is float
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        else:
-            fused.rename(final)
-        os.replace(final, target)
+
+def _quantize_int8(source: Path, target: Path) -> None:
+    """``source`` (a fused fp32 graph) with int8 per-channel weights, into ``target``
+    atomically (activations are quantised on the fly, per tensor)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as work:
+        quantized = Path(work) / "int8.onnx"
+        quantize_dynamic(
+            str(source),
+            str(quantized),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # the fused ops have no inferred output type: the rest of the graph is float
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        os.replace(quantized, target)
+
+
+def _cached_graph(
+    network: Any, tokenizer: Any, fingerprint: str, precision: str, root: Path
+) -> Path:
+    """The graph file of this model and precision, exported (``onnx-int8``: quantised from the
+    cached ``onnx-fp32`` graph) when the cache does not hold it yet."""
+    path = onnx_cache_path(fingerprint, precision, root)
+    if path.is_file():
+        logger.info("reusing the %s graph at %s", precision, path)
+        return path
+    logger.info("exporting the model to %s (%s); later runs reuse it", path, precision)
+    if precision == "onnx-int8":
+        _quantize_int8(_cached_graph(network, tokenizer, fingerprint, "onnx-fp32", root), path)
+    else:
+        _export_fp32(network, tokenizer, path)
+    return path
 
 
 def load_onnx_scorer(
@@ -163,14 +186,9 @@ def load_onnx_scorer(
         from inpars_core.reranking.stage import cache_dir
 
         root = cache_dir()
-    path = onnx_cache_path(fingerprint, precision, root)
     if "@unresolved" in fingerprint:  # not a content hash: never cached (see model_fingerprint)
-        path = Path(tempfile.mkdtemp(prefix="inpars-onnx-")) / path.name
-    if path.is_file():
-        logger.info("reusing the %s graph at %s", precision, path)
-    else:
-        logger.info("exporting the model to %s (%s); later runs reuse it", path, precision)
-        _export(network, tokenizer, precision, path)
+        root = Path(tempfile.mkdtemp(prefix="inpars-onnx-"))
+    path = _cached_graph(network, tokenizer, fingerprint, precision, root)
     threads = torch.get_num_threads()
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
