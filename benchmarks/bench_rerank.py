@@ -14,8 +14,9 @@ i-th test claim with the i-th corpus document; no JVM), one round, and the max a
 difference against fp32 instead of nDCG.
 
 Rows: ``bf16`` (torch autocast, oneDNN; AMX where the CPU has it: nDCG@10 moved 0.0001 with a
-random head, 0.0056 with the probe head in the runs here) and ``onnx-int8`` (ONNX Runtime, fused attention, int8 per-channel weights:
-the fastest, but nDCG@10 moved by 0.002-0.018 in the runs here), each against the same reference.
+random head, 0.0056 with the probe head in the runs here) and ``onnx-int8`` (ONNX Runtime, fused
+attention, int8 per-channel weights: the fastest, but nDCG@10 moved by 0.002-0.018 in the runs
+here), each against the same reference.
 
 Run: ``.venv/bin/python benchmarks/bench_rerank.py [--quick]`` (one JSON line per row) or
 ``make bench``.
