@@ -15,8 +15,8 @@ difference against fp32 instead of nDCG.
 
 Rows: ``bf16`` (torch autocast, oneDNN; AMX where the CPU has it: nDCG@10 moved 0.0001 with a
 random head, 0.0056 with the probe head in the runs here) and ``onnx-int8`` (ONNX Runtime, fused
-attention, int8 per-channel weights: the fastest, but nDCG@10 moved by 0.002-0.018 in the runs
-here), each against the same reference.
+attention, int8 per-channel weights: faster than fp32, slower than bf16 with AMX, nDCG@10 moved by
+0.002-0.03 in the runs here), each against the same reference.
 
 Run: ``.venv/bin/python benchmarks/bench_rerank.py [--quick]`` (one JSON line per row) or
 ``make bench``.

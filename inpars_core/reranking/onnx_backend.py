@@ -9,8 +9,8 @@ Two precisions (:data:`ONNX_PRECISIONS`):
   with its weights quantised to int8 per output channel
   (``onnxruntime.quantization.quantize_dynamic``; activations quantised on the fly), run with
   VNNI/AMX integer kernels where the CPU has them; scores differ from fp32 by a few thousandths,
-  enough to move nDCG@10 of 100 SciFact claims (BM25 top-20) by 0.002-0.018 with weak heads:
-  the fastest, not an exact, precision.
+  enough to move nDCG@10 of 100 SciFact claims (BM25 top-20) by 0.002-0.03 with weak heads
+  (not an exact precision; on a CPU with AMX, torch bf16 is faster).
 
 The graph takes the tokenizer's own inputs (``input_ids``, ``attention_mask`` and, for models
 with segment embeddings, ``token_type_ids``), so every pair encoding of
