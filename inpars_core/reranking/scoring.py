@@ -1,8 +1,9 @@
 """Load a sequence-classification reranker and score (query, document) pairs in batches.
 
 Length-sorted batches (less padding), device auto (cuda, mps, cpu), fp16/bf16 on GPU, bf16
-autocast and dynamic int8 on CPU. Scores are the single logit (or, for two-label heads, the
-log-odds of label 1), returned in input order.
+autocast and dynamic int8 on CPU, and ONNX Runtime (``onnx-fp32``, ``onnx-int8``: fused
+attention, int8 per-channel weights; :mod:`inpars_core.reranking.onnx_backend`) on CPU. Scores are
+the single logit (or, for two-label heads, the log-odds of label 1), returned in input order.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 from inpars_core.errors import ConfigError
 from inpars_core.models import model_fingerprint, resolve_model_folder
 from inpars_core.reranking.encoding import EncodingConfig, encode_pairs
+from inpars_core.reranking.onnx_backend import ONNX_PRECISIONS
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "bf16", "fp16", "int8"]
+#: Inference precision: torch fp32, bf16 / fp16 autocast, torch dynamic int8, or ONNX Runtime.
+Precision = Literal["fp32", "bf16", "fp16", "int8", "onnx-fp32", "onnx-int8"]
+#: The names of :data:`Precision` (the one list every option's choices come from).
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,14 @@ class ScoringConfig:
     batch_size: int = 32
     device: str = "auto"
     precision: Precision = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision: expected one of {', '.join(PRECISIONS)}, found {self.precision!r}"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: expected an integer >= 1, found {self.batch_size}")
 
 
 def pick_device(device: str = "auto") -> str:
@@ -55,6 +69,14 @@ class LoadedReranker:
     fingerprint: str
     device: str
     precision: str
+    #: The ONNX Runtime scorer (:class:`~inpars_core.reranking.onnx_backend.OnnxScorer`) for the
+    #: ``onnx-*`` precisions; None for torch.
+    onnx: Any = None
+
+    @property
+    def onnx_file(self) -> Path | None:
+        """The cached ONNX graph scoring runs on (None for torch precisions)."""
+        return self.onnx.path if self.onnx is not None else None
 
     @property
     def type_vocab_size(self) -> int:
@@ -74,10 +96,17 @@ def _initialised_weights_hash(network: Any, missing: Sequence[str]) -> str:
 
 
 def load_reranker(
-    model: str, config: ScoringConfig = ScoringConfig(), num_labels: int | None = None
+    model: str,
+    config: ScoringConfig = ScoringConfig(),
+    num_labels: int | None = None,
+    onnx_root: Path | None = None,
 ) -> LoadedReranker:
     """Load a reranker by hub id, path, or ``minilm`` (the packaged backbone: a new 1-logit
-    head is initialised, which is only useful for training)."""
+    head is initialised, which is only useful for training).
+
+    The ``onnx-*`` precisions run on the CPU: the graph is exported once per model fingerprint
+    and precision into ``onnx_root`` (default: the cache dir, ``$INPARS_CACHE_DIR``) and reused.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -95,8 +124,14 @@ def load_reranker(
     if info.get("missing_keys"):
         # A freshly initialised head scores differently per seed: fingerprint it too.
         fingerprint += "+init:" + _initialised_weights_hash(network, info["missing_keys"])
-    device = pick_device(config.device)
     precision = config.precision
+    onnx = precision in ONNX_PRECISIONS
+    device = "cpu" if onnx and config.device == "auto" else pick_device(config.device)
+    if onnx and device != "cpu":
+        raise ConfigError(
+            f"precision {precision!r} runs on the CPU (ONNX Runtime's CPU provider), got device "
+            f"{device!r}; fix: device cpu (or auto), or precision fp32/bf16/fp16 on a GPU"
+        )
     if precision == "int8":
         if device != "cpu":
             raise ConfigError("int8 (dynamic quantisation) runs on the CPU only")
@@ -106,7 +141,12 @@ def load_reranker(
     elif precision == "fp16" and device == "cpu":
         raise ConfigError("fp16 is for GPUs; use bf16 or int8 on the CPU")
     network.to(device).eval()
-    return LoadedReranker(network, tokenizer, model, fingerprint, device, precision)
+    scorer = None
+    if onnx:
+        from inpars_core.reranking.onnx_backend import load_onnx_scorer
+
+        scorer = load_onnx_scorer(network, tokenizer, fingerprint, precision, onnx_root)
+    return LoadedReranker(network, tokenizer, model, fingerprint, device, precision, scorer)
 
 
 def logits_to_scores(logits: Any) -> Any:
@@ -133,6 +173,20 @@ def score_pairs(
     scores = [0.0] * len(pairs)
     device = reranker.device
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(reranker.precision)
+    if reranker.onnx is not None:
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            features = encode_pairs(
+                reranker.tokenizer,
+                [pairs[i][0] for i in index],
+                [pairs[i][1] for i in index],
+                encoding,
+                return_tensors="np",
+            )
+            values = logits_to_scores(reranker.onnx.logits(features)).tolist()
+            for i, value in zip(index, values, strict=True):
+                scores[i] = float(value)
+        return scores
     with torch.inference_mode():
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]

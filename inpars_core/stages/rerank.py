@@ -18,6 +18,7 @@ from typing import Any, Literal
 from inpars_core.errors import InputFormatError
 from inpars_core.options import POSITIVE_INT, option, validate
 from inpars_core.reranking.encoding import PairEncoding
+from inpars_core.reranking.scoring import Precision
 from inpars_core.stages.common import (
     Progress,
     dataset_record,
@@ -61,8 +62,11 @@ class Config:
     )
     batch_size: int = option(32, "pairs (bi-encoder: texts) per forward pass", check=POSITIVE_INT)
     device: str = option("auto", "torch device: auto, cpu, cuda, mps")
-    precision: Literal["fp32", "bf16", "fp16", "int8"] = option(
-        "fp32", "cross-encoder inference precision"
+    precision: Precision = option(  # noqa: RUF009 (a Literal of str: immutable)
+        "fp32",
+        "cross-encoder inference precision: fp32; bf16/fp16 autocast; int8 (torch dynamic); "
+        "onnx-fp32, onnx-int8 (ONNX Runtime on the CPU, fused attention; onnx-int8: int8 "
+        "weights, the fastest on a CPU; the graph is exported once into $INPARS_CACHE_DIR/onnx)",
     )
     cache: bool = option(
         True,
@@ -220,8 +224,28 @@ def _cross_encoder(
     )
     # dropout off at inference (P10): every module of the scoring model in eval mode
     training_mode = any(module.training for module in reranker.model.modules())
-    recorded = {"encoding": encoding, "training_mode": training_mode}
+    recorded = {
+        "encoding": encoding,
+        "training_mode": training_mode,
+        "scoring": scoring_record(reranker),
+    }
     return reranked, counts, reranker.fingerprint, recorded
+
+
+def scoring_record(reranker: Any) -> dict[str, Any]:
+    """How a cross-encoder scored, as meta.json records it (key ``scoring``): the precision
+    actually used, the backend (torch or onnxruntime), the device, the threads and, for the
+    ``onnx-*`` precisions, the cached graph file."""
+    import torch
+
+    onnx = reranker.onnx
+    return {
+        "precision": reranker.precision,
+        "backend": "onnxruntime" if onnx is not None else "torch",
+        "device": reranker.device,
+        "threads": onnx.threads if onnx is not None else torch.get_num_threads(),
+        "onnx_file": str(onnx.path) if onnx is not None else None,
+    }
 
 
 def _bi_encoder(config: Config, inputs: Inputs, queries, first, dataset) -> Any:

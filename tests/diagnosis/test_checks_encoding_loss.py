@@ -123,6 +123,15 @@ def test_p10_ok_when_training_and_reranking_agree(tmp_path: Path) -> None:
     assert finding.evidence["rerank_training_mode"] is False
 
 
+def test_p10_onnx_fp32_is_fp32_and_onnx_int8_is_a_precision_change(tmp_path: Path) -> None:
+    same = fine_tuned_experiment(tmp_path / "a", rerank={"config": {"precision": "onnx-fp32"}})
+    assert encoding.train_eval_mismatch(context(same)).verdict == "ok"
+    other = fine_tuned_experiment(tmp_path / "b", rerank={"config": {"precision": "onnx-int8"}})
+    finding = encoding.train_eval_mismatch(context(other))
+    assert finding.verdict == "warn" and "reranked in onnx-int8" in finding.summary
+    assert finding.fix == {"rerank.precision": "fp32"}
+
+
 def test_p10_is_na_without_a_rerank_stage(tmp_path: Path) -> None:
     fake = fine_tuned_experiment(tmp_path)
     del fake.rows[1]["stages"]["rerank"]

@@ -294,7 +294,8 @@ def train_eval_mismatch(ctx: VariantContext) -> Finding:
     if train_length is not None and rerank_length is not None and train_length != rerank_length:
         warnings.append(f"trained at max_length {train_length}, reranked at {rerank_length}")
         fix["finetune.max_length"] = rerank_length
-    if rerank_precision and rerank_precision != train_precision:
+    # onnx-fp32 is the same fp32 arithmetic (ONNX Runtime), not a precision mismatch
+    if rerank_precision and rerank_precision.removeprefix("onnx-") != train_precision:
         warnings.append(f"trained in {train_precision}, reranked in {rerank_precision}")
         fix["rerank.precision"] = train_precision
     expected = (
