@@ -70,6 +70,21 @@ def tiny_dir(tmp_path: Path) -> Path:
     return write_beir(tmp_path / "tiny", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
 
 
+def save_seeded_reranker(folder: Path) -> Path:
+    """The packaged MiniLM backbone with a 1-logit head seeded 0, saved into ``folder`` (a fixed
+    model for scoring tests)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from inpars_core.models import resolve_model_path
+
+    torch.manual_seed(0)
+    path = resolve_model_path("minilm")
+    AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(path).save_pretrained(folder)
+    return folder
+
+
 SMOKE_CONFIG = ROOT / "configs" / "scifact-smoke.toml"
 
 

@@ -24,6 +24,7 @@ import pytest
 from inpars_core.errors import ConfigError
 from inpars_core.reranking.encoding import PAIR_ENCODINGS, EncodingConfig
 from inpars_core.reranking.scoring import PRECISIONS, ScoringConfig, load_reranker, score_pairs
+from tests.conftest import save_seeded_reranker
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +41,7 @@ NDCG_PRECISIONS = ("bf16",)
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """The packaged MiniLM backbone with a seeded 1-logit head, saved once (a fixed model)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from inpars_core.models import resolve_model_path
-
-    torch.manual_seed(0)
-    path = resolve_model_path("minilm")
-    folder = tmp_path_factory.mktemp("onnx-reranker") / "model"
-    AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(path).save_pretrained(folder)
-    return folder
+    return save_seeded_reranker(tmp_path_factory.mktemp("onnx-reranker") / "model")
 
 
 @pytest.fixture(scope="module")

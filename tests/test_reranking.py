@@ -22,6 +22,7 @@ from inpars_core.reranking.encoding import (
 from inpars_core.reranking.scoring import ScoringConfig, load_reranker, score_pairs
 from inpars_core.reranking.stage import RerankConfig, ScoreCache, rerank
 from inpars_core.runs import read_trec_run, write_trec_run
+from tests.conftest import save_seeded_reranker
 
 PAIRS = [
     ("does aspirin prevent heart attacks", "Aspirin lowers the risk of myocardial infarction."),
@@ -33,17 +34,7 @@ PAIRS = [
 @pytest.fixture(scope="module")
 def tiny_reranker_dir(tmp_path_factory) -> Path:
     """The packaged MiniLM backbone with a seeded 1-logit head, saved once (a fixed model)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from inpars_core.models import resolve_model_path
-
-    torch.manual_seed(0)
-    path = resolve_model_path("minilm")
-    folder = tmp_path_factory.mktemp("reranker") / "model"
-    AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(path).save_pretrained(folder)
-    return folder
+    return save_seeded_reranker(tmp_path_factory.mktemp("reranker") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -156,6 +156,15 @@ def logits_to_scores(logits: Any) -> Any:
     return logits[:, 1] - logits[:, 0]
 
 
+def _batches(
+    pairs: Sequence[tuple[str, str]], order: Sequence[int], batch_size: int
+) -> Iterator[tuple[list[int], list[str], list[str]]]:
+    """``(positions, queries, documents)`` of consecutive ``batch_size`` slices of ``order``."""
+    for start in range(0, len(order), batch_size):
+        index = list(order[start : start + batch_size])
+        yield index, [pairs[i][0] for i in index], [pairs[i][1] for i in index]
+
+
 def score_pairs(
     reranker: LoadedReranker,
     pairs: Sequence[tuple[str, str]],
@@ -174,28 +183,17 @@ def score_pairs(
     device = reranker.device
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(reranker.precision)
     if reranker.onnx is not None:
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
+        for index, queries, documents in _batches(pairs, order, config.batch_size):
             features = encode_pairs(
-                reranker.tokenizer,
-                [pairs[i][0] for i in index],
-                [pairs[i][1] for i in index],
-                encoding,
-                return_tensors="np",
+                reranker.tokenizer, queries, documents, encoding, return_tensors="np"
             )
             values = logits_to_scores(reranker.onnx.logits(features)).tolist()
             for i, value in zip(index, values, strict=True):
                 scores[i] = float(value)
         return scores
     with torch.inference_mode():
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            batch = encode_pairs(
-                reranker.tokenizer,
-                [pairs[i][0] for i in index],
-                [pairs[i][1] for i in index],
-                encoding,
-            ).to(device)
+        for index, queries, documents in _batches(pairs, order, config.batch_size):
+            batch = encode_pairs(reranker.tokenizer, queries, documents, encoding).to(device)
             if autocast_dtype is not None:
                 with torch.autocast(device_type=device.split(":")[0], dtype=autocast_dtype):
                     logits = reranker.model(**batch).logits
