@@ -8,8 +8,9 @@ Tolerances:
   six layers. On this model (seeded 1-logit head, scores spread ~0.015, range ~0.06) the measured
   max difference was 0.005-0.007 over SciFact pairs at 256 tokens; the bound is 0.02 (3x that),
   with rank agreement checked separately (Spearman). The ranking quality that matters (nDCG@10
-  within ±0.002 of fp32 on 100 claims) is the slow test at the end, on a head fitted to SciFact
-  train claims (:mod:`inpars_core.reranking.probe`).
+  within ±0.002 of fp32 on 100 claims) is the slow test at the end, on a cross-encoder trained
+  on SciFact train claims and on a probe head fitted to them (:mod:`inpars_core.reranking.probe`):
+  bf16 misses it on both (a strict xfail with the measured numbers).
 """
 
 from __future__ import annotations
@@ -177,41 +178,77 @@ def test_rerank_stage_records_the_precision_used(
     assert artifact.counts["scored"] == artifact.counts["pairs"] > 0
 
 
-@pytest.mark.slow  # a probe head, a BM25 index and 2,000 pairs at 256 tokens, twice
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured here (2 loaded cores, 2026-11-27): fp32 0.3694, bf16 0.3638 (|Δ| 0.0056 > "
-    "0.002) with the probe head; with the seeded random head bf16 stayed within 0.0001 "
-    "(0.2315 vs 0.2316). No precision faster than fp32 met ±0.002 on this head (issue 15)",
-)
-def test_bf16_ndcg_within_0002_of_fp32_on_100_claims(
-    scifact, model_dir: Path, tmp_path: Path
-) -> None:
-    from inpars_core.evaluation import evaluate
-    from inpars_core.reranking.probe import fit_probe_head, probe_pairs
-    from inpars_core.reranking.stage import RerankConfig, rerank
+@pytest.fixture(scope="module")
+def test_head(scifact, tmp_path_factory) -> dict:
+    """A flat BM25 index, the first 100 test claims, their BM25 top-20 and their judgements."""
     from inpars_core.retrieval.bm25 import BM25Retriever, IndexConfig, build_index
+
+    index = build_index(scifact, tmp_path_factory.mktemp("bm25") / "index", IndexConfig("flat"))
+    queries = dict(list(scifact.split_queries("test").items())[:100])
+    qrels = scifact.qrels("test")
+    return {
+        "index": index,
+        "queries": queries,
+        "first": BM25Retriever(index).retrieve(queries, k=20),
+        "judged": {q: qrels[q] for q in queries if q in qrels},
+    }
+
+
+def _ndcg_by_precision(scifact, model: Path, test_head: dict, cache: Path) -> dict[str, float]:
+    """nDCG@10 of the 100 claims' BM25 top-20 reranked by ``model`` at fp32 and each of
+    :data:`NDCG_PRECISIONS` (max_length 256)."""
+    from inpars_core.evaluation import evaluate
+    from inpars_core.reranking.stage import RerankConfig, rerank
     from inpars_core.runs import top_k
 
-    # a head fitted on train claims: a random head ranks near chance (see reranking/probe.py)
-    probe = fit_probe_head(model_dir, tmp_path / "probe", *probe_pairs(scifact, "train"))
-    queries = dict(list(scifact.split_queries("test").items())[:100])
-    index = build_index(scifact, tmp_path / "index", IndexConfig("flat"))
-    first = BM25Retriever(index).retrieve(queries, k=20)
-    qrels = scifact.qrels("test")
-    judged = {q: qrels[q] for q in queries if q in qrels}
     ndcg = {}
     for precision in ("fp32", *NDCG_PRECISIONS):
-        reranker = load_reranker(
-            str(probe), ScoringConfig(precision=precision), onnx_root=tmp_path / "cache"
+        scoring = ScoringConfig(precision=precision)
+        reranker = load_reranker(str(model), scoring, onnx_root=cache)
+        config = RerankConfig(depth=20, encoding=EncodingConfig("pair", 256), scoring=scoring)
+        run, report = rerank(
+            reranker, test_head["queries"], test_head["first"], scifact.corpus, config
         )
-        config = RerankConfig(
-            depth=20,
-            encoding=EncodingConfig("pair", 256),
-            scoring=ScoringConfig(precision=precision),
-        )
-        run, report = rerank(reranker, queries, first, scifact.corpus, config)
         assert report.scored == report.pairs == 2000
-        ndcg[precision] = evaluate(top_k(run, 20), judged, ["nDCG@10"]).aggregate["nDCG@10"]
+        ndcg[precision] = evaluate(top_k(run, 20), test_head["judged"], ["nDCG@10"]).aggregate[
+            "nDCG@10"
+        ]
+    return ndcg
+
+
+#: Measured here (idle 2-core Xeon with AMX, 2026-11-27, benchmarks/bench_rerank.py): fp32 vs bf16
+#: nDCG@10 on the 100 claims, BM25 top-20, 256 tokens. A 100-claim nDCG@10 moves by ~0.004 when
+#: one query swaps its relevant document between ranks 1 and 2, so ±0.002 allows no such swap.
+BF16_MEASURED = {
+    "trained": "cross-encoder trained on 300 train claims: fp32 0.3798, bf16 0.3707 (|Δ| 0.0090; "
+    "max |Δ score| 0.011)",
+    "probe": "linear probe head on the frozen bi-encoder backbone: fp32 0.3694, bf16 0.3640 "
+    "(|Δ| 0.0054; max |Δ score| 0.062)",
+}
+
+
+@pytest.mark.slow  # a model (trained ~1.5 min, or a probe head) and 2,000 pairs at 256, twice
+@pytest.mark.xfail(
+    strict=True,
+    reason="bf16 autocast is not within ±0.002 nDCG@10 of fp32 on either model: "
+    + "; ".join(BF16_MEASURED.values())
+    + ". The speed rows of make bench say so too (issue 15)",
+)
+@pytest.mark.parametrize("model", list(BF16_MEASURED))
+def test_bf16_ndcg_within_0002_of_fp32_on_100_claims(
+    scifact, model: str, model_dir: Path, test_head: dict, tmp_path: Path
+) -> None:
+    from inpars_core.reranking.probe import (
+        fit_probe_head,
+        probe_pairs,
+        train_claims_cross_encoder,
+    )
+
+    if model == "trained":
+        scorer = train_claims_cross_encoder(scifact, test_head["index"], tmp_path / "trained")
+    else:  # a head fitted on train claims: a random head ranks near chance (reranking/probe.py)
+        scorer = fit_probe_head(model_dir, tmp_path / "probe", *probe_pairs(scifact, "train"))
+    ndcg = _ndcg_by_precision(scifact, scorer, test_head, tmp_path / "cache")
+    assert ndcg["fp32"] > 0.3, ndcg  # a model that ranks (a random head: ~0.23)
     for precision in NDCG_PRECISIONS:
         assert abs(ndcg[precision] - ndcg["fp32"]) <= NDCG_TOLERANCE, ndcg

@@ -80,3 +80,40 @@ def fit_probe_head(
     network.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return Path(out)
+
+
+def train_claims_cross_encoder(
+    dataset: Any,
+    index: Any,
+    out: str | Path,
+    claims: int = 300,
+    negatives: int = 3,
+    max_length: int = 128,
+    bf16: bool = True,
+) -> Path:
+    """Train and save (``out``/model) a full cross-encoder on the first ``claims`` judged
+    *train* claims of ``dataset``: the demo's base recipe (all-MiniLM-L6-v2 backbone, objective
+    lce, lr 1e-4, one epoch, batch 32, ``negatives`` BM25 negatives from ranks 1-100 of
+    ``index``). Unlike :func:`fit_probe_head` every layer learns to read the pair, so its scores
+    have the spread of a real reranker; this is the model a precision is judged on when the
+    question is what it costs a trained reranker."""
+    from inpars_core.negatives import NegativesConfig, mine_triples, positives_from_qrels
+    from inpars_core.retrieval.bm25 import BM25Retriever
+    from inpars_core.training.trainer import TrainingConfig, train_reranker
+
+    qrels, split = dataset.qrels("train"), dataset.split_queries("train")
+    chosen = [q for q in qrels if q in split][:claims]
+    queries = {q: split[q].text for q in chosen}
+    run = BM25Retriever(index).retrieve({q: split[q] for q in chosen}, k=100)
+    triples, _ = mine_triples(
+        queries,
+        positives_from_qrels({q: qrels[q] for q in chosen}),
+        run,
+        sorted(dataset.corpus),
+        NegativesConfig(negatives=negatives, window=(1, 100), seed=0),
+    )
+    documents = {doc_id: doc.contents for doc_id, doc in dataset.corpus.items()}
+    config = TrainingConfig(
+        objective="lce", lr=1e-4, epochs=1, batch_size=32, max_length=max_length, bf16=bf16
+    )
+    return train_reranker(triples, documents, config, Path(out), base_model="minilm").model_dir

@@ -119,6 +119,9 @@ class TrainingConfig:
     #: batches again, and the epoch's batches are shuffled (:func:`bucket_epoch`): each epoch
     #: trains the same triples, groups kept whole, with less padding. 0: off (plain batches).
     length_buckets: int = 0
+    #: AdamW's fused kernel where the device has one (the default, :func:`_optimizer`); False:
+    #: torch's foreach kernel, the trainer's path before issue 15 (the benchmark's reference).
+    fused_optimizer: bool = True
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -643,8 +646,16 @@ class _Tracker:
 
 
 def _optimizer(model: Any, config: TrainingConfig) -> Any:
-    """AdamW; no weight decay on biases and LayerNorm weights."""
+    """AdamW; no weight decay on biases and LayerNorm weights; the fused kernel (one pass over
+    each parameter, the same update up to float rounding) where torch has one for the device.
+
+    Fused matters on a CPU at the small batches of fine-tuning: AdamW touches all 22.7M
+    parameters of MiniLM-L6 every step, the 11.7M of the word embeddings included, whatever the
+    batch. Measured here (2-core Xeon, 5 pairs x 128 tokens per step): the optimizer step took
+    0.13-0.15 s of a 0.45 s step with torch's default (foreach) kernel, 0.02 s fused; the
+    Hugging Face Trainer's own default is fused too (transformers >= 5 with torch >= 2.8)."""
     import torch
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -656,7 +667,9 @@ def _optimizer(model: Any, config: TrainingConfig) -> Any:
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config.lr)
+    devices = {param.device.type for group in groups for param in group["params"]}
+    fused = config.fused_optimizer and devices <= set(_get_fused_kernels_supported_devices())
+    return torch.optim.AdamW(groups, lr=config.lr, fused=fused or None)
 
 
 def _first_batch_checks(
