@@ -153,3 +153,36 @@ def test_bucketed_bf16_training_reaches_the_plain_fp32_loss(tmp_path: Path) -> N
     # asked to land, and a broken fast path (wrong triples, split groups, no learning) misses.
     assert abs(fast[0] - plain[0]) < 0.05, epoch_means
     assert abs(fast[-1] - plain[-1]) < 0.25 * drop, epoch_means
+
+
+@pytest.mark.integration
+def test_fused_adamw_trains_the_same_curve_as_the_foreach_kernel(tmp_path: Path) -> None:
+    """The trainer's default fused AdamW (issue 15) is the same update as torch's foreach AdamW,
+    the trainer's optimizer before: same batches, per-update losses equal up to float rounding,
+    and the optimizer each run used is the one asked for."""
+    from inpars_core.training.trainer import _optimizer
+
+    triples, documents = varied_triples(queries=8, negatives=2)
+    losses = {}
+    for fused in (True, False):
+        config = TrainingConfig(
+            objective="lce",
+            lr=2e-4,
+            warmup_ratio=0.0,
+            epochs=3,
+            batch_size=4,
+            max_length=32,
+            probe_size=0,
+            fused_optimizer=fused,
+            device="cpu",
+        )
+        network = torch.nn.Linear(2, 1)
+        assert _optimizer(network, config).defaults["fused"] is (True if fused else None)
+        out = tmp_path / f"fused-{fused}"
+        train_reranker(triples, documents, config, out, base_model="minilm")
+        lines = (out / "train_log.jsonl").read_text().splitlines()
+        losses[fused] = [json.loads(line)["loss"] for line in lines]
+    assert len(losses[True]) == len(losses[False]) == 12
+    assert losses[True][0] > losses[True][-1]  # it learns
+    # measured: max |Δ| 2.4e-7 over the 12 updates (the kernels round in another order)
+    assert max(abs(a - b) for a, b in zip(losses[True], losses[False], strict=True)) < 1e-4
