@@ -47,6 +47,21 @@ def varied_triples(queries: int, negatives: int) -> tuple[list[Triple], dict[str
     return triples, documents
 
 
+def small_lce_config(**changes: object) -> TrainingConfig:
+    """lce at lr 2e-4 without warm-up, batch 4, 32 tokens, no probe set, on the CPU; ``changes``
+    set the rest (epochs, bf16, length_buckets, fused_optimizer)."""
+    settings: dict = {
+        "objective": "lce",
+        "lr": 2e-4,
+        "warmup_ratio": 0.0,
+        "batch_size": 4,
+        "max_length": 32,
+        "probe_size": 0,
+        "device": "cpu",
+    }
+    return TrainingConfig(**{**settings, **changes})
+
+
 def epochs_of(steps: list[tuple[int, list[Triple]]]) -> dict[int, list[list[Triple]]]:
     by_epoch: dict[int, list[list[Triple]]] = {}
     for epoch, batch in steps:
@@ -122,18 +137,7 @@ def test_bucketed_bf16_training_reaches_the_plain_fp32_loss(tmp_path: Path) -> N
     torch.set_num_threads(1)  # two cores shared with other processes: see test_training.py
     try:
         for name, bf16, buckets in (("plain", False, 0), ("fast", True, 2)):
-            config = TrainingConfig(
-                objective="lce",
-                lr=2e-4,
-                warmup_ratio=0.0,
-                epochs=4,
-                batch_size=4,
-                max_length=32,
-                probe_size=0,
-                bf16=bf16,
-                length_buckets=buckets,
-                device="cpu",
-            )
+            config = small_lce_config(epochs=4, bf16=bf16, length_buckets=buckets)
             train_reranker(triples, documents, config, tmp_path / name, base_model="minilm")
             lines = (tmp_path / name / "train_log.jsonl").read_text().splitlines()
             losses[name] = [json.loads(line) for line in lines]
@@ -165,17 +169,7 @@ def test_fused_adamw_trains_the_same_curve_as_the_foreach_kernel(tmp_path: Path)
     triples, documents = varied_triples(queries=8, negatives=2)
     losses = {}
     for fused in (True, False):
-        config = TrainingConfig(
-            objective="lce",
-            lr=2e-4,
-            warmup_ratio=0.0,
-            epochs=3,
-            batch_size=4,
-            max_length=32,
-            probe_size=0,
-            fused_optimizer=fused,
-            device="cpu",
-        )
+        config = small_lce_config(epochs=3, fused_optimizer=fused)
         network = torch.nn.Linear(2, 1)
         assert _optimizer(network, config).defaults["fused"] is (True if fused else None)
         out = tmp_path / f"fused-{fused}"

@@ -38,7 +38,7 @@ import random
 import shutil
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,16 +262,26 @@ def plan_epoch(
         groups.setdefault((triple.query_id, triple.pos_doc_id), []).append(triple)
     keys = list(groups)
     rng.shuffle(keys)
+    return pack_units(
+        (
+            groups[key][start : start + batch_size]
+            for key in keys
+            for start in range(0, len(groups[key]), batch_size)
+        ),
+        batch_size,
+    )
+
+
+def pack_units(units: Iterable[Sequence[Triple]], batch_size: int) -> list[list[Triple]]:
+    """``units`` in order, packed into batches of at most ``batch_size`` triples: a unit goes
+    whole into the current batch, or starts the next one when it would not fit."""
     batches: list[list[Triple]] = []
     current: list[Triple] = []
-    for key in keys:
-        members = groups[key]
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            if current and len(current) + len(chunk) > batch_size:
-                batches.append(current)
-                current = []
-            current = current + chunk
+    for unit in units:
+        if current and len(current) + len(unit) > batch_size:
+            batches.append(current)
+            current = []
+        current = current + list(unit)
     if current:
         batches.append(current)
     return batches
@@ -302,14 +312,7 @@ def bucket_epoch(
             for unit in batch_units(batch, keep_groups)
         ]
         units.sort(key=lambda unit: -max(lengths[id(triple)] for triple in unit))
-        current: list[Triple] = []
-        for unit in units:
-            if current and len(current) + len(unit) > batch_size:
-                bucketed.append(current)
-                current = []
-            current = current + unit
-        if current:
-            bucketed.append(current)
+        bucketed += pack_units(units, batch_size)
     rng.shuffle(bucketed)
     return bucketed
 
