@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 #: The benchmark modules, in the order the table lists them.
-PATHS = ("rerank", "generate", "train", "dense", "bm25", "scale")
+PATHS = ("rerank", "rerank_exact", "generate", "train", "dense", "bm25", "scale")
 #: The keys every row of a benchmark module has.
 ROW_KEYS = ("path", "ours", "reference", "ratio", "target", "met", "quality", "details")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")

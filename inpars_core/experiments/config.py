@@ -202,7 +202,7 @@ RerankSection = section(
     ``depth_queries`` (one count per depth) reranks only the first N test queries at a depth
     (e.g. depth 1000 on 50 queries: 10x the pairs of depth 100); every row at that depth is
     evaluated on those queries.""",
-    (rerank.Config, ("max_length", "batch_size", "precision", "pair_encoding")),
+    (rerank.Config, ("max_length", "batch_size", "precision", "exact_top", "pair_encoding")),
     defaults={"max_length": 128},
     extra=(
         (

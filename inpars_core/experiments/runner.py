@@ -582,6 +582,7 @@ class ExperimentRunner:
             max_length=section.max_length,
             batch_size=section.batch_size,
             precision=section.precision,
+            exact_top=section.exact_top,
             cache=False,
         )
         params = {

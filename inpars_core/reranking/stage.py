@@ -46,6 +46,9 @@ class RerankConfig:
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     chunk_pairs: int = 256
+    #: > 0: the top ``exact_top`` of each query rescored in fp32 after a faster precision
+    #: (:mod:`inpars_core.reranking.exact_head`); 0: every score at ``scoring.precision``.
+    exact_top: int = 0
 
 
 #: Version of the cache key schema, written as the first line of every cache file.
@@ -184,6 +187,9 @@ class RerankReport:
     pairs: int = 0
     scored: int = 0
     cached: int = 0
+    #: The exact head's pairs rescored in fp32 and its final margin (``exact_top`` > 0).
+    rescored_fp32: int = 0
+    exact_margin: float | None = None
 
 
 def validate_encoding(reranker: LoadedReranker, encoding: EncodingConfig) -> tuple[str, ...]:
@@ -233,9 +239,13 @@ def rerank(
 
     Pairs are keyed by :class:`ScoreSetting` (model fingerprint, encoding, max_length,
     precision, query text, document text): a pair already in ``cache`` is not scored again,
-    and equal texts are scored once.
+    and equal texts are scored once. ``config.exact_top`` > 0 after a faster precision: each
+    query's top ``exact_top`` (and every pair near it) is rescored in fp32, so that top ranks
+    as fp32 ranks it (:mod:`inpars_core.reranking.exact_head`; ``report.rescored_fp32``).
     """
     validate_encoding(reranker, config.encoding)
+    if config.exact_top:
+        fp32_twin(reranker)  # refuse a precision without fp32 weights before scoring anything
     setting = ScoreSetting.of(reranker, config)
     untexted = [q for q in run if q not in queries]
     if untexted:
@@ -271,6 +281,36 @@ def rerank(
             elif key not in seen:
                 seen.add(key)
                 wanted.append((key, text, contents))
+    local = _score_wanted(reranker, wanted, config, cache, report, progress)
+    stored = cache.scores if cache is not None else {}
+    fast = {
+        query_id: [local[k] if k in local else stored[k] for k in keys[query_id]]
+        for query_id in shallow
+    }
+    if config.exact_top and reranker.precision != "fp32":
+        fast = _exact_head_scores(
+            reranker, queries, shallow, documents, config, cache, fast, report
+        )
+    head: Run = {
+        query_id: sort_ranking(
+            ScoredDoc(query_id, d.doc_id, float(s))
+            for d, s in zip(docs, fast[query_id], strict=True)
+        )
+        for query_id, docs in shallow.items()
+    }
+    return with_first_stage_tail(head, first_stage, config.depth), report
+
+
+def _score_wanted(
+    reranker: LoadedReranker,
+    wanted: Sequence[tuple[str, str, str]],
+    config: RerankConfig,
+    cache: ScoreCache | ScoreCaches | None,
+    report: RerankReport,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Score ``(cache key, query text, document text)`` items in chunks of
+    ``config.chunk_pairs``, each chunk appended to ``cache`` as soon as it is scored."""
     local: dict[str, float] = {}
     for start in range(0, len(wanted), config.chunk_pairs):
         chunk = wanted[start : start + config.chunk_pairs]
@@ -283,11 +323,54 @@ def rerank(
         report.scored += len(chunk)
         if progress:
             progress(len(chunk))
-    stored = cache.scores if cache is not None else {}
-    head: Run = {}
-    for query_id, docs in shallow.items():
-        scored = (local[k] if k in local else stored[k] for k in keys[query_id])
-        head[query_id] = sort_ranking(
-            ScoredDoc(query_id, d.doc_id, float(s)) for d, s in zip(docs, scored, strict=True)
+    return local
+
+
+def fp32_twin(reranker: LoadedReranker) -> LoadedReranker:
+    """The same model scoring in fp32: bf16/fp16 autocast and the ONNX graphs keep the fp32
+    torch weights beside them; torch int8 quantised them in place, so it has no twin."""
+    from inpars_core.errors import ConfigError
+
+    if reranker.precision == "int8":
+        raise ConfigError(
+            "exact_top: expected a precision that keeps the fp32 weights (bf16, fp16, onnx-fp32, "
+            "onnx-int8), found int8 (torch dynamic quantisation replaces them); fix: precision "
+            "onnx-int8 or bf16, or exact_top 0"
         )
-    return with_first_stage_tail(head, first_stage, config.depth), report
+    return dataclasses.replace(reranker, precision="fp32", onnx=None)
+
+
+def _exact_head_scores(
+    reranker: LoadedReranker,
+    queries: Mapping[str, Query],
+    shallow: Run,
+    documents: Mapping[str, Document],
+    config: RerankConfig,
+    cache: ScoreCache | ScoreCaches | None,
+    fast: dict[str, list[float]],
+    report: RerankReport,
+) -> dict[str, list[float]]:
+    """``fast`` with each query's head rescored in fp32 (:func:`exact_head`; fp32 scores are
+    cached under their own :class:`ScoreSetting`, so a rerun resumes them too)."""
+    from inpars_core.reranking.exact_head import exact_head
+
+    twin = fp32_twin(reranker)
+    setting = ScoreSetting.of(twin, config)
+    fp32_config = dataclasses.replace(
+        config, scoring=dataclasses.replace(config.scoring, precision="fp32")
+    )
+
+    def rescore(positions: list[tuple[str, int]]) -> list[float]:
+        items = []
+        for query_id, i in positions:
+            text = queries[query_id].text
+            contents = documents[shallow[query_id][i].doc_id].contents
+            items.append((setting.key(text, contents), text, contents))
+        stored = cache.scores if cache is not None else {}
+        missing = list({item[0]: item for item in items if item[0] not in stored}.values())
+        local = _score_wanted(twin, missing, fp32_config, cache, RerankReport())
+        return [local[key] if key in local else stored[key] for key, _, _ in items]
+
+    merged, head = exact_head(fast, rescore, config.exact_top)
+    report.rescored_fp32, report.exact_margin = head.rescored, float(head.margin)
+    return merged

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inpars_core.errors import InputFormatError
-from inpars_core.options import POSITIVE_INT, option, validate
+from inpars_core.options import NON_NEGATIVE_INT, POSITIVE_INT, option, validate
 from inpars_core.reranking.encoding import PairEncoding
 from inpars_core.reranking.scoring import Precision
 from inpars_core.stages.common import (
@@ -67,6 +67,13 @@ class Config:
         "cross-encoder inference precision: fp32; bf16/fp16 autocast; int8 (torch dynamic); "
         "onnx-fp32, onnx-int8 (ONNX Runtime on the CPU, fused attention; onnx-int8: int8 "
         "weights, the fastest on a CPU; the graph is exported once into $INPARS_CACHE_DIR/onnx)",
+    )
+    exact_top: int = option(
+        0,
+        "cross-encoder: rescore in fp32 each query's top N and every pair whose fast score is "
+        "near it, after a faster precision (bf16, fp16, onnx-*): the top N then ranks as fp32 "
+        "ranks it (nDCG@10 equal to fp32's with 10) at most of that precision's speed; 0: off",
+        check=NON_NEGATIVE_INT,
     )
     cache: bool = option(
         True,
@@ -201,6 +208,7 @@ def _cross_encoder(
         encoding=EncodingConfig(config.pair_encoding, config.max_length),
         scoring=scoring,
         chunk_pairs=config.chunk_pairs,
+        exact_top=config.exact_top,
     )
     reranker = load_reranker(inputs.model, scoring)
     # the shared cache first: a kill between the two writes leaves the artifact's file behind
@@ -210,6 +218,8 @@ def _cross_encoder(
         reranker, queries, first, dataset.corpus, rerank_config, ScoreCaches(caches), tick
     )
     counts = {"pairs": report.pairs, "scored": report.scored, "cached": report.cached}
+    if config.exact_top:
+        counts["rescored_fp32"] = report.rescored_fp32
     sample = [
         (queries[query_id].text, dataset.corpus[doc.doc_id].contents)
         for query_id, docs in sorted(top_k(reranked, config.depth).items())
@@ -227,7 +237,11 @@ def _cross_encoder(
     recorded = {
         "encoding": encoding,
         "training_mode": training_mode,
-        "scoring": scoring_record(reranker),
+        "scoring": {
+            **scoring_record(reranker),
+            "exact_top": config.exact_top,
+            "exact_margin": report.exact_margin,
+        },
     }
     return reranked, counts, reranker.fingerprint, recorded
 

@@ -132,6 +132,22 @@ def test_p10_onnx_fp32_is_fp32_and_onnx_int8_is_a_precision_change(tmp_path: Pat
     assert finding.fix == {"rerank.precision": "fp32"}
 
 
+def test_p10_a_bf16_rerank_whose_top_10_is_rescored_in_fp32_is_no_precision_change(
+    tmp_path: Path,
+) -> None:
+    exact = {"config": {"precision": "bf16", "exact_top": 10}}
+    finding = encoding.train_eval_mismatch(
+        context(fine_tuned_experiment(tmp_path / "a", rerank=exact))
+    )
+    assert finding.verdict == "ok" and finding.evidence["rerank_exact_top"] == 10
+    # a top 5 leaves ranks 6-10 of nDCG@10 in bf16: still a precision change
+    short = {"config": {"precision": "bf16", "exact_top": 5}}
+    finding = encoding.train_eval_mismatch(
+        context(fine_tuned_experiment(tmp_path / "b", rerank=short))
+    )
+    assert finding.verdict == "warn" and "reranked in bf16" in finding.summary
+
+
 def test_p10_is_na_without_a_rerank_stage(tmp_path: Path) -> None:
     fake = fine_tuned_experiment(tmp_path)
     del fake.rows[1]["stages"]["rerank"]

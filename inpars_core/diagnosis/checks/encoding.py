@@ -294,8 +294,16 @@ def train_eval_mismatch(ctx: VariantContext) -> Finding:
     if train_length is not None and rerank_length is not None and train_length != rerank_length:
         warnings.append(f"trained at max_length {train_length}, reranked at {rerank_length}")
         fix["finetune.max_length"] = rerank_length
-    # onnx-fp32 is the same fp32 arithmetic (ONNX Runtime), not a precision mismatch
-    if rerank_precision and rerank_precision.removeprefix("onnx-") != train_precision:
+    # onnx-fp32 is the same fp32 arithmetic (ONNX Runtime), not a precision mismatch; nor is a
+    # fast precision whose top 10 is rescored in fp32 (rerank.exact_top >= 10) for nDCG@10
+    exact_top = int(rerank_config.get("exact_top") or 0)
+    evidence["rerank_exact_top"] = exact_top
+    head_in_fp32 = train_precision == "fp32" and exact_top >= 10
+    if (
+        rerank_precision
+        and rerank_precision.removeprefix("onnx-") != train_precision
+        and not head_in_fp32
+    ):
         warnings.append(f"trained in {train_precision}, reranked in {rerank_precision}")
         fix["rerank.precision"] = train_precision
     expected = (
