@@ -17,7 +17,7 @@ The margin calibrates itself from the errors it sees: the first round rescores e
 fast top ``k``; the margin becomes ``safety`` times the largest |fp32 - fast| observed, the pairs
 it newly covers are rescored, and so on until the observed errors fit (``safety`` times the
 largest one is within the margin). The premise, that the pairs left unrescored err no more than
-those rescored, is an empirical one: the tests and ``benchmarks/bench_rerank.py`` check the
+those rescored, is an empirical one: the tests and ``benchmarks/bench_rerank_exact.py`` check the
 result against fp32 on real rankings.
 """
 
